@@ -1,0 +1,300 @@
+//! The network genesis: every consensus parameter in one document shared by all members.
+//!
+//! Different parameters would give different state roots, so none of them is a per-node
+//! setting. The genesis hash is the network id: it is committed in every PoW and every event
+//! signature, and peers of different networks refuse each other.
+//!
+//! All values are integers (principle 4). Trust and coherence are in millionths, ATP in
+//! thousandths, durations in milliseconds. Defaults are DESIGN.md's parameter table.
+
+use crate::codec::Writer;
+use crate::fixed::{DAY_MS, HOUR_MS, MICRO, MILLI};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Version of the genesis encoding that is hashed into the network id.
+pub const GENESIS_VERSION: u8 = 1;
+
+/// The network's consensus parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Genesis {
+    /// A label for humans; hashed like everything else, so two networks with equal
+    /// parameters but different names are different networks.
+    pub network_name: String,
+    /// Layer 1: required proof-of-work difficulty in leading zero bits.
+    pub pow_bits: u8,
+    /// Layer 2: length of the sliding rate window.
+    pub rate_window_ms: u64,
+    /// Layer 2: thoughts allowed per window before the trust and ATP factors.
+    pub rate_base_thoughts: u64,
+    /// Layer 2: content bytes allowed per window before the factors.
+    pub rate_base_bytes: u64,
+    /// Layer 2/4: weight of trust in the rate factor, millionths (0.5 → 1 + 0.5·trust).
+    pub rate_trust_weight_micro: u64,
+    /// Layer 2/9: ATP at which the bonus reaches its maximum of 1 (doubling the rate).
+    pub rate_bonus_full_atp_milli: u64,
+    /// Layer 3: fewest characters in a thought.
+    pub content_min_chars: u64,
+    /// Layer 3: most characters in a thought.
+    pub content_max_chars: u64,
+    /// Layer 3: least coherence accepted, millionths.
+    pub coherence_min_micro: u64,
+    /// Layer 4: share of the corpus cap any author may hold at trust 0, millionths.
+    pub share_base_micro: u64,
+    /// Layer 4: extra share per unit of trust, millionths.
+    pub share_trust_micro: u64,
+    /// Layer 5/6: starting trust of a software-key (L4) member.
+    pub trust_start_l4_micro: u64,
+    /// Layer 5/6: starting trust of a hardware-bound (L5) member.
+    pub trust_start_l5_micro: u64,
+    /// Layer 5/6: trust ceiling of an L4 member.
+    pub trust_ceiling_l4_micro: u64,
+    /// Layer 5/6: trust ceiling of an L5 member.
+    pub trust_ceiling_l5_micro: u64,
+    /// Layer 5: trust gained per accepted thought at coherence 1 (scaled by coherence).
+    pub trust_gain_micro: u64,
+    /// Layer 5: trust lost per violation (5:1 against the gain).
+    pub trust_penalty_micro: u64,
+    /// Layer 7: most thoughts in the live corpus.
+    pub corpus_max_thoughts: u64,
+    /// Layer 7: most content bytes in the live corpus.
+    pub corpus_max_bytes: u64,
+    /// Layer 7: pruning starts when either use reaches this share of its cap, millionths.
+    pub prune_trigger_micro: u64,
+    /// Layer 7: pruning removes thoughts until both uses are at or below this share.
+    pub prune_target_micro: u64,
+    /// Layer 7: weight of coherence in the keep priority, millionths (recency gets the rest).
+    pub keep_coherence_weight_micro: u64,
+    /// Layer 7: recency falls linearly from 1 to 0 over this much logical time.
+    pub recency_horizon_ms: u64,
+    /// Layer 8: inactivity before trust starts to decay.
+    pub decay_grace_ms: u64,
+    /// Layer 8: decay coefficient, millionths (0.01 → total decay 0.01·ln(1 + days − 7)).
+    pub decay_coefficient_micro: u64,
+    /// Layer 8: decay never takes trust below this.
+    pub decay_floor_micro: u64,
+    /// Layer 9: ATP every member starts with.
+    pub atp_start_milli: u64,
+    /// Layer 9: ATP earned per accepted thought.
+    pub atp_reward_milli: u64,
+    /// Layer 9: ATP earned per accepted thought of high coherence.
+    pub atp_reward_high_milli: u64,
+    /// Layer 9: coherence that earns the high reward, millionths.
+    pub atp_high_coherence_micro: u64,
+    /// Layer 9: ATP lost per violation of layers 2 and 4 (and bad transfers).
+    pub atp_violation_milli: u64,
+    /// Layer 9: ATP lost per spam (a layer-3 failure: garbage or duplicate).
+    pub atp_spam_milli: u64,
+    /// Layer 9: ATP recharged per whole day of logical time since registration.
+    pub atp_recharge_per_day_milli: u64,
+    /// Layer 9: no balance exceeds this.
+    pub atp_cap_milli: u64,
+    /// Ejection: violations that eject a member.
+    pub eject_violations: u32,
+    /// Most an event may be dated ahead of the receiver's clock before it waits.
+    pub max_future_skew_ms: u64,
+    /// Length of an epoch of logical time (state roots are signed per epoch).
+    pub epoch_ms: u64,
+    /// Members drawn to rate each thought (`Validate` committee size).
+    pub committee_size: u32,
+}
+
+impl Default for Genesis {
+    fn default() -> Self {
+        Self {
+            network_name: "web4fed".into(),
+            pow_bits: 22,
+            rate_window_ms: 60_000,
+            rate_base_thoughts: 10,
+            rate_base_bytes: 100_000,
+            rate_trust_weight_micro: MICRO / 2,
+            rate_bonus_full_atp_milli: 1_000 * MILLI,
+            content_min_chars: 10,
+            content_max_chars: 10_000,
+            coherence_min_micro: 300_000,
+            share_base_micro: 50_000,
+            share_trust_micro: 450_000,
+            trust_start_l4_micro: 100_000,
+            trust_start_l5_micro: 300_000,
+            trust_ceiling_l4_micro: 850_000,
+            trust_ceiling_l5_micro: MICRO,
+            trust_gain_micro: 10_000,
+            trust_penalty_micro: 50_000,
+            corpus_max_thoughts: 10_000,
+            corpus_max_bytes: 100_000_000,
+            prune_trigger_micro: 900_000,
+            prune_target_micro: 700_000,
+            keep_coherence_weight_micro: 600_000,
+            recency_horizon_ms: 10 * HOUR_MS,
+            decay_grace_ms: 7 * DAY_MS,
+            decay_coefficient_micro: 10_000,
+            decay_floor_micro: 100_000,
+            atp_start_milli: 100 * MILLI,
+            atp_reward_milli: MILLI,
+            atp_reward_high_milli: 2 * MILLI,
+            atp_high_coherence_micro: 800_000,
+            atp_violation_milli: 5 * MILLI,
+            atp_spam_milli: 10 * MILLI,
+            atp_recharge_per_day_milli: 10 * MILLI,
+            atp_cap_milli: 10_000 * MILLI,
+            eject_violations: 3,
+            max_future_skew_ms: 5_000,
+            epoch_ms: 1_000,
+            committee_size: 3,
+        }
+    }
+}
+
+/// A genesis value that would make the rules meaningless or unsafe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid genesis: {0}")]
+pub struct GenesisError(pub String);
+
+impl Genesis {
+    /// The default parameters at a given PoW difficulty: what `init --pow-bits N` uses, so
+    /// nodes initialised separately with the same flags land on the same network.
+    pub fn with_pow_bits(bits: u8) -> Self {
+        Self {
+            pow_bits: bits,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the relationships between parameters that the rules rely on.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let err = |s: &str| Err(GenesisError(s.to_string()));
+        if self.network_name.len() > 64 {
+            return err("network_name is longer than 64 bytes");
+        }
+        if self.pow_bits > crate::pow::POW_BITS_MAX {
+            return err("pow_bits above the ceiling of 64");
+        }
+        if self.rate_window_ms == 0 || self.epoch_ms == 0 || self.recency_horizon_ms == 0 {
+            return err("rate_window_ms, epoch_ms and recency_horizon_ms must be positive");
+        }
+        if self.rate_bonus_full_atp_milli == 0 {
+            return err("rate_bonus_full_atp_milli must be positive");
+        }
+        if self.content_min_chars > self.content_max_chars
+            || self.content_max_chars > crate::event::MAX_CONTENT_CHARS as u64
+        {
+            return err("content_min_chars ≤ content_max_chars ≤ 10,000 must hold");
+        }
+        for (name, v) in [
+            ("coherence_min_micro", self.coherence_min_micro),
+            ("trust_start_l4_micro", self.trust_start_l4_micro),
+            ("trust_start_l5_micro", self.trust_start_l5_micro),
+            ("trust_ceiling_l4_micro", self.trust_ceiling_l4_micro),
+            ("trust_ceiling_l5_micro", self.trust_ceiling_l5_micro),
+            ("prune_trigger_micro", self.prune_trigger_micro),
+            ("prune_target_micro", self.prune_target_micro),
+            (
+                "keep_coherence_weight_micro",
+                self.keep_coherence_weight_micro,
+            ),
+            ("decay_floor_micro", self.decay_floor_micro),
+            ("atp_high_coherence_micro", self.atp_high_coherence_micro),
+        ] {
+            if v > MICRO {
+                return Err(GenesisError(format!("{name} is above 1.0")));
+            }
+        }
+        if self.prune_target_micro >= self.prune_trigger_micro {
+            return err("prune_target_micro must be below prune_trigger_micro");
+        }
+        if self.trust_start_l4_micro > self.trust_ceiling_l4_micro
+            || self.trust_start_l5_micro > self.trust_ceiling_l5_micro
+        {
+            return err("starting trust above its ceiling");
+        }
+        if self.atp_start_milli > self.atp_cap_milli {
+            return err("atp_start_milli above atp_cap_milli");
+        }
+        if self.corpus_max_thoughts == 0 || self.corpus_max_bytes == 0 {
+            return err("corpus caps must be positive");
+        }
+        if self.eject_violations == 0 {
+            return err("eject_violations must be at least 1");
+        }
+        if self.committee_size > 64 {
+            return err("committee_size above 64");
+        }
+        Ok(())
+    }
+
+    /// The canonical encoding that is hashed into the network id. Field order is fixed here;
+    /// adding a field means a new `GENESIS_VERSION`.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(512);
+        w.raw(b"web4fed/genesis");
+        w.u8(GENESIS_VERSION);
+        w.bytes16(self.network_name.as_bytes());
+        w.u8(self.pow_bits);
+        for v in [
+            self.rate_window_ms,
+            self.rate_base_thoughts,
+            self.rate_base_bytes,
+            self.rate_trust_weight_micro,
+            self.rate_bonus_full_atp_milli,
+            self.content_min_chars,
+            self.content_max_chars,
+            self.coherence_min_micro,
+            self.share_base_micro,
+            self.share_trust_micro,
+            self.trust_start_l4_micro,
+            self.trust_start_l5_micro,
+            self.trust_ceiling_l4_micro,
+            self.trust_ceiling_l5_micro,
+            self.trust_gain_micro,
+            self.trust_penalty_micro,
+            self.corpus_max_thoughts,
+            self.corpus_max_bytes,
+            self.prune_trigger_micro,
+            self.prune_target_micro,
+            self.keep_coherence_weight_micro,
+            self.recency_horizon_ms,
+            self.decay_grace_ms,
+            self.decay_coefficient_micro,
+            self.decay_floor_micro,
+            self.atp_start_milli,
+            self.atp_reward_milli,
+            self.atp_reward_high_milli,
+            self.atp_high_coherence_micro,
+            self.atp_violation_milli,
+            self.atp_spam_milli,
+            self.atp_recharge_per_day_milli,
+            self.atp_cap_milli,
+            self.max_future_skew_ms,
+            self.epoch_ms,
+        ] {
+            w.u64(v);
+        }
+        w.u32(self.eject_violations);
+        w.u32(self.committee_size);
+        w.finish()
+    }
+
+    /// The network id: SHA-256 of the canonical encoding.
+    pub fn network_id(&self) -> [u8; 32] {
+        Sha256::digest(self.canonical_bytes()).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_ids_are_stable_per_parameters() {
+        let g = Genesis::default();
+        g.validate().unwrap();
+        assert_eq!(g.network_id(), Genesis::default().network_id());
+        assert_ne!(g.network_id(), Genesis::with_pow_bits(8).network_id());
+        let bad = Genesis {
+            prune_target_micro: 950_000,
+            ..Genesis::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,626 @@
+//! The ledger: every member's feed, the canonical order over all of them, and the fold that
+//! turns them into [`State`]. Sans-IO: time is an argument, effects come back from
+//! [`Ledger::poll_output`].
+//!
+//! # Admission and the fold
+//! An event enters the log once its signature verifies, its predecessor in the author's feed
+//! is present and it links to it, and (at seq 0) its proof of work meets the network's
+//! difficulty (layer 1). Events that arrive before their predecessor wait in a bounded orphan
+//! pool; events dated beyond the allowed clock skew wait in a bounded future pool.
+//!
+//! The fold judges every admitted event against the state folded from all events before it
+//! in the canonical order (timestamp, author, seq), so a verdict is a function of the event
+//! set, never of arrival order. An event that lands behind the fold's head (a late arrival,
+//! a healed partition) re-folds from the nearest snapshot before it.
+//!
+//! # Equivocation
+//! Two validly signed, different events of one author at one seq are a proof. The proof
+//! places an ejection point in the canonical order at `(min timestamp, author, seq)`; the
+//! author's events at that seq or later are ignored everywhere. Because the point depends
+//! only on the proof, nodes that hold different branches of the fork reach the same state once
+//! they hold the proof.
+//!
+//! # Drain rule
+//! After every `handle_*` call, drain [`Ledger::poll_output`] until it returns `None`: it
+//! carries events to persist and proofs to publish.
+
+use crate::attest::{level_for, LevelReason, NoHardware, Verifier};
+use crate::event::{Body, Event, EventId, Evidence, Level, OrderKey};
+use crate::genesis::Genesis;
+use crate::identity::{Keypair, MemberId};
+use crate::pow::{self, PowError};
+use crate::state::{check_evidence, State};
+use crate::verdict::{EjectCause, Verdict};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Most events waiting for their predecessor, over all authors: out-of-order delivery is
+/// normal, but an unbounded pool would let any peer exhaust memory.
+pub const MAX_ORPHANS: usize = 8_192;
+/// Most orphans one author may have waiting (a sync batch is well below this).
+pub const MAX_ORPHANS_PER_AUTHOR: usize = 1_024;
+/// Most events waiting for the clock to reach their timestamp.
+pub const MAX_FUTURE: usize = 4_096;
+/// Folded items between snapshots: bounds the work of re-folding after a late arrival.
+pub const SNAPSHOT_EVERY: usize = 2_048;
+/// Snapshots kept; older ones are dropped (a re-fold behind them starts from genesis).
+pub const MAX_SNAPSHOTS: usize = 4;
+/// Most outputs waiting to be drained; the driver drains after every call, so reaching this
+/// means a driver bug. Beyond it the oldest are dropped, never unbounded growth.
+pub const MAX_OUTPUTS: usize = 65_536;
+
+/// Why an event was not admitted. Network input produces these; none of them panics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InsertError {
+    /// The author's signature does not verify for this network.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// Layer 1: the registration's proof of work is not good enough.
+    #[error("layer 1: {0}")]
+    Pow(#[from] PowError),
+    /// The event does not link to the author's previous event.
+    #[error("broken hash chain at seq {seq}: prev does not match the author's event at seq {}", seq - 1)]
+    BrokenChain {
+        /// The event's seq.
+        seq: u64,
+    },
+    /// The event is dated before the author's previous event.
+    #[error("timestamp {timestamp_ms} is before the author's previous event at {prev_ms}")]
+    TimestampBeforePrev {
+        /// The event's timestamp.
+        timestamp_ms: u64,
+        /// The previous event's timestamp.
+        prev_ms: u64,
+    },
+    /// The event conflicts with one already held: the author equivocated.
+    #[error("equivocation: author signed two events at seq {seq}")]
+    Equivocation {
+        /// The seq of the fork.
+        seq: u64,
+    },
+    /// The author is proven to have equivocated at or before this seq.
+    #[error("author equivocated at seq {fork_seq}; its events from there on are refused")]
+    AuthorEquivocated {
+        /// The seq at which it forked.
+        fork_seq: u64,
+    },
+    /// A waiting pool is full.
+    #[error("{pool} pool is full")]
+    PoolFull {
+        /// Which pool.
+        pool: &'static str,
+    },
+}
+
+impl InsertError {
+    /// The defence layer that refused the event, where one did.
+    pub fn layer(&self) -> Option<u8> {
+        match self {
+            Self::Pow(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// What happened to an event handed to the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Admitted to the log (and any orphans it unblocked, too).
+    Admitted,
+    /// Already held: a replay changes nothing.
+    AlreadyKnown,
+    /// Waiting for the author's earlier events (an unregistered author's events wait here).
+    MissingPredecessor {
+        /// The seq the ledger needs next from this author.
+        need_seq: u64,
+    },
+    /// Dated more than the allowed skew ahead of `now`; waits until it is not.
+    FutureDated {
+        /// When it may be admitted.
+        until_ms: u64,
+    },
+}
+
+/// Work the ledger hands to its driver.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// An event entered the log: persist it (before acknowledging it to anyone).
+    Admitted(Arc<Event>),
+    /// A new equivocation proof: persist it and publish it in an `Evidence` event.
+    Proof(Evidence),
+}
+
+#[derive(Debug, Clone)]
+struct Feed {
+    ids: Vec<EventId>,
+    level: Level,
+    level_reason: LevelReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Item {
+    /// Sorts before an event at the same key.
+    Eject(MemberId),
+    Event(EventId),
+}
+
+/// A proof and the ejection point it places.
+#[derive(Debug, Clone)]
+struct Proof {
+    evidence: Evidence,
+    seq: u64,
+    key: OrderKey,
+    rank: (u64, EventId, EventId),
+}
+
+fn proof_of(e: Evidence) -> Proof {
+    let Evidence::Equivocation { a, b } = &e;
+    let (ia, ib) = (a.header.id(), b.header.id());
+    let seq = a.header.seq;
+    let key = OrderKey {
+        timestamp_ms: a.header.timestamp_ms.min(b.header.timestamp_ms),
+        author: a.header.author,
+        seq,
+    };
+    Proof {
+        seq,
+        key,
+        rank: (seq, ia.min(ib), ia.max(ib)),
+        evidence: e,
+    }
+}
+
+/// The log and its fold. See the module docs.
+pub struct Ledger {
+    genesis: Genesis,
+    network: [u8; 32],
+    verifier: Box<dyn Verifier>,
+    events: HashMap<EventId, Arc<Event>>,
+    feeds: HashMap<MemberId, Feed>,
+    order: BTreeMap<(OrderKey, Item), ()>,
+    proofs: HashMap<MemberId, Proof>,
+    evidence_checks: HashMap<EventId, Result<(), String>>,
+    orphans: BTreeMap<(MemberId, u64), Arc<Event>>,
+    future: BTreeMap<(u64, EventId), Arc<Event>>,
+    state: State,
+    verdicts: HashMap<EventId, Verdict>,
+    folded_upto: Option<(OrderKey, Item)>,
+    dirty_from: Option<(OrderKey, Item)>,
+    snapshots: Vec<((OrderKey, Item), State, usize)>,
+    folded_count: usize,
+    outputs: VecDeque<Output>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("events", &self.events.len())
+            .field("members", &self.feeds.len())
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// A ledger for a network with no hardware verifier (every L5 claim counts as L4).
+    pub fn new(genesis: Genesis) -> Self {
+        Self::with_verifier(genesis, Box::new(NoHardware))
+    }
+
+    /// A ledger with a hardware attestation verifier (layer 6).
+    pub fn with_verifier(genesis: Genesis, verifier: Box<dyn Verifier>) -> Self {
+        let network = genesis.network_id();
+        Self {
+            genesis,
+            network,
+            verifier,
+            events: HashMap::new(),
+            feeds: HashMap::new(),
+            order: BTreeMap::new(),
+            proofs: HashMap::new(),
+            evidence_checks: HashMap::new(),
+            orphans: BTreeMap::new(),
+            future: BTreeMap::new(),
+            state: State::default(),
+            verdicts: HashMap::new(),
+            folded_upto: None,
+            dirty_from: None,
+            snapshots: Vec::new(),
+            folded_count: 0,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The network parameters.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+    /// The network id (genesis hash).
+    pub fn network(&self) -> &[u8; 32] {
+        &self.network
+    }
+
+    fn push_output(&mut self, o: Output) {
+        if self.outputs.len() >= MAX_OUTPUTS {
+            self.outputs.pop_front();
+        }
+        self.outputs.push_back(o);
+    }
+
+    /// The next piece of work for the driver, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Hands the ledger one event received at local time `now_ms`, and folds.
+    pub fn handle_event(&mut self, now_ms: u64, ev: Event) -> Result<Admission, InsertError> {
+        let r = self.admit(now_ms, Arc::new(ev));
+        self.settle();
+        r
+    }
+
+    /// Hands the ledger many events and folds once at the end: the path for sync batches
+    /// and partition heals. Returns each event's admission in order.
+    pub fn handle_batch(
+        &mut self,
+        now_ms: u64,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Vec<Result<Admission, InsertError>> {
+        let out = events
+            .into_iter()
+            .map(|e| self.admit(now_ms, Arc::new(e)))
+            .collect();
+        self.settle();
+        out
+    }
+
+    /// Advances local time: admits future-dated events whose time has come.
+    pub fn handle_tick(&mut self, now_ms: u64) {
+        let horizon = now_ms.saturating_add(self.genesis.max_future_skew_ms);
+        while let Some(entry) = self.future.first_entry() {
+            if entry.key().0 > horizon {
+                break;
+            }
+            let ev = entry.remove();
+            // A released event that fails now failed for a reason unrelated to time; the
+            // error was already reported when it was first handed in, so it is dropped here.
+            let _ = self.admit(now_ms, ev);
+        }
+        self.settle();
+    }
+
+    /// Records a proof found earlier (reloaded from the store on restart).
+    pub fn handle_proof(&mut self, e: Evidence) -> Result<(), String> {
+        check_evidence(&self.network, &e)?;
+        self.add_proof(e, false);
+        self.settle();
+        Ok(())
+    }
+
+    fn add_proof(&mut self, e: Evidence, announce: bool) {
+        let p = proof_of(e);
+        let author = p.key.author;
+        if let Some(old) = self.proofs.get(&author) {
+            if old.rank <= p.rank {
+                return;
+            }
+            let old_key = (old.key, Item::Eject(author));
+            self.order.remove(&old_key);
+            self.mark_dirty(old_key);
+        }
+        if announce {
+            self.push_output(Output::Proof(p.evidence.clone()));
+        }
+        let k = (p.key, Item::Eject(author));
+        self.order.insert(k, ());
+        self.mark_dirty(k);
+        self.proofs.insert(author, p);
+    }
+
+    fn mark_dirty(&mut self, k: (OrderKey, Item)) {
+        if self.folded_upto.is_some_and(|f| k <= f) {
+            self.dirty_from = Some(self.dirty_from.map_or(k, |d| d.min(k)));
+        }
+    }
+
+    fn admit(&mut self, now_ms: u64, ev: Arc<Event>) -> Result<Admission, InsertError> {
+        if self.events.contains_key(&ev.id()) {
+            return Ok(Admission::AlreadyKnown);
+        }
+        if !ev.verify(&self.network) {
+            return Err(InsertError::BadSignature);
+        }
+        let author = ev.author();
+        let seq = ev.seq();
+        if let Some(p) = self.proofs.get(&author) {
+            if seq >= p.seq {
+                return Err(InsertError::AuthorEquivocated { fork_seq: p.seq });
+            }
+        }
+        // A conflict with an event already held is evidence, whatever the timestamps.
+        if let Some(existing) = self
+            .feeds
+            .get(&author)
+            .and_then(|f| f.ids.get(seq as usize))
+            .and_then(|id| self.events.get(id))
+        {
+            let e = Evidence::Equivocation {
+                a: existing.signed_header(),
+                b: ev.signed_header(),
+            };
+            self.add_proof(e, true);
+            return Err(InsertError::Equivocation { seq });
+        }
+        let until = now_ms.saturating_add(self.genesis.max_future_skew_ms);
+        if ev.timestamp_ms() > until {
+            if self.future.len() >= MAX_FUTURE {
+                return Err(InsertError::PoolFull { pool: "future" });
+            }
+            let until_ms = ev.timestamp_ms() - self.genesis.max_future_skew_ms;
+            self.future.insert((ev.timestamp_ms(), ev.id()), ev);
+            return Ok(Admission::FutureDated { until_ms });
+        }
+        let next = self.feeds.get(&author).map_or(0, |f| f.ids.len() as u64);
+        if seq > next {
+            return self.park_orphan(ev, next);
+        }
+        self.append(ev)?;
+        // Admit any orphans this unblocked, in feed order.
+        let mut seq = seq + 1;
+        while let Some(o) = self.orphans.remove(&(author, seq)) {
+            if o.timestamp_ms() > until {
+                self.orphans.insert((author, seq), o);
+                break;
+            }
+            if self.append(o).is_err() {
+                break;
+            }
+            seq += 1;
+        }
+        Ok(Admission::Admitted)
+    }
+
+    fn park_orphan(&mut self, ev: Arc<Event>, need_seq: u64) -> Result<Admission, InsertError> {
+        let author = ev.author();
+        if self.orphans.len() >= MAX_ORPHANS {
+            return Err(InsertError::PoolFull { pool: "orphan" });
+        }
+        let lo = (author, 0);
+        let hi = (author, u64::MAX);
+        if self.orphans.range(lo..=hi).count() >= MAX_ORPHANS_PER_AUTHOR {
+            return Err(InsertError::PoolFull {
+                pool: "per-author orphan",
+            });
+        }
+        self.orphans.insert((author, ev.seq()), ev);
+        Ok(Admission::MissingPredecessor { need_seq })
+    }
+
+    /// Appends the next event of a feed after checking the chain (and PoW at seq 0).
+    fn append(&mut self, ev: Arc<Event>) -> Result<(), InsertError> {
+        let author = ev.author();
+        let seq = ev.seq();
+        if seq == 0 {
+            let Body::Register(r) = &ev.body else {
+                // The decoder only yields a Register at seq 0.
+                return Err(InsertError::BrokenChain { seq });
+            };
+            pow::verify(&self.network, &author, r.pow, self.genesis.pow_bits)?;
+            let (level, level_reason) = level_for(
+                self.verifier.as_ref(),
+                &author,
+                &self.network,
+                r.claimed_level,
+                &r.attestation,
+            );
+            self.feeds.insert(
+                author,
+                Feed {
+                    ids: Vec::new(),
+                    level,
+                    level_reason,
+                },
+            );
+        } else {
+            let feed = self.feeds.get(&author);
+            let prev_id = feed.and_then(|f| f.ids.last()).copied();
+            if prev_id != Some(ev.header.prev) {
+                return Err(InsertError::BrokenChain { seq });
+            }
+            let prev_ms = prev_id
+                .and_then(|id| self.events.get(&id))
+                .map_or(0, |p| p.timestamp_ms());
+            if ev.timestamp_ms() < prev_ms {
+                return Err(InsertError::TimestampBeforePrev {
+                    timestamp_ms: ev.timestamp_ms(),
+                    prev_ms,
+                });
+            }
+        }
+        if let Body::Evidence(e) = &ev.body {
+            let check = check_evidence(&self.network, e);
+            if check.is_ok() {
+                self.add_proof(e.clone(), false);
+            }
+            self.evidence_checks.insert(ev.id(), check);
+        }
+        if let Some(f) = self.feeds.get_mut(&author) {
+            f.ids.push(ev.id());
+        }
+        let k = (ev.order_key(), Item::Event(ev.id()));
+        self.order.insert(k, ());
+        self.mark_dirty(k);
+        self.events.insert(ev.id(), ev.clone());
+        self.push_output(Output::Admitted(ev));
+        Ok(())
+    }
+
+    /// Brings the fold up to date with the log.
+    fn settle(&mut self) {
+        if let Some(d) = self.dirty_from.take() {
+            // Restore the newest snapshot strictly before the dirty point.
+            while self.snapshots.last().is_some_and(|(k, _, _)| *k >= d) {
+                self.snapshots.pop();
+            }
+            match self.snapshots.last() {
+                Some((k, s, n)) => {
+                    self.state = s.clone();
+                    self.folded_upto = Some(*k);
+                    self.folded_count = *n;
+                }
+                None => {
+                    self.state = State::default();
+                    self.folded_upto = None;
+                    self.folded_count = 0;
+                }
+            }
+        }
+        let start = match self.folded_upto {
+            Some(k) => std::ops::Bound::Excluded(k),
+            None => std::ops::Bound::Unbounded,
+        };
+        let pending: Vec<(OrderKey, Item)> = self
+            .order
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in pending {
+            self.fold_one(k);
+            self.folded_upto = Some(k);
+            self.folded_count += 1;
+            if self.folded_count.is_multiple_of(SNAPSHOT_EVERY) {
+                if self.snapshots.len() >= MAX_SNAPSHOTS {
+                    self.snapshots.remove(0);
+                }
+                self.snapshots
+                    .push((k, self.state.clone(), self.folded_count));
+            }
+        }
+    }
+
+    fn fold_one(&mut self, (key, item): (OrderKey, Item)) {
+        let g = &self.genesis;
+        match item {
+            Item::Eject(member) => {
+                self.state.advance(key.timestamp_ms);
+                self.state
+                    .eject(member, EjectCause::Equivocation { seq: key.seq });
+            }
+            Item::Event(id) => {
+                let Some(ev) = self.events.get(&id) else {
+                    return;
+                };
+                let forked = self
+                    .proofs
+                    .get(&ev.author())
+                    .is_some_and(|p| ev.seq() >= p.seq);
+                let verdict = if forked {
+                    Verdict::Ignored(crate::verdict::Ignored::AuthorEjected)
+                } else if ev.seq() == 0 {
+                    let (level, reason) = self
+                        .feeds
+                        .get(&ev.author())
+                        .map_or((Level::L4, LevelReason::ClaimedL4), |f| {
+                            (f.level, f.level_reason.clone())
+                        });
+                    self.state.register(g, ev, level, reason)
+                } else {
+                    let check = self.evidence_checks.get(&id).cloned().unwrap_or(Ok(()));
+                    let v = self.state.judge(g, ev, check);
+                    self.state.apply(g, ev, &v);
+                    v
+                };
+                self.verdicts.insert(id, verdict);
+            }
+        }
+    }
+
+    /// The folded state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The current verdict on an admitted event.
+    pub fn verdict(&self, id: &EventId) -> Option<&Verdict> {
+        self.verdicts.get(id)
+    }
+
+    /// An admitted event.
+    pub fn event(&self, id: &EventId) -> Option<&Arc<Event>> {
+        self.events.get(id)
+    }
+
+    /// Events in the log.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// True when the log is empty.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Length of a member's feed as held here.
+    pub fn feed_len(&self, member: &MemberId) -> u64 {
+        self.feeds.get(member).map_or(0, |f| f.ids.len() as u64)
+    }
+
+    /// A member's event at `seq`, if held.
+    pub fn feed_event(&self, member: &MemberId, seq: u64) -> Option<&Arc<Event>> {
+        let id = self.feeds.get(member)?.ids.get(seq as usize)?;
+        self.events.get(id)
+    }
+
+    /// Every feed's length: the version vector that anti-entropy sync compares.
+    pub fn version_vector(&self) -> BTreeMap<MemberId, u64> {
+        self.feeds
+            .iter()
+            .map(|(m, f)| (*m, f.ids.len() as u64))
+            .collect()
+    }
+
+    /// Proofs held, one per proven equivocator.
+    pub fn proofs(&self) -> impl Iterator<Item = &Evidence> {
+        self.proofs.values().map(|p| &p.evidence)
+    }
+
+    /// The state root at the head's logical time.
+    pub fn state_root(&self) -> [u8; 32] {
+        self.state.root_at(&self.genesis, self.state.head_ms())
+    }
+
+    /// The state root projected to logical time `t` (no earlier than the head).
+    pub fn state_root_at(&self, t: u64) -> [u8; 32] {
+        self.state
+            .root_at(&self.genesis, t.max(self.state.head_ms()))
+    }
+
+    /// Events waiting for a predecessor, and events waiting for their time.
+    pub fn waiting(&self) -> (usize, usize) {
+        (self.orphans.len(), self.future.len())
+    }
+
+    /// Builds and signs the author's next event: seq and prev follow the feed held here and the
+    /// timestamp never goes backwards. The event is not yet admitted: preview it, persist it,
+    /// then hand it to [`Ledger::handle_event`].
+    pub fn author_event(&self, keypair: &Keypair, now_ms: u64, body: Body) -> Event {
+        let author = keypair.id();
+        let (seq, prev, prev_ms) = match self.feeds.get(&author).and_then(|f| f.ids.last()) {
+            Some(id) => {
+                let prev_ms = self.events.get(id).map_or(0, |e| e.timestamp_ms());
+                (self.feed_len(&author), *id, prev_ms)
+            }
+            None => (0, EventId::default(), 0),
+        };
+        Event::sign(keypair, &self.network, seq, prev, now_ms.max(prev_ms), body)
+    }
+
+    /// The verdict an event of one's own would get at the head of the fold, without admitting
+    /// it: an honest node refuses to sign what would be a violation.
+    pub fn preview(&self, ev: &Event) -> Verdict {
+        let check = match &ev.body {
+            Body::Evidence(e) => check_evidence(&self.network, e),
+            _ => Ok(()),
+        };
+        self.state.judge(&self.genesis, ev, check)
+    }
+}

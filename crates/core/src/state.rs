@@ -1,0 +1,667 @@
+//! The folded state: accounts and the live corpus, and the rules that judge each event
+//! against them (layers 2 to 9). A pure function of the events fed in canonical order.
+//!
+//! Judging ([`State::judge`]) never mutates, so a node can preview its own event before
+//! signing it; applying ([`State::apply`]) performs the verdict's effects. Time-driven
+//! effects (trust decay, ATP recharge) are computed from logical time on demand, so the
+//! state at any instant is a projection, never a timer.
+
+use crate::attest::LevelReason;
+use crate::event::{Body, Event, EventId, Evidence, Level};
+use crate::fixed::{ln_micro, mul_div, DAY_MS, MICRO};
+use crate::genesis::Genesis;
+use crate::identity::MemberId;
+use crate::merkle;
+use crate::quality::{coherence_micro, content_key};
+use crate::verdict::{EjectCause, Ignored, Rule, Verdict};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+/// Whether a member takes part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Registered and in good standing.
+    Active,
+    /// Ejected: trust and ATP zero, later events ignored.
+    Ejected,
+}
+
+/// One member's account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Display name from the registration.
+    pub name: String,
+    /// Entity type from the registration (the LCT's middle part).
+    pub entity_type: String,
+    /// Hardware level granted (not merely claimed).
+    pub level: Level,
+    /// Why the level is what it is.
+    pub level_reason: LevelReason,
+    /// Logical time of the registration.
+    pub registered_ms: u64,
+    /// Trust as of `last_active_ms`, millionths; see [`Account::trust_at`] for decay.
+    trust_micro: u64,
+    /// ATP as of `recharged_days`, thousandths; see [`Account::atp_at`] for recharge.
+    atp_milli: u64,
+    /// Whole days of recharge already credited since registration.
+    recharged_days: u64,
+    /// Logical time of the member's latest event (trust decay counts from here).
+    pub last_active_ms: u64,
+    /// Violations counted.
+    pub violations: u32,
+    /// Active or ejected.
+    pub status: Status,
+    /// Why it was ejected, if it was.
+    pub eject_cause: Option<EjectCause>,
+    /// Thoughts accepted over the member's life.
+    pub thoughts_accepted: u64,
+    /// Layer 2 window: (timestamp, bytes) of accepted thoughts, oldest first.
+    window: VecDeque<(u64, u64)>,
+    /// The member's live thoughts, oldest first (layer 4 share eviction).
+    live: BTreeSet<(u64, EventId)>,
+}
+
+impl Account {
+    /// Trust at logical time `t`, with layer 8 decay applied: after the grace period without
+    /// an event, trust falls by `coefficient · ln(1 + days − grace_days)` in total, never
+    /// below the floor (and never raised to it).
+    pub fn trust_at(&self, g: &Genesis, t: u64) -> u64 {
+        if self.status == Status::Ejected {
+            return 0;
+        }
+        let idle = t.saturating_sub(self.last_active_ms);
+        if idle <= g.decay_grace_ms || self.trust_micro <= g.decay_floor_micro {
+            return self.trust_micro;
+        }
+        let x_micro = MICRO + mul_div(idle - g.decay_grace_ms, MICRO, DAY_MS);
+        let decay = mul_div(g.decay_coefficient_micro, ln_micro(x_micro), MICRO);
+        self.trust_micro
+            .saturating_sub(decay)
+            .max(g.decay_floor_micro)
+    }
+
+    /// ATP at logical time `t`, with layer 9 recharge for every whole day since registration.
+    pub fn atp_at(&self, g: &Genesis, t: u64) -> u64 {
+        if self.status == Status::Ejected {
+            return 0;
+        }
+        let days = t.saturating_sub(self.registered_ms) / DAY_MS;
+        let owed = days.saturating_sub(self.recharged_days);
+        self.atp_milli
+            .saturating_add(owed.saturating_mul(g.atp_recharge_per_day_milli))
+            .min(g.atp_cap_milli)
+    }
+
+    fn recharge_to(&mut self, g: &Genesis, t: u64) {
+        self.atp_milli = self.atp_at(g, t);
+        let days = t.saturating_sub(self.registered_ms) / DAY_MS;
+        self.recharged_days = self.recharged_days.max(days);
+    }
+
+    fn touch(&mut self, g: &Genesis, t: u64) {
+        self.trust_micro = self.trust_at(g, t);
+        self.last_active_ms = self.last_active_ms.max(t);
+        self.recharge_to(g, t);
+    }
+
+    fn ceiling(&self, g: &Genesis) -> u64 {
+        match self.level {
+            Level::L4 => g.trust_ceiling_l4_micro,
+            Level::L5 => g.trust_ceiling_l5_micro,
+        }
+    }
+
+    /// The layer 2/4 factor at time `t`, millionths: `(1 + w·trust)·(1 + min(1, ATP/full))`.
+    pub fn rate_factor_micro(&self, g: &Genesis, t: u64) -> u64 {
+        let trust = self.trust_at(g, t);
+        let atp = self.atp_at(g, t);
+        let trust_part = MICRO + mul_div(trust, g.rate_trust_weight_micro, MICRO);
+        let bonus = mul_div(atp, MICRO, g.rate_bonus_full_atp_milli).min(MICRO);
+        mul_div(trust_part, MICRO + bonus, MICRO)
+    }
+
+    /// Thoughts allowed in one window at time `t`.
+    pub fn thought_limit(&self, g: &Genesis, t: u64) -> u64 {
+        mul_div(g.rate_base_thoughts, self.rate_factor_micro(g, t), MICRO)
+    }
+
+    /// Content bytes allowed in one window at time `t`.
+    pub fn byte_limit(&self, g: &Genesis, t: u64) -> u64 {
+        mul_div(g.rate_base_bytes, self.rate_factor_micro(g, t), MICRO)
+    }
+
+    /// Live thoughts this member may hold at time `t` (layer 4): a share of the corpus cap
+    /// that grows with trust.
+    pub fn corpus_share(&self, g: &Genesis, t: u64) -> u64 {
+        let share = g.share_base_micro + mul_div(self.trust_at(g, t), g.share_trust_micro, MICRO);
+        mul_div(g.corpus_max_thoughts, share.min(MICRO), MICRO).max(1)
+    }
+
+    /// Accepted thoughts and bytes in the window ending at `t` (exclusive start).
+    fn window_use(&self, g: &Genesis, t: u64) -> (u64, u64) {
+        let start = t.saturating_sub(g.rate_window_ms);
+        self.window
+            .iter()
+            .filter(|(ts, _)| *ts > start && *ts <= t)
+            .fold((0, 0), |(n, b), (_, bytes)| (n + 1, b + bytes))
+    }
+
+    /// Live thoughts the member holds.
+    pub fn live_thoughts(&self) -> usize {
+        self.live.len()
+    }
+
+    fn leaf(&self, id: &MemberId, g: &Genesis, t: u64) -> [u8; 32] {
+        let mut b = Vec::with_capacity(64);
+        b.extend_from_slice(b"acct");
+        b.extend_from_slice(&id.0);
+        b.push(self.level as u8);
+        b.push(self.status as u8);
+        b.extend_from_slice(&self.violations.to_be_bytes());
+        b.extend_from_slice(&self.trust_at(g, t).to_be_bytes());
+        b.extend_from_slice(&self.atp_at(g, t).to_be_bytes());
+        merkle::leaf(&b)
+    }
+}
+
+/// A thought in the live corpus.
+#[derive(Debug, Clone)]
+pub struct CorpusEntry {
+    /// Author.
+    pub author: MemberId,
+    /// Logical time.
+    pub timestamp_ms: u64,
+    /// Content size in bytes.
+    pub bytes: u64,
+    /// The deterministic scorer's coherence, millionths.
+    pub coherence_micro: u64,
+    /// The content's duplicate key.
+    pub key: [u8; 32],
+    /// The members drawn to rate it.
+    pub committee: Vec<MemberId>,
+    /// Ratings received from the committee.
+    pub ratings: Vec<(MemberId, u32)>,
+    leaf: [u8; 32],
+}
+
+impl CorpusEntry {
+    /// Coherence blended with the committee's ratings, millionths.
+    pub fn effective_coherence(&self) -> u64 {
+        let sum: u64 = self.ratings.iter().map(|(_, s)| u64::from(*s)).sum();
+        (self.coherence_micro + sum) / (1 + self.ratings.len() as u64)
+    }
+
+    fn refresh_leaf(&mut self, id: &EventId) {
+        let mut b = Vec::with_capacity(96);
+        b.extend_from_slice(b"thgt");
+        b.extend_from_slice(&id.0);
+        b.extend_from_slice(&self.author.0);
+        b.extend_from_slice(&self.coherence_micro.to_be_bytes());
+        for (rater, score) in &self.ratings {
+            b.extend_from_slice(&rater.0);
+            b.extend_from_slice(&score.to_be_bytes());
+        }
+        self.leaf = merkle::leaf(&b);
+    }
+
+    /// Layer 7 keep priority at `t`: `w·coherence + (1 − w)·recency`, recency falling from 1
+    /// to 0 over the horizon.
+    pub fn keep_priority(&self, g: &Genesis, t: u64) -> u64 {
+        let age = t.saturating_sub(self.timestamp_ms);
+        let recency = MICRO.saturating_sub(mul_div(age, MICRO, g.recency_horizon_ms));
+        let w = g.keep_coherence_weight_micro;
+        (w * self.effective_coherence() + (MICRO - w) * recency) / MICRO
+    }
+}
+
+/// The accounts and the live corpus.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    accounts: BTreeMap<MemberId, Account>,
+    corpus: BTreeMap<EventId, CorpusEntry>,
+    by_key: HashMap<[u8; 32], EventId>,
+    corpus_bytes: u64,
+    /// Latest logical time folded.
+    head_ms: u64,
+    /// Thoughts removed by layer 7 pruning over the state's life.
+    pub pruned_total: u64,
+}
+
+/// The committee for a thought: the `k` active members other than the author with the
+/// smallest `mix(thought, member) / (trust + 1)`, so higher trust is more likely drawn.
+/// Deterministic, O(n) with no hashing per member.
+fn committee(
+    accounts: &BTreeMap<MemberId, Account>,
+    g: &Genesis,
+    thought: &EventId,
+    author: &MemberId,
+    t: u64,
+) -> Vec<MemberId> {
+    let k = g.committee_size as usize;
+    if k == 0 {
+        return Vec::new();
+    }
+    let seed = u64::from_be_bytes(thought.0[..8].try_into().unwrap_or_default());
+    let mut drawn: Vec<(u128, MemberId)> = accounts
+        .iter()
+        .filter(|(id, a)| *id != author && a.status == Status::Active)
+        .map(|(id, a)| {
+            let m = u64::from_be_bytes(id.0[..8].try_into().unwrap_or_default());
+            let r = splitmix64(seed ^ m);
+            let weight = u128::from(a.trust_at(g, t)) + 1;
+            ((u128::from(r) << 20) / weight, *id)
+        })
+        .collect();
+    drawn.sort_unstable();
+    drawn.truncate(k);
+    drawn.into_iter().map(|(_, id)| id).collect()
+}
+
+/// A well-mixed deterministic 64-bit permutation (splitmix64's finaliser).
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl State {
+    /// The account of a member, if registered.
+    pub fn account(&self, id: &MemberId) -> Option<&Account> {
+        self.accounts.get(id)
+    }
+    /// All accounts, ordered by member id.
+    pub fn accounts(&self) -> impl Iterator<Item = (&MemberId, &Account)> {
+        self.accounts.iter()
+    }
+    /// The live corpus, ordered by thought id.
+    pub fn corpus(&self) -> impl Iterator<Item = (&EventId, &CorpusEntry)> {
+        self.corpus.iter()
+    }
+    /// One live thought.
+    pub fn thought(&self, id: &EventId) -> Option<&CorpusEntry> {
+        self.corpus.get(id)
+    }
+    /// Live thoughts.
+    pub fn corpus_len(&self) -> usize {
+        self.corpus.len()
+    }
+    /// Live content bytes.
+    pub fn corpus_bytes(&self) -> u64 {
+        self.corpus_bytes
+    }
+    /// Latest logical time folded.
+    pub fn head_ms(&self) -> u64 {
+        self.head_ms
+    }
+
+    /// Adds a registered member. Registration validity (PoW, encoding, signature) is checked
+    /// before an event enters the log; the level comes from the attestation verifier.
+    pub fn register(
+        &mut self,
+        g: &Genesis,
+        ev: &Event,
+        level: Level,
+        level_reason: LevelReason,
+    ) -> Verdict {
+        let Body::Register(r) = &ev.body else {
+            return Verdict::Ignored(Ignored::AuthorEjected);
+        };
+        let t = ev.timestamp_ms();
+        self.head_ms = self.head_ms.max(t);
+        let trust = match level {
+            Level::L4 => g.trust_start_l4_micro,
+            Level::L5 => g.trust_start_l5_micro,
+        };
+        self.accounts.insert(
+            ev.author(),
+            Account {
+                name: r.name.clone(),
+                entity_type: r.entity_type.clone(),
+                level,
+                level_reason,
+                registered_ms: t,
+                trust_micro: trust,
+                atp_milli: g.atp_start_milli,
+                recharged_days: 0,
+                last_active_ms: t,
+                violations: 0,
+                status: Status::Active,
+                eject_cause: None,
+                thoughts_accepted: 0,
+                window: VecDeque::new(),
+                live: BTreeSet::new(),
+            },
+        );
+        Verdict::Accepted
+    }
+
+    /// Judges an event (seq > 0) against the state, without changing anything.
+    /// `evidence_ok` is the ledger's check of an `Evidence` body (signatures need the
+    /// network id, which the state does not hold).
+    pub fn judge(&self, g: &Genesis, ev: &Event, evidence_ok: Result<(), String>) -> Verdict {
+        let t = ev.timestamp_ms();
+        let Some(acct) = self.accounts.get(&ev.author()) else {
+            // The ledger only folds events whose registration it holds.
+            return Verdict::Ignored(Ignored::AuthorEjected);
+        };
+        if acct.status == Status::Ejected {
+            return Verdict::Ignored(Ignored::AuthorEjected);
+        }
+        match &ev.body {
+            Body::Register(_) => Verdict::Ignored(Ignored::AuthorEjected),
+            Body::Thought(content) => self.judge_thought(g, acct, ev.author(), content, t),
+            Body::Validate(v) => {
+                let Some(entry) = self.corpus.get(&v.thought) else {
+                    return Verdict::Ignored(Ignored::UnknownThought);
+                };
+                if !entry.committee.contains(&ev.author()) {
+                    return Verdict::Ignored(Ignored::NotInCommittee);
+                }
+                if entry.ratings.iter().any(|(r, _)| *r == ev.author()) {
+                    return Verdict::Ignored(Ignored::AlreadyRated);
+                }
+                Verdict::Accepted
+            }
+            Body::Transfer { to, amount_milli } => {
+                let ok_recipient = *to != ev.author()
+                    && self
+                        .accounts
+                        .get(to)
+                        .is_some_and(|a| a.status == Status::Active);
+                if !ok_recipient {
+                    return Verdict::Ignored(Ignored::BadRecipient);
+                }
+                let balance = acct.atp_at(g, t);
+                if *amount_milli > balance {
+                    return Verdict::Refused(Rule::TransferBeyondBalance {
+                        amount_milli: *amount_milli,
+                        balance_milli: balance,
+                    });
+                }
+                Verdict::Accepted
+            }
+            Body::Evidence(e) => match evidence_ok {
+                Err(reason) => Verdict::Refused(Rule::InvalidEvidence { reason }),
+                Ok(()) => match self.accounts.get(&e.accused()) {
+                    Some(a) if a.status == Status::Ejected => {
+                        Verdict::Ignored(Ignored::EvidenceAlreadyApplied)
+                    }
+                    _ => Verdict::Accepted,
+                },
+            },
+        }
+    }
+
+    fn judge_thought(
+        &self,
+        g: &Genesis,
+        acct: &Account,
+        author: MemberId,
+        content: &str,
+        t: u64,
+    ) -> Verdict {
+        // Layer 2: rate, from the author's own feed timestamps.
+        let (count, bytes) = acct.window_use(g, t);
+        let limit = acct.thought_limit(g, t);
+        if count + 1 > limit {
+            return Verdict::Refused(Rule::ThoughtsPerWindow {
+                count: count + 1,
+                limit,
+            });
+        }
+        let len = content.len() as u64;
+        let byte_limit = acct.byte_limit(g, t);
+        if bytes + len > byte_limit {
+            return Verdict::Refused(Rule::BytesPerWindow {
+                bytes: bytes + len,
+                limit: byte_limit,
+            });
+        }
+        // Layer 3: quality.
+        let chars = content.chars().count() as u64;
+        if chars < g.content_min_chars {
+            return Verdict::Refused(Rule::TooShort {
+                chars,
+                min: g.content_min_chars,
+            });
+        }
+        if chars > g.content_max_chars {
+            return Verdict::Refused(Rule::TooLong {
+                chars,
+                max: g.content_max_chars,
+            });
+        }
+        let coherence = coherence_micro(content);
+        if coherence < g.coherence_min_micro {
+            return Verdict::Refused(Rule::Incoherent {
+                coherence_micro: coherence,
+                min_micro: g.coherence_min_micro,
+            });
+        }
+        if let Some(of) = self.by_key.get(&content_key(content)) {
+            let same_author = self.corpus.get(of).is_some_and(|e| e.author == author);
+            return if same_author {
+                Verdict::Refused(Rule::DuplicateOwn { of: *of })
+            } else {
+                Verdict::Ignored(Ignored::DuplicateOfOther { of: *of })
+            };
+        }
+        Verdict::Accepted
+    }
+
+    /// Applies an event with the verdict [`State::judge`] gave it.
+    pub fn apply(&mut self, g: &Genesis, ev: &Event, verdict: &Verdict) {
+        let t = ev.timestamp_ms();
+        self.head_ms = self.head_ms.max(t);
+        let author = ev.author();
+        let Some(acct) = self.accounts.get_mut(&author) else {
+            return;
+        };
+        if acct.status == Status::Ejected {
+            return;
+        }
+        acct.touch(g, t);
+        match verdict {
+            Verdict::Ignored(_) => {}
+            Verdict::Refused(rule) => {
+                let ceiling_penalty = if rule.is_spam() {
+                    g.atp_spam_milli
+                } else {
+                    g.atp_violation_milli
+                };
+                acct.trust_micro = acct.trust_micro.saturating_sub(g.trust_penalty_micro);
+                acct.atp_milli = acct.atp_milli.saturating_sub(ceiling_penalty);
+                acct.violations += 1;
+                if acct.violations >= g.eject_violations {
+                    let count = acct.violations;
+                    self.eject(author, EjectCause::Violations { count });
+                }
+            }
+            Verdict::Accepted => match &ev.body {
+                Body::Thought(content) => self.accept_thought(g, ev, content),
+                Body::Validate(v) => {
+                    if let Some(entry) = self.corpus.get_mut(&v.thought) {
+                        entry.ratings.push((author, v.score_micro));
+                        entry.refresh_leaf(&v.thought);
+                    }
+                }
+                Body::Transfer { to, amount_milli } => {
+                    let Some(rcpt) = self.accounts.get_mut(to) else {
+                        return;
+                    };
+                    rcpt.recharge_to(g, t);
+                    let credited = (*amount_milli).min(g.atp_cap_milli - rcpt.atp_milli);
+                    rcpt.atp_milli += credited;
+                    if let Some(sender) = self.accounts.get_mut(&author) {
+                        sender.atp_milli -= credited;
+                    }
+                }
+                // Evidence takes effect through the ledger's ejection points, at the position
+                // of the offence rather than of the report.
+                Body::Evidence(_) | Body::Register(_) => {}
+            },
+        }
+    }
+
+    fn accept_thought(&mut self, g: &Genesis, ev: &Event, content: &str) {
+        let t = ev.timestamp_ms();
+        let author = ev.author();
+        let id = ev.id();
+        let coherence = coherence_micro(content);
+        let bytes = content.len() as u64;
+        let committee = committee(&self.accounts, g, &id, &author, t);
+        let Some(acct) = self.accounts.get_mut(&author) else {
+            return;
+        };
+        let gain = mul_div(g.trust_gain_micro, coherence, MICRO);
+        acct.trust_micro = (acct.trust_micro + gain).min(acct.ceiling(g));
+        let reward = if coherence >= g.atp_high_coherence_micro {
+            g.atp_reward_high_milli
+        } else {
+            g.atp_reward_milli
+        };
+        acct.atp_milli = (acct.atp_milli + reward).min(g.atp_cap_milli);
+        acct.thoughts_accepted += 1;
+        acct.window.push_back((t, bytes));
+        let window_start = t.saturating_sub(g.rate_window_ms);
+        while acct
+            .window
+            .front()
+            .is_some_and(|(ts, _)| *ts <= window_start)
+        {
+            acct.window.pop_front();
+        }
+        acct.live.insert((t, id));
+        let share = acct.corpus_share(g, t);
+        let mut evict = Vec::new();
+        while acct.live.len() as u64 > share {
+            if let Some(oldest) = acct.live.pop_first() {
+                evict.push(oldest.1);
+            }
+        }
+        let key = content_key(content);
+        let mut entry = CorpusEntry {
+            author,
+            timestamp_ms: t,
+            bytes,
+            coherence_micro: coherence,
+            key,
+            committee,
+            ratings: Vec::new(),
+            leaf: [0; 32],
+        };
+        entry.refresh_leaf(&id);
+        self.corpus.insert(id, entry);
+        self.by_key.insert(key, id);
+        self.corpus_bytes += bytes;
+        for old in evict {
+            self.remove_thought(&old);
+        }
+        self.prune_if_needed(g, t);
+    }
+
+    fn remove_thought(&mut self, id: &EventId) {
+        if let Some(e) = self.corpus.remove(id) {
+            self.corpus_bytes -= e.bytes;
+            if self.by_key.get(&e.key) == Some(id) {
+                self.by_key.remove(&e.key);
+            }
+            if let Some(a) = self.accounts.get_mut(&e.author) {
+                a.live.remove(&(e.timestamp_ms, *id));
+            }
+        }
+    }
+
+    /// Layer 7: at or above the trigger share of either cap, remove the thoughts of lowest
+    /// keep priority (ties by id) until both uses are at or below the target share.
+    fn prune_if_needed(&mut self, g: &Genesis, t: u64) {
+        let over = |n: u64, cap: u64, share: u64| {
+            u128::from(n) * 1_000_000 >= u128::from(cap) * u128::from(share)
+        };
+        let count = self.corpus.len() as u64;
+        if !over(count, g.corpus_max_thoughts, g.prune_trigger_micro)
+            && !over(self.corpus_bytes, g.corpus_max_bytes, g.prune_trigger_micro)
+        {
+            return;
+        }
+        let target_count = mul_div(g.corpus_max_thoughts, g.prune_target_micro, MICRO);
+        let target_bytes = mul_div(g.corpus_max_bytes, g.prune_target_micro, MICRO);
+        let mut order: Vec<(u64, EventId)> = self
+            .corpus
+            .iter()
+            .map(|(id, e)| (e.keep_priority(g, t), *id))
+            .collect();
+        order.sort_unstable();
+        for (_, id) in order {
+            if self.corpus.len() as u64 <= target_count && self.corpus_bytes <= target_bytes {
+                break;
+            }
+            self.remove_thought(&id);
+            self.pruned_total += 1;
+        }
+    }
+
+    /// Ejects a member: status, zero trust and ATP, and its live thoughts leave the corpus.
+    pub fn eject(&mut self, member: MemberId, cause: EjectCause) {
+        let Some(a) = self.accounts.get_mut(&member) else {
+            return;
+        };
+        if a.status == Status::Ejected {
+            return;
+        }
+        a.status = Status::Ejected;
+        a.eject_cause = Some(cause);
+        a.trust_micro = 0;
+        a.atp_milli = 0;
+        a.window.clear();
+        let live: Vec<EventId> = a.live.iter().map(|(_, id)| *id).collect();
+        for id in live {
+            self.remove_thought(&id);
+        }
+    }
+
+    /// Advances logical time without an event (an ejection point).
+    pub fn advance(&mut self, t: u64) {
+        self.head_ms = self.head_ms.max(t);
+    }
+
+    /// The state root at logical time `t`: a Merkle node over the accounts' root (projected
+    /// to `t`: decay and recharge applied) and the live corpus root.
+    pub fn root_at(&self, g: &Genesis, t: u64) -> [u8; 32] {
+        let accounts = merkle::root(
+            self.accounts
+                .iter()
+                .map(|(id, a)| a.leaf(id, g, t))
+                .collect(),
+        );
+        let corpus = merkle::root(self.corpus.values().map(|e| e.leaf).collect());
+        let mut both = Vec::with_capacity(68);
+        both.extend_from_slice(b"root");
+        both.extend_from_slice(&accounts);
+        both.extend_from_slice(&corpus);
+        merkle::leaf(&both)
+    }
+}
+
+/// Checks an equivocation proof: two validly signed, different headers of one author at one
+/// seq. Returns why not, if it is not one.
+pub fn check_evidence(network: &[u8; 32], e: &Evidence) -> Result<(), String> {
+    match e {
+        Evidence::Equivocation { a, b } => {
+            if a.header.author != b.header.author {
+                return Err("headers have different authors".into());
+            }
+            if a.header.seq != b.header.seq {
+                return Err("headers have different seqs".into());
+            }
+            if a.header == b.header {
+                return Err("headers are identical".into());
+            }
+            if !a.verify(network) || !b.verify(network) {
+                return Err("a header's signature does not verify".into());
+            }
+            Ok(())
+        }
+    }
+}

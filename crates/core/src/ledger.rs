@@ -391,6 +391,20 @@ impl Ledger {
                 pool: "per-author orphan",
             });
         }
+        if let Some(held) = self.orphans.get(&(author, ev.seq())) {
+            if held.id() == ev.id() {
+                return Ok(Admission::MissingPredecessor { need_seq });
+            }
+            // Two different signed events waiting at one seq are a fork as surely as two in
+            // the log: keeping only one would lose the proof.
+            let e = Evidence::Equivocation {
+                a: held.signed_header(),
+                b: ev.signed_header(),
+            };
+            let seq = ev.seq();
+            self.add_proof(e, true);
+            return Err(InsertError::Equivocation { seq });
+        }
         self.orphans.insert((author, ev.seq()), ev);
         Ok(Admission::MissingPredecessor { need_seq })
     }

@@ -580,3 +580,38 @@ fn corpus_prunes_deterministically_at_the_trigger() {
     l2.handle_batch(T0 + 10_000_000, all);
     assert_eq!(l2.state_root(), l.state_root());
 }
+
+/// Regression (found by the order property): the same orphan delivered twice before its
+/// predecessor was taken for a fork of identical headers and ejected an honest member.
+/// Two *different* orphans at one seq, on the other hand, are a fork and must give a proof.
+#[test]
+fn regression_duplicate_orphan_is_not_a_fork_but_conflicting_orphans_are() {
+    let g = genesis();
+    let mut l = Ledger::new(g.clone());
+    let mut m = Author::from_seed(&g, 7);
+    let reg = m.register(&g, "honest", T0);
+    let a = m.thought(T0 + 1, &sentence(1));
+    assert!(matches!(
+        l.handle_event(T0 + 1, a.clone()),
+        Ok(Admission::MissingPredecessor { .. })
+    ));
+    assert!(matches!(
+        l.handle_event(T0 + 1, a.clone()),
+        Ok(Admission::MissingPredecessor { .. })
+    ));
+    admit(&mut l, T0 + 2, reg);
+    assert_eq!(l.proofs().count(), 0);
+    assert_eq!(l.state().account(&m.id()).unwrap().status, Status::Active);
+
+    let mut x = Author::from_seed(&g, 8);
+    let reg = x.register(&g, "forker", T0);
+    let one = x.thought(T0 + 1, &sentence(2));
+    let two = x.sign_at(1, one.header.prev, T0 + 1, Body::Thought(sentence(3)));
+    l.handle_event(T0 + 1, one).unwrap();
+    assert_eq!(
+        l.handle_event(T0 + 1, two),
+        Err(InsertError::Equivocation { seq: 1 })
+    );
+    admit(&mut l, T0 + 2, reg);
+    assert_eq!(l.state().account(&x.id()).unwrap().status, Status::Ejected);
+}

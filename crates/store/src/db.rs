@@ -1,0 +1,284 @@
+//! The SQLite event log.
+//!
+//! Tables: `events` (every admitted event's wire bytes, keyed by id, unique per author and
+//! seq), `proofs` (equivocation proofs found locally, before they travel in an `Evidence`
+//! event) and `meta` (schema version, network id, the last state root seen, for the
+//! verification on start). Operators can open the file with `sqlite3`.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use web4fed_core::event::{Body, Event, Evidence, Kind};
+use web4fed_core::genesis::Genesis;
+use web4fed_core::ledger::{Ledger, Output};
+
+/// Schema version written in `meta`; a store of another version is refused, not guessed at.
+pub const SCHEMA_VERSION: i64 = 1;
+/// Events read per query page when rebuilding, to bound memory held by SQLite.
+const LOAD_PAGE_EVENTS: i64 = 4_096;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The store belongs to another network.
+    #[error("store belongs to network {found}, this node is on {expected}")]
+    WrongNetwork {
+        /// The network id in the store.
+        found: String,
+        /// The network id of the genesis in use.
+        expected: String,
+    },
+    /// The store has a schema this code does not know.
+    #[error("store schema version {0}, this build reads version {SCHEMA_VERSION}")]
+    Schema(i64),
+    /// A stored row does not decode or verify: the file was damaged or edited.
+    #[error("stored event {id} is corrupt: {reason}")]
+    Corrupt {
+        /// Hex id of the row.
+        id: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// What rebuilding the ledger from the log found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuild {
+    /// Events read from the log.
+    pub events: u64,
+    /// Proofs read.
+    pub proofs: u64,
+    /// The root recorded at the last clean write, if any.
+    pub recorded_root: Option<[u8; 32]>,
+    /// The root recomputed from the log.
+    pub root: [u8; 32],
+}
+
+/// The node's event log.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` for the network of `genesis`.
+    pub fn open(path: &Path, genesis: &Genesis) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: every commit fsyncs the WAL, so a returned append survives power loss.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS events (
+                 id BLOB PRIMARY KEY,
+                 author BLOB NOT NULL,
+                 seq INTEGER NOT NULL,
+                 ts INTEGER NOT NULL,
+                 kind INTEGER NOT NULL,
+                 bytes BLOB NOT NULL,
+                 UNIQUE (author, seq)
+             );
+             CREATE TABLE IF NOT EXISTS proofs (
+                 accused BLOB NOT NULL,
+                 seq INTEGER NOT NULL,
+                 bytes BLOB NOT NULL,
+                 PRIMARY KEY (accused, seq)
+             );",
+        )?;
+        let store = Self { conn };
+        let network = genesis.network_id();
+        match store.meta("network")? {
+            None => {
+                store.set_meta("network", &network)?;
+                store.set_meta("schema", &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(found) if found != network => {
+                return Err(StoreError::WrongNetwork {
+                    found: hex::encode(found),
+                    expected: hex::encode(network),
+                })
+            }
+            Some(_) => {
+                let v = store
+                    .meta("schema")?
+                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                    .map_or(0, i64::from_be_bytes);
+                if v != SCHEMA_VERSION {
+                    return Err(StoreError::Schema(v));
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Appends events in one transaction (one fsync). Events already stored are skipped.
+    /// When this returns, the events are durable.
+    pub fn append<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut n = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (id, author, seq, ts, kind, bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in events {
+                n += stmt.execute(params![
+                    e.id().0,
+                    e.author().0,
+                    // SQLite integers are signed 64-bit; seq and ms timestamps fit.
+                    e.seq() as i64,
+                    e.timestamp_ms() as i64,
+                    e.header.kind as u8,
+                    e.bytes()
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Records an equivocation proof found locally.
+    pub fn add_proof(&mut self, e: &Evidence) -> Result<(), StoreError> {
+        let Evidence::Equivocation { a, .. } = e;
+        self.conn.execute(
+            "INSERT OR IGNORE INTO proofs (accused, seq, bytes) VALUES (?1, ?2, ?3)",
+            params![
+                a.header.author.0,
+                a.header.seq as i64,
+                Body::Evidence(e.clone()).encode()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Persists everything the ledger asked to persist: drains its outputs and writes the
+    /// admitted events and proofs in one transaction. Returns the proofs so the node can
+    /// publish them.
+    pub fn persist_outputs(&mut self, ledger: &mut Ledger) -> Result<Vec<Evidence>, StoreError> {
+        let mut events = Vec::new();
+        let mut proofs = Vec::new();
+        while let Some(o) = ledger.poll_output() {
+            match o {
+                Output::Admitted(e) => events.push(e),
+                Output::Proof(p) => proofs.push(p),
+            }
+        }
+        for p in &proofs {
+            self.add_proof(p)?;
+        }
+        self.append(events.iter().map(|e| e.as_ref()))?;
+        Ok(proofs)
+    }
+
+    /// Events stored.
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// Records the state root after a clean write, for the check on the next start.
+    pub fn record_root(&mut self, root: &[u8; 32]) -> Result<(), StoreError> {
+        self.set_meta("root", root)
+    }
+
+    /// Rebuilds the ledger from the log: decodes and verifies every stored event (signature,
+    /// chain, PoW) through the same admission path as network input, then reapplies the
+    /// proofs. A row that fails is reported, never silently skipped.
+    pub fn rebuild(&self, ledger: &mut Ledger, now_ms: u64) -> Result<Rebuild, StoreError> {
+        let mut events = 0u64;
+        let mut last_rowid = 0i64;
+        let mut stmt = self.conn.prepare(
+            "SELECT rowid, id, bytes FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        )?;
+        loop {
+            let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = stmt
+                .query_map(params![last_rowid, LOAD_PAGE_EVENTS], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let Some(last) = rows.last() else { break };
+            last_rowid = last.0;
+            let mut batch = Vec::with_capacity(rows.len());
+            for (_, id, bytes) in &rows {
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    id: hex::encode(id),
+                    reason,
+                };
+                let ev = Event::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
+                if ev.id().0.as_slice() != id.as_slice() {
+                    return Err(corrupt("id does not match the event".into()));
+                }
+                batch.push(ev);
+            }
+            events += batch.len() as u64;
+            // Rows are in insertion order, which is admission order: predecessors first.
+            for (r, ev) in ledger.handle_batch(now_ms, batch).into_iter().zip(&rows) {
+                if let Err(e) = r {
+                    return Err(StoreError::Corrupt {
+                        id: hex::encode(&ev.1),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        let mut proofs = 0u64;
+        let mut stmt = self.conn.prepare("SELECT bytes FROM proofs")?;
+        let rows: Vec<Vec<u8>> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for bytes in rows {
+            let corrupt = |reason: String| StoreError::Corrupt {
+                id: "proof".into(),
+                reason,
+            };
+            match Body::decode(Kind::Evidence, &bytes).map_err(|e| corrupt(e.to_string()))? {
+                Body::Evidence(e) => ledger.handle_proof(e).map_err(corrupt)?,
+                _ => return Err(corrupt("not evidence".into())),
+            }
+            proofs += 1;
+        }
+        // Re-admitting stored events produces outputs for them again; they are on disk.
+        while ledger.poll_output().is_some() {}
+        let recorded_root = self
+            .meta("root")?
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
+        Ok(Rebuild {
+            events,
+            proofs,
+            recorded_root,
+            root: ledger.state_root(),
+        })
+    }
+
+    /// Runs SQLite's own consistency check; "ok" when the file is sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}

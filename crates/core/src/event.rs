@@ -316,8 +316,8 @@ pub enum Body {
         /// Amount in thousandths of an ATP.
         amount_milli: u64,
     },
-    /// Proof against another member.
-    Evidence(Evidence),
+    /// Proof against another member (boxed: two signed headers are large).
+    Evidence(Box<Evidence>),
 }
 
 fn valid_entity_type(s: &str) -> bool {
@@ -362,7 +362,8 @@ impl Body {
                 w.raw(&to.0);
                 w.u64(*amount_milli);
             }
-            Self::Evidence(Evidence::Equivocation { a, b }) => {
+            Self::Evidence(e) => {
+                let Evidence::Equivocation { a, b } = e.as_ref();
                 w.u8(0);
                 a.write(&mut w);
                 b.write(&mut w);
@@ -461,7 +462,7 @@ impl Body {
                 0 => {
                     let a = SignedHeader::read(&mut r)?;
                     let b = SignedHeader::read(&mut r)?;
-                    Self::Evidence(Evidence::Equivocation { a, b })
+                    Self::Evidence(Box::new(Evidence::Equivocation { a, b }))
                 }
                 _ => {
                     return Err(DecodeError::Invalid {

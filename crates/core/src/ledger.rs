@@ -127,7 +127,7 @@ pub enum Output {
     /// An event entered the log: persist it (before acknowledging it to anyone).
     Admitted(Arc<Event>),
     /// A new equivocation proof: persist it and publish it in an `Evidence` event.
-    Proof(Evidence),
+    Proof(Box<Evidence>),
 }
 
 #[derive(Debug, Clone)]
@@ -308,7 +308,7 @@ impl Ledger {
             self.mark_dirty(old_key);
         }
         if announce {
-            self.push_output(Output::Proof(p.evidence.clone()));
+            self.push_output(Output::Proof(Box::new(p.evidence.clone())));
         }
         let k = (p.key, Item::Eject(author));
         self.order.insert(k, ());
@@ -453,7 +453,7 @@ impl Ledger {
         if let Body::Evidence(e) = &ev.body {
             let check = check_evidence(&self.network, e);
             if check.is_ok() {
-                self.add_proof(e.clone(), false);
+                self.add_proof(e.as_ref().clone(), false);
             }
             self.evidence_checks.insert(ev.id(), check);
         }

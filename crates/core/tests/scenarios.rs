@@ -278,8 +278,8 @@ fn equivocation_produces_evidence_and_ejects_on_every_node() {
     let mut a = Ledger::new(g.clone());
     let mut b = Ledger::new(g.clone());
     let mut ms = members(&mut a, 2);
-    for s in 0..2 {
-        let ev = (**a.feed_event(&ms[s].id(), 0).unwrap()).clone();
+    for m in &ms {
+        let ev = (**a.feed_event(&m.id(), 0).unwrap()).clone();
         b.handle_event(T0, ev).unwrap();
     }
     while a.poll_output().is_some() {}
@@ -300,7 +300,7 @@ fn equivocation_produces_evidence_and_ejects_on_every_node() {
             _ => None,
         })
         .expect("a proof is produced");
-    let Evidence::Equivocation { a: h1, b: h2 } = &proof;
+    let Evidence::Equivocation { a: h1, b: h2 } = &*proof;
     assert_eq!(h1.header.seq, h2.header.seq);
     // The honest member publishes the evidence; b folds it and agrees with a.
     let evid = ms[1].next(T0 + 30, Body::Evidence(proof.clone()));
@@ -319,14 +319,12 @@ fn equivocation_produces_evidence_and_ejects_on_every_node() {
         Err(InsertError::AuthorEquivocated { fork_seq: 1 })
     ));
     // A false accusation is itself a violation of the accuser.
-    let mut ms2 = members(&mut Ledger::new(g.clone()), 1);
-    let _ = &mut ms2;
-    let Evidence::Equivocation { a: h1, .. } = proof;
+    let Evidence::Equivocation { a: h1, .. } = *proof;
     let fake = Evidence::Equivocation {
         a: h1.clone(),
         b: h1,
     };
-    let e = ms[1].next(T0 + 50, Body::Evidence(fake));
+    let e = ms[1].next(T0 + 50, Body::Evidence(Box::new(fake)));
     let id = admit(&mut a, T0 + 50, e);
     assert!(matches!(
         a.verdict(&id),
@@ -369,10 +367,8 @@ fn pow_below_difficulty_is_refused_at_layer_1() {
     let g = genesis();
     let mut l = Ledger::new(g.clone());
     let mut weak = Author::from_seed(&g, 5);
-    let easy = Genesis::with_pow_bits(2);
     // Mined at 2 bits for this network id: the claimed difficulty is below 8.
     let pow = web4fed_core::pow::mine(l.network(), &weak.id(), 2);
-    let _ = easy;
     let ev = weak.next(
         T0,
         Body::Register(web4fed_core::event::Register {

@@ -168,7 +168,7 @@ impl Store {
             params![
                 a.header.author.0,
                 a.header.seq as i64,
-                Body::Evidence(e.clone()).encode()
+                Body::Evidence(Box::new(e.clone())).encode()
             ],
         )?;
         Ok(())
@@ -183,7 +183,7 @@ impl Store {
         while let Some(o) = ledger.poll_output() {
             match o {
                 Output::Admitted(e) => events.push(e),
-                Output::Proof(p) => proofs.push(p),
+                Output::Proof(p) => proofs.push(*p),
             }
         }
         for p in &proofs {
@@ -257,7 +257,7 @@ impl Store {
                 reason,
             };
             match Body::decode(Kind::Evidence, &bytes).map_err(|e| corrupt(e.to_string()))? {
-                Body::Evidence(e) => ledger.handle_proof(e).map_err(corrupt)?,
+                Body::Evidence(e) => ledger.handle_proof(*e).map_err(corrupt)?,
                 _ => return Err(corrupt("not evidence".into())),
             }
             proofs += 1;

@@ -1,0 +1,231 @@
+//! The offline commands: `init`, `genesis`, `inspect`.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use web4fed_core::event::{Attestation, AttestationKind, Body, Level, Register};
+use web4fed_core::genesis::Genesis;
+use web4fed_core::identity::{Keypair, MemberId};
+use web4fed_core::ledger::Ledger;
+use web4fed_core::pow::{self, Pow};
+use web4fed_store::keyfile;
+use web4fed_store::node_dir::{load_genesis, save_genesis, NodeConfig, NodeDir};
+use web4fed_store::Store;
+
+/// A command's failure, printed as `error: ...`.
+pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Nonces each mining thread tries between progress updates.
+const MINE_CHUNK: u64 = 1 << 14;
+
+/// Wall-clock time in ms: the shell's one clock, handed to the sans-IO core as an argument.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Mines a proof of work on every core, showing a progress bar with the hash rate.
+fn mine_with_progress(network: &[u8; 32], member: &MemberId, bits: u8) -> (Pow, u64, Duration) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let found = Arc::new(AtomicBool::new(false));
+    let hashes = Arc::new(AtomicU64::new(0));
+    let result: Arc<Mutex<Option<Pow>>> = Arc::new(Mutex::new(None));
+    let expected = 1u64.checked_shl(u32::from(bits)).unwrap_or(u64::MAX);
+    let bar = ProgressBar::new(expected);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "mining PoW ({msg}) [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} expected hashes, {per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("{bits} bits"));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (found, hashes, result) = (found.clone(), hashes.clone(), result.clone());
+            let (network, member) = (*network, *member);
+            std::thread::spawn(move || {
+                let mut chunk = t;
+                while !found.load(Ordering::Relaxed) {
+                    let start = chunk.saturating_mul(MINE_CHUNK);
+                    if let Some(p) = pow::mine_range(&network, &member, bits, start, MINE_CHUNK) {
+                        found.store(true, Ordering::Relaxed);
+                        if let Ok(mut r) = result.lock() {
+                            r.get_or_insert(p);
+                        }
+                    }
+                    hashes.fetch_add(MINE_CHUNK, Ordering::Relaxed);
+                    chunk += threads;
+                }
+            })
+        })
+        .collect();
+    while !found.load(Ordering::Relaxed) {
+        bar.set_position(hashes.load(Ordering::Relaxed).min(expected));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    bar.finish_and_clear();
+    let elapsed = start.elapsed();
+    let pow = result
+        .lock()
+        .ok()
+        .and_then(|r| *r)
+        .unwrap_or_else(|| pow::mine(network, member, bits));
+    (pow, hashes.load(Ordering::Relaxed), elapsed)
+}
+
+/// `web4fed init`.
+pub fn init(
+    dir: &Path,
+    name: &str,
+    pow_bits: u8,
+    genesis_file: Option<&Path>,
+    entity_type: &str,
+) -> CmdResult {
+    let nd = NodeDir::new(dir);
+    if nd.key().exists() {
+        return Err(format!("{} already holds a node key; refusing to overwrite it", dir.display()).into());
+    }
+    let genesis = match genesis_file {
+        Some(p) => load_genesis(p)?,
+        None => {
+            let g = Genesis::with_pow_bits(pow_bits);
+            g.validate()?;
+            g
+        }
+    };
+    std::fs::create_dir_all(dir)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let keypair: Keypair = keyfile::generate()?;
+    let member = keypair.id();
+    let network = genesis.network_id();
+    let (pow, hashes, elapsed) = mine_with_progress(&network, &member, genesis.pow_bits);
+    let body = Body::Register(Register {
+        name: name.to_string(),
+        entity_type: entity_type.to_string(),
+        pow,
+        claimed_level: Level::L4,
+        attestation: Attestation {
+            kind: AttestationKind::None,
+            evidence: Vec::new(),
+        },
+    });
+    // Check the registration encodes within limits before anything is written.
+    let mut ledger = Ledger::new(genesis.clone());
+    let reg = ledger.author_event(&keypair, now_ms(), body);
+    web4fed_core::event::Event::decode(reg.bytes())
+        .map_err(|e| format!("registration refused: {e}"))?;
+    ledger
+        .handle_event(now_ms(), reg)
+        .map_err(|e| format!("registration refused: {e}"))?;
+
+    save_genesis(&nd.genesis(), &genesis)?;
+    keyfile::write_new(&nd.key(), &keypair)?;
+    let mut store = Store::open(&nd.db(), &genesis)?;
+    store.persist_outputs(&mut ledger)?;
+    store.record_root(&ledger.state_root())?;
+    let config = NodeConfig {
+        name: name.to_string(),
+        entity_type: entity_type.to_string(),
+        listen: "/ip4/0.0.0.0/tcp/8000".into(),
+        api: "127.0.0.1:8080".into(),
+        peers: Vec::new(),
+    };
+    config.save(&nd.config())?;
+    let rate = hashes as f64 / elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "mined {} bits in {:.2?} ({hashes} hashes, {:.2} MH/s)",
+        genesis.pow_bits,
+        elapsed,
+        rate / 1e6
+    );
+    eprintln!("network {}", hex::encode(network));
+    println!("{}", member.lct(entity_type));
+    Ok(())
+}
+
+/// `web4fed genesis`.
+pub fn genesis(out: &Path, pow_bits: u8, network_name: Option<String>) -> CmdResult {
+    let mut g = Genesis::with_pow_bits(pow_bits);
+    if let Some(n) = network_name {
+        g.network_name = n;
+    }
+    g.validate()?;
+    save_genesis(out, &g)?;
+    println!("{}", hex::encode(g.network_id()));
+    Ok(())
+}
+
+/// `web4fed inspect`.
+pub fn inspect(dir: &Path, json: bool) -> CmdResult {
+    let nd = NodeDir::new(dir);
+    let config = NodeConfig::load(&nd.config())?;
+    let genesis = load_genesis(&nd.genesis())?;
+    let keypair = keyfile::read(&nd.key())?;
+    let store = Store::open(&nd.db(), &genesis)?;
+    let mut ledger = Ledger::new(genesis.clone());
+    let started = Instant::now();
+    let rebuild = store.rebuild(&mut ledger, now_ms())?;
+    let verify_ms = started.elapsed().as_secs_f64() * 1e3;
+    let me = keypair.id();
+    let root = hex::encode(rebuild.root);
+    let recorded = rebuild.recorded_root.map(hex::encode);
+    let account = ledger.state().account(&me);
+    let head = ledger.state().head_ms();
+    let (trust, atp, level, status) = account.map_or((0, 0, "unregistered".to_string(), "unregistered".to_string()), |a| {
+        (
+            a.trust_at(&genesis, head),
+            a.atp_at(&genesis, head),
+            format!("{:?}", a.level),
+            format!("{:?}", a.status).to_lowercase(),
+        )
+    });
+    if json {
+        let v = serde_json::json!({
+            "name": config.name,
+            "lct": me.lct(&config.entity_type),
+            "member": me.to_hex(),
+            "network": hex::encode(genesis.network_id()),
+            "feed_len": ledger.feed_len(&me),
+            "events": rebuild.events,
+            "members": ledger.state().accounts().count(),
+            "corpus": ledger.state().corpus_len(),
+            "state_root": root,
+            "recorded_root": recorded,
+            "trust_micro": trust,
+            "atp_milli": atp,
+            "level": level,
+            "status": status,
+            "verified_ms": verify_ms,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("name        {}", config.name);
+        println!("lct         {}", me.lct(&config.entity_type));
+        println!("member      {}", me.to_hex());
+        println!("network     {}", hex::encode(genesis.network_id()));
+        println!("feed length {}", ledger.feed_len(&me));
+        println!("events      {} (all signatures and chains verified in {verify_ms:.1} ms)", rebuild.events);
+        println!("members     {}", ledger.state().accounts().count());
+        println!("corpus      {} thoughts", ledger.state().corpus_len());
+        println!("level       {level}, status {status}");
+        println!("trust       {:.6}", trust as f64 / 1e6);
+        println!("atp         {:.3}", atp as f64 / 1e3);
+        println!("state root  {root}");
+        match &recorded {
+            Some(r) if *r == root => println!("            matches the root recorded at the last write"),
+            Some(r) => println!("            differs from the recorded root {r} (rebuilt from the log, which is the truth)"),
+            None => {}
+        }
+    }
+    Ok(())
+}

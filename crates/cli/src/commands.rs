@@ -90,7 +90,11 @@ pub fn init(
 ) -> CmdResult {
     let nd = NodeDir::new(dir);
     if nd.key().exists() {
-        return Err(format!("{} already holds a node key; refusing to overwrite it", dir.display()).into());
+        return Err(format!(
+            "{} already holds a node key; refusing to overwrite it",
+            dir.display()
+        )
+        .into());
     }
     let genesis = match genesis_file {
         Some(p) => load_genesis(p)?,
@@ -181,14 +185,17 @@ pub fn inspect(dir: &Path, json: bool) -> CmdResult {
     let recorded = rebuild.recorded_root.map(hex::encode);
     let account = ledger.state().account(&me);
     let head = ledger.state().head_ms();
-    let (trust, atp, level, status) = account.map_or((0, 0, "unregistered".to_string(), "unregistered".to_string()), |a| {
-        (
-            a.trust_at(&genesis, head),
-            a.atp_at(&genesis, head),
-            format!("{:?}", a.level),
-            format!("{:?}", a.status).to_lowercase(),
-        )
-    });
+    let (trust, atp, level, status) = account.map_or(
+        (0, 0, "unregistered".to_string(), "unregistered".to_string()),
+        |a| {
+            (
+                a.trust_at(&genesis, head),
+                a.atp_at(&genesis, head),
+                format!("{:?}", a.level),
+                format!("{:?}", a.status).to_lowercase(),
+            )
+        },
+    );
     if json {
         let v = serde_json::json!({
             "name": config.name,
@@ -214,7 +221,10 @@ pub fn inspect(dir: &Path, json: bool) -> CmdResult {
         println!("member      {}", me.to_hex());
         println!("network     {}", hex::encode(genesis.network_id()));
         println!("feed length {}", ledger.feed_len(&me));
-        println!("events      {} (all signatures and chains verified in {verify_ms:.1} ms)", rebuild.events);
+        println!(
+            "events      {} (all signatures and chains verified in {verify_ms:.1} ms)",
+            rebuild.events
+        );
         println!("members     {}", ledger.state().accounts().count());
         println!("corpus      {} thoughts", ledger.state().corpus_len());
         println!("level       {level}, status {status}");

@@ -13,7 +13,11 @@ fn inspect_json(dir: &std::path::Path) -> serde_json::Value {
         .arg(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -26,10 +30,18 @@ fn init_then_inspect() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lct = String::from_utf8(out.stdout).unwrap();
     assert!(lct.trim().starts_with("lct:web4:ai:"), "{lct}");
-    let mode = std::fs::metadata(dir.join("node.key")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(dir.join("node.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 
     let v = inspect_json(&dir);
@@ -50,7 +62,11 @@ fn init_then_inspect() {
 
     // A key readable by others is refused with the fix in the message.
     std::fs::set_permissions(dir.join("node.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = web4fed().args(["inspect", "--dir"]).arg(&dir).output().unwrap();
+    let out = web4fed()
+        .args(["inspect", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
 }
@@ -74,7 +90,14 @@ fn nodes_initialised_separately_with_the_same_flags_share_a_network() {
     // A genesis file handed out by the federation puts a node on that network.
     let g = tmp.path().join("genesis.toml");
     let out = web4fed()
-        .args(["genesis", "--pow-bits", "9", "--network-name", "lab", "--out"])
+        .args([
+            "genesis",
+            "--pow-bits",
+            "9",
+            "--network-name",
+            "lab",
+            "--out",
+        ])
         .arg(&g)
         .output()
         .unwrap();

@@ -45,6 +45,8 @@ pub const MAX_FUTURE: usize = 4_096;
 pub const SNAPSHOT_EVERY: usize = 2_048;
 /// Snapshots kept; older ones are dropped (a re-fold behind them starts from genesis).
 pub const MAX_SNAPSHOTS: usize = 4;
+/// Recent epoch roots kept: enough to compare with peers a minute behind at 1 s epochs.
+pub const EPOCH_ROOTS_KEPT: usize = 64;
 /// Most outputs waiting to be drained; the driver drains after every call, so reaching this
 /// means a driver bug. Beyond it the oldest are dropped, never unbounded growth.
 pub const MAX_OUTPUTS: usize = 65_536;
@@ -189,6 +191,8 @@ pub struct Ledger {
     snapshots: Vec<((OrderKey, Item), State, usize)>,
     folded_count: usize,
     outputs: VecDeque<Output>,
+    /// Roots of recent epochs, recorded as the fold crosses each epoch boundary.
+    epoch_roots: BTreeMap<u64, [u8; 32]>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -227,6 +231,7 @@ impl Ledger {
             snapshots: Vec::new(),
             folded_count: 0,
             outputs: VecDeque::new(),
+            epoch_roots: BTreeMap::new(),
         }
     }
 
@@ -480,11 +485,16 @@ impl Ledger {
                     self.state = s.clone();
                     self.folded_upto = Some(*k);
                     self.folded_count = *n;
+                    // Roots of boundaries after the snapshot may change; earlier ones cover
+                    // only events before it.
+                    let last_kept = (k.0.timestamp_ms / self.genesis.epoch_ms).saturating_sub(1);
+                    self.epoch_roots.retain(|e, _| *e <= last_kept);
                 }
                 None => {
                     self.state = State::default();
                     self.folded_upto = None;
                     self.folded_count = 0;
+                    self.epoch_roots.clear();
                 }
             }
         }
@@ -511,7 +521,32 @@ impl Ledger {
         }
     }
 
+    /// Records the roots of the epochs whose end this item's time crosses (recent ones only).
+    fn record_epoch_roots(&mut self, t: u64) {
+        let epoch_ms = self.genesis.epoch_ms;
+        let head = self.state.head_ms();
+        if t / epoch_ms <= head / epoch_ms {
+            return;
+        }
+        // Epochs whose end B = (e + 1)·epoch_ms satisfies head < B <= t.
+        let first = head / epoch_ms;
+        let last = t / epoch_ms - 1;
+        let newest = self
+            .order
+            .last_key_value()
+            .map_or(last, |((k, _), _)| k.timestamp_ms / epoch_ms);
+        let from = first.max(newest.saturating_sub(EPOCH_ROOTS_KEPT as u64));
+        for e in from..=last {
+            let root = self.state.root_at(&self.genesis, (e + 1) * epoch_ms);
+            self.epoch_roots.insert(e, root);
+        }
+        while self.epoch_roots.len() > EPOCH_ROOTS_KEPT {
+            self.epoch_roots.pop_first();
+        }
+    }
+
     fn fold_one(&mut self, (key, item): (OrderKey, Item)) {
+        self.record_epoch_roots(key.timestamp_ms);
         let g = &self.genesis;
         match item {
             Item::Eject(member) => {
@@ -600,6 +635,17 @@ impl Ledger {
     /// The state root at the head's logical time.
     pub fn state_root(&self) -> [u8; 32] {
         self.state.root_at(&self.genesis, self.state.head_ms())
+    }
+
+    /// The state root at the end of epoch `e`: the fold of every event dated before
+    /// `(e + 1)·epoch_ms`, projected to that instant. `None` when the epoch is older than the
+    /// recent epochs kept. Two nodes holding the same events dated before the end agree.
+    pub fn epoch_root(&self, e: u64) -> Option<[u8; 32]> {
+        let end = e.checked_add(1)?.checked_mul(self.genesis.epoch_ms)?;
+        if self.state.head_ms() < end {
+            return Some(self.state.root_at(&self.genesis, end));
+        }
+        self.epoch_roots.get(&e).copied()
     }
 
     /// The state root projected to logical time `t` (no earlier than the head).

@@ -182,6 +182,12 @@ proptest! {
         prop_assert_eq!(dump(&shuffled), dump(&reference));
         prop_assert_eq!(shuffled.state_root(), reference.state_root());
         prop_assert_eq!(shuffled.state().corpus_len(), reference.state().corpus_len());
+        // Recent epoch roots (what heartbeats compare) agree too.
+        let newest = reference.state().head_ms() / g.epoch_ms;
+        prop_assert!(reference.epoch_root(newest - 1).is_some());
+        for e in newest.saturating_sub(8)..=newest + 1 {
+            prop_assert_eq!(shuffled.epoch_root(e), reference.epoch_root(e), "epoch {}", e);
+        }
         // And the batch path (one fold at the end) agrees too.
         let mut batch = Ledger::new(g.clone());
         batch.handle_batch(T0 + 10 * 365 * 86_400_000, order.iter().rev().map(|&i| events[i].clone()));

@@ -29,8 +29,11 @@ pub const MAX_CONTENT_BYTES: usize = 4 * MAX_CONTENT_CHARS;
 pub const MAX_ATTESTATION_BYTES: usize = 16 * 1024;
 /// Most bytes in a scorer tag of a `Validate` (e.g. `coherence-v1`, `minilm-l6@2`).
 pub const MAX_SCORER_BYTES: usize = 32;
-/// Most bytes in any event body: the largest is a `Register` carrying an attestation.
-pub const MAX_BODY_BYTES: usize = MAX_CONTENT_BYTES + 64;
+/// Most bytes in any event body: the largest is `Evidence` carrying a forged envelope, which
+/// may carry the largest event.
+pub const MAX_BODY_BYTES: usize = MAX_CONTENT_BYTES + 1_024;
+/// Most bytes of an event carried inside forgery evidence.
+pub const MAX_CARRIED_EVENT_BYTES: usize = MAX_CONTENT_BYTES + 512;
 /// Most bytes in an encoded event. Anything longer is refused before it is parsed.
 pub const MAX_EVENT_BYTES: usize = HEADER_LEN + SIGNATURE_LEN + MAX_BODY_BYTES;
 
@@ -289,6 +292,8 @@ pub enum Evidence {
         /// The other.
         b: SignedHeader,
     },
+    /// An envelope signed by its sender that carried an event with a forged signature.
+    ForgedEnvelope(crate::envelope::Envelope),
 }
 
 impl Evidence {
@@ -296,6 +301,7 @@ impl Evidence {
     pub fn accused(&self) -> MemberId {
         match self {
             Self::Equivocation { a, .. } => a.header.author,
+            Self::ForgedEnvelope(e) => e.sender,
         }
     }
 }
@@ -362,12 +368,17 @@ impl Body {
                 w.raw(&to.0);
                 w.u64(*amount_milli);
             }
-            Self::Evidence(e) => {
-                let Evidence::Equivocation { a, b } = e.as_ref();
-                w.u8(0);
-                a.write(&mut w);
-                b.write(&mut w);
-            }
+            Self::Evidence(e) => match e.as_ref() {
+                Evidence::Equivocation { a, b } => {
+                    w.u8(0);
+                    a.write(&mut w);
+                    b.write(&mut w);
+                }
+                Evidence::ForgedEnvelope(env) => {
+                    w.u8(1);
+                    env.write(&mut w);
+                }
+            },
         }
         w.finish()
     }
@@ -464,6 +475,9 @@ impl Body {
                     let b = SignedHeader::read(&mut r)?;
                     Self::Evidence(Box::new(Evidence::Equivocation { a, b }))
                 }
+                1 => Self::Evidence(Box::new(Evidence::ForgedEnvelope(
+                    crate::envelope::Envelope::read(&mut r, MAX_CARRIED_EVENT_BYTES)?,
+                ))),
                 _ => {
                     return Err(DecodeError::Invalid {
                         field: "evidence_kind",

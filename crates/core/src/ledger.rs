@@ -25,6 +25,7 @@
 //! carries events to persist and proofs to publish.
 
 use crate::attest::{level_for, LevelReason, NoHardware, Verifier};
+use crate::envelope::Envelope;
 use crate::event::{Body, Event, EventId, Evidence, Level, OrderKey};
 use crate::genesis::Genesis;
 use crate::identity::{Keypair, MemberId};
@@ -45,6 +46,9 @@ pub const MAX_FUTURE: usize = 4_096;
 pub const SNAPSHOT_EVERY: usize = 2_048;
 /// Snapshots kept; older ones are dropped (a re-fold behind them starts from genesis).
 pub const MAX_SNAPSHOTS: usize = 4;
+/// Most forged envelopes remembered: three eject a sender, so more than a few per member is
+/// never needed; the bound keeps a flood of evidence from growing memory.
+pub const MAX_FORGERIES: usize = 16_384;
 /// Recent epoch roots kept: enough to compare with peers a minute behind at 1 s epochs.
 pub const EPOCH_ROOTS_KEPT: usize = 64;
 /// Most outputs waiting to be drained; the driver drains after every call, so reaching this
@@ -143,6 +147,8 @@ struct Feed {
 enum Item {
     /// Sorts before an event at the same key.
     Eject(MemberId),
+    /// A forged envelope, by its hash: a violation of its sender at the envelope's time.
+    Forgery([u8; 32]),
     Event(EventId),
 }
 
@@ -155,8 +161,11 @@ struct Proof {
     rank: (u64, EventId, EventId),
 }
 
-fn proof_of(e: Evidence) -> Proof {
-    let Evidence::Equivocation { a, b } = &e;
+/// The equivocation proof in `e`, if it is one.
+fn proof_of(e: Evidence) -> Option<Proof> {
+    let Evidence::Equivocation { a, b } = &e else {
+        return None;
+    };
     let (ia, ib) = (a.header.id(), b.header.id());
     let seq = a.header.seq;
     let key = OrderKey {
@@ -164,12 +173,12 @@ fn proof_of(e: Evidence) -> Proof {
         author: a.header.author,
         seq,
     };
-    Proof {
+    Some(Proof {
         seq,
         key,
         rank: (seq, ia.min(ib), ia.max(ib)),
         evidence: e,
-    }
+    })
 }
 
 /// The log and its fold. See the module docs.
@@ -181,6 +190,7 @@ pub struct Ledger {
     feeds: HashMap<MemberId, Feed>,
     order: BTreeMap<(OrderKey, Item), ()>,
     proofs: HashMap<MemberId, Proof>,
+    forgeries: BTreeMap<[u8; 32], Envelope>,
     evidence_checks: HashMap<EventId, Result<(), String>>,
     orphans: BTreeMap<(MemberId, u64), Arc<Event>>,
     future: BTreeMap<(u64, EventId), Arc<Event>>,
@@ -221,6 +231,7 @@ impl Ledger {
             feeds: HashMap::new(),
             order: BTreeMap::new(),
             proofs: HashMap::new(),
+            forgeries: BTreeMap::new(),
             evidence_checks: HashMap::new(),
             orphans: BTreeMap::new(),
             future: BTreeMap::new(),
@@ -302,7 +313,11 @@ impl Ledger {
     }
 
     fn add_proof(&mut self, e: Evidence, announce: bool) {
-        let p = proof_of(e);
+        if let Evidence::ForgedEnvelope(env) = e {
+            self.add_forgery(env, announce);
+            return;
+        }
+        let Some(p) = proof_of(e) else { return };
         let author = p.key.author;
         if let Some(old) = self.proofs.get(&author) {
             if old.rank <= p.rank {
@@ -319,6 +334,37 @@ impl Ledger {
         self.order.insert(k, ());
         self.mark_dirty(k);
         self.proofs.insert(author, p);
+    }
+
+    fn add_forgery(&mut self, env: Envelope, announce: bool) {
+        let hash = env.hash();
+        if self.forgeries.contains_key(&hash) || self.forgeries.len() >= MAX_FORGERIES {
+            return;
+        }
+        if announce {
+            self.push_output(Output::Proof(Box::new(Evidence::ForgedEnvelope(
+                env.clone(),
+            ))));
+        }
+        let key = OrderKey {
+            timestamp_ms: env.sent_ms,
+            author: env.sender,
+            seq: 0,
+        };
+        let k = (key, Item::Forgery(hash));
+        self.order.insert(k, ());
+        self.mark_dirty(k);
+        self.forgeries.insert(hash, env);
+    }
+
+    /// Hands the ledger an envelope whose carried event failed to decode or verify. When the
+    /// envelope's own signature holds, it is evidence against its sender: recorded, folded as
+    /// a violation, and returned in [`Output::Proof`] for the node to persist and publish.
+    pub fn handle_forged_envelope(&mut self, env: Envelope) -> Result<(), String> {
+        env.proves_forgery(&self.network)?;
+        self.add_forgery(env, true);
+        self.settle();
+        Ok(())
     }
 
     fn mark_dirty(&mut self, k: (OrderKey, Item)) {
@@ -456,7 +502,7 @@ impl Ledger {
             }
         }
         if let Body::Evidence(e) = &ev.body {
-            let check = check_evidence(&self.network, e);
+            let check = check_evidence(&self.network, e.as_ref());
             if check.is_ok() {
                 self.add_proof(e.as_ref().clone(), false);
             }
@@ -554,6 +600,12 @@ impl Ledger {
                 self.state
                     .eject(member, EjectCause::Equivocation { seq: key.seq });
             }
+            Item::Forgery(hash) => {
+                let rule = crate::verdict::Rule::ForgedEnvelope {
+                    envelope: hex::encode(hash),
+                };
+                self.state.penalize(g, key.author, key.timestamp_ms, &rule);
+            }
             Item::Event(id) => {
                 let Some(ev) = self.events.get(&id) else {
                     return;
@@ -627,9 +679,14 @@ impl Ledger {
             .collect()
     }
 
-    /// Proofs held, one per proven equivocator.
+    /// Equivocation proofs held, one per proven equivocator.
     pub fn proofs(&self) -> impl Iterator<Item = &Evidence> {
         self.proofs.values().map(|p| &p.evidence)
+    }
+
+    /// Forged envelopes held.
+    pub fn forgeries(&self) -> impl Iterator<Item = &Envelope> {
+        self.forgeries.values()
     }
 
     /// The state root at the head's logical time.

@@ -8,6 +8,7 @@
 
 pub mod attest;
 pub mod codec;
+pub mod envelope;
 pub mod event;
 pub mod fixed;
 pub mod genesis;

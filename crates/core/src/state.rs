@@ -464,20 +464,7 @@ impl State {
         acct.touch(g, t);
         match verdict {
             Verdict::Ignored(_) => {}
-            Verdict::Refused(rule) => {
-                let ceiling_penalty = if rule.is_spam() {
-                    g.atp_spam_milli
-                } else {
-                    g.atp_violation_milli
-                };
-                acct.trust_micro = acct.trust_micro.saturating_sub(g.trust_penalty_micro);
-                acct.atp_milli = acct.atp_milli.saturating_sub(ceiling_penalty);
-                acct.violations += 1;
-                if acct.violations >= g.eject_violations {
-                    let count = acct.violations;
-                    self.eject(author, EjectCause::Violations { count });
-                }
-            }
+            Verdict::Refused(rule) => self.penalize(g, author, t, rule),
             Verdict::Accepted => match &ev.body {
                 Body::Thought(content) => self.accept_thought(g, ev, content),
                 Body::Validate(v) => {
@@ -501,6 +488,31 @@ impl State {
                 // of the offence rather than of the report.
                 Body::Evidence(_) | Body::Register(_) => {}
             },
+        }
+    }
+
+    /// Applies a violation's penalties to `member` at time `t`: trust −penalty, ATP −5 (−10
+    /// for spam), one more violation, ejection at the threshold.
+    pub fn penalize(&mut self, g: &Genesis, member: MemberId, t: u64, rule: &Rule) {
+        self.head_ms = self.head_ms.max(t);
+        let Some(acct) = self.accounts.get_mut(&member) else {
+            return;
+        };
+        if acct.status == Status::Ejected {
+            return;
+        }
+        acct.touch(g, t);
+        let atp_penalty = if rule.is_spam() {
+            g.atp_spam_milli
+        } else {
+            g.atp_violation_milli
+        };
+        acct.trust_micro = acct.trust_micro.saturating_sub(g.trust_penalty_micro);
+        acct.atp_milli = acct.atp_milli.saturating_sub(atp_penalty);
+        acct.violations += 1;
+        if acct.violations >= g.eject_violations {
+            let count = acct.violations;
+            self.eject(member, EjectCause::Violations { count });
         }
     }
 
@@ -663,5 +675,6 @@ pub fn check_evidence(network: &[u8; 32], e: &Evidence) -> Result<(), String> {
             }
             Ok(())
         }
+        Evidence::ForgedEnvelope(env) => env.proves_forgery(network),
     }
 }

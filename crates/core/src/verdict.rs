@@ -55,6 +55,11 @@ pub enum Rule {
         /// Balance at this point, thousandths.
         balance_milli: u64,
     },
+    /// Layer 5: the member signed an envelope carrying an event with a forged signature.
+    ForgedEnvelope {
+        /// Hex of the envelope's hash.
+        envelope: String,
+    },
     /// Layer 5: evidence that does not prove what it claims (a false accusation).
     InvalidEvidence {
         /// What failed.
@@ -71,7 +76,7 @@ impl Rule {
             | Self::TooLong { .. }
             | Self::Incoherent { .. }
             | Self::DuplicateOwn { .. } => 3,
-            Self::InvalidEvidence { .. } => 5,
+            Self::InvalidEvidence { .. } | Self::ForgedEnvelope { .. } => 5,
             Self::TransferBeyondBalance { .. } => 9,
         }
     }
@@ -90,6 +95,7 @@ impl Rule {
             Self::DuplicateOwn { .. } => "duplicate_own",
             Self::TransferBeyondBalance { .. } => "transfer_beyond_balance",
             Self::InvalidEvidence { .. } => "invalid_evidence",
+            Self::ForgedEnvelope { .. } => "forged_envelope",
         }
     }
 }

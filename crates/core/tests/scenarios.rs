@@ -300,7 +300,9 @@ fn equivocation_produces_evidence_and_ejects_on_every_node() {
             _ => None,
         })
         .expect("a proof is produced");
-    let Evidence::Equivocation { a: h1, b: h2 } = &*proof;
+    let Evidence::Equivocation { a: h1, b: h2 } = &*proof else {
+        panic!("expected an equivocation proof")
+    };
     assert_eq!(h1.header.seq, h2.header.seq);
     // The honest member publishes the evidence; b folds it and agrees with a.
     let evid = ms[1].next(T0 + 30, Body::Evidence(proof.clone()));
@@ -319,7 +321,9 @@ fn equivocation_produces_evidence_and_ejects_on_every_node() {
         Err(InsertError::AuthorEquivocated { fork_seq: 1 })
     ));
     // A false accusation is itself a violation of the accuser.
-    let Evidence::Equivocation { a: h1, .. } = *proof;
+    let Evidence::Equivocation { a: h1, .. } = *proof else {
+        panic!("expected an equivocation proof")
+    };
     let fake = Evidence::Equivocation {
         a: h1.clone(),
         b: h1,
@@ -610,4 +614,61 @@ fn regression_duplicate_orphan_is_not_a_fork_but_conflicting_orphans_are() {
     );
     admit(&mut l, T0 + 2, reg);
     assert_eq!(l.state().account(&x.id()).unwrap().status, Status::Ejected);
+}
+
+/// Test 4 (core part): a member that sends envelopes carrying forged signatures is penalised
+/// per forgery, reaches the threshold and is ejected, on every node that holds the evidence.
+#[test]
+fn seed_test4_forged_envelopes_are_evidence_and_eject_the_sender() {
+    use web4fed_core::envelope::Envelope;
+    let g = genesis();
+    let mut a = Ledger::new(g.clone());
+    let mut ms = members(&mut a, 3);
+    while a.poll_output().is_some() {}
+    let mut b = Ledger::new(g.clone());
+    for m in &ms {
+        b.handle_event(T0, (**a.feed_event(&m.id(), 0).unwrap()).clone())
+            .unwrap();
+    }
+    let byz = ms[0].keypair.clone();
+    let net = *a.network();
+    let mut evidence = Vec::new();
+    for i in 0..3u64 {
+        // A thought "by" member 1 that member 0 never could have signed.
+        let real = ms[1].sign_at(1, ms[1].prev(), T0 + 10 + i, Body::Thought(sentence(i)));
+        let mut forged = real.bytes().to_vec();
+        forged[web4fed_core::event::HEADER_LEN + 1] ^= 0x80;
+        let env = Envelope::seal(&byz, &net, T0 + 10 + i, &forged);
+        assert!(Event::decode(&forged)
+            .map(|e| !e.verify(&net))
+            .unwrap_or(true));
+        a.handle_forged_envelope(env).unwrap();
+        let acct = a.state().account(&byz.id()).unwrap();
+        assert_eq!(acct.violations, (i + 1) as u32);
+        for o in std::iter::from_fn(|| a.poll_output()) {
+            if let web4fed_core::ledger::Output::Proof(p) = o {
+                evidence.push(*p);
+            }
+        }
+    }
+    let acct = a.state().account(&byz.id()).unwrap();
+    assert_eq!(acct.status, Status::Ejected);
+    assert_eq!(acct.trust_at(&g, T0 + 20), 0);
+    assert_eq!(acct.atp_at(&g, T0 + 20), 0);
+    // An honest envelope is no evidence.
+    let honest = ms[2].thought(T0 + 30, &sentence(9));
+    let env = Envelope::seal(&ms[2].keypair, &net, T0 + 30, honest.bytes());
+    assert!(a.handle_forged_envelope(env).is_err());
+    // The evidence travels in an Evidence event; b folds it to the same state.
+    assert_eq!(evidence.len(), 3);
+    for (i, e) in evidence.into_iter().enumerate() {
+        let ev = ms[1].next(T0 + 40 + i as u64, Body::Evidence(Box::new(e)));
+        a.handle_event(T0 + 50, ev.clone()).unwrap();
+        b.handle_event(T0 + 50, ev).unwrap();
+    }
+    assert_eq!(
+        b.state().account(&byz.id()).unwrap().status,
+        Status::Ejected
+    );
+    assert_eq!(a.state_root(), b.state_root());
 }

@@ -11,6 +11,11 @@ use web4fed_core::event::{Body, Event, Evidence, Kind};
 use web4fed_core::genesis::Genesis;
 use web4fed_core::ledger::{Ledger, Output};
 
+fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
 /// Schema version written in `meta`; a store of another version is refused, not guessed at.
 pub const SCHEMA_VERSION: i64 = 1;
 /// Events read per query page when rebuilding, to bound memory held by SQLite.
@@ -83,10 +88,9 @@ impl Store {
                  UNIQUE (author, seq)
              );
              CREATE TABLE IF NOT EXISTS proofs (
+                 hash BLOB PRIMARY KEY,
                  accused BLOB NOT NULL,
-                 seq INTEGER NOT NULL,
-                 bytes BLOB NOT NULL,
-                 PRIMARY KEY (accused, seq)
+                 bytes BLOB NOT NULL
              );",
         )?;
         let store = Self { conn };
@@ -160,16 +164,13 @@ impl Store {
         Ok(n)
     }
 
-    /// Records an equivocation proof found locally.
+    /// Records evidence found locally (an equivocation or a forged envelope).
     pub fn add_proof(&mut self, e: &Evidence) -> Result<(), StoreError> {
-        let Evidence::Equivocation { a, .. } = e;
+        let bytes = Body::Evidence(Box::new(e.clone())).encode();
+        let hash: [u8; 32] = sha2_digest(&bytes);
         self.conn.execute(
-            "INSERT OR IGNORE INTO proofs (accused, seq, bytes) VALUES (?1, ?2, ?3)",
-            params![
-                a.header.author.0,
-                a.header.seq as i64,
-                Body::Evidence(Box::new(e.clone())).encode()
-            ],
+            "INSERT OR IGNORE INTO proofs (hash, accused, bytes) VALUES (?1, ?2, ?3)",
+            params![hash, e.accused().0, bytes],
         )?;
         Ok(())
     }
@@ -191,6 +192,14 @@ impl Store {
         }
         self.append(events.iter().map(|e| e.as_ref()))?;
         Ok(proofs)
+    }
+
+    /// Proofs stored.
+    pub fn proof_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM proofs", [], |r| r.get(0))?;
+        Ok(n as u64)
     }
 
     /// Events stored.

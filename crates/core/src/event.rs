@@ -283,6 +283,8 @@ pub struct Validate {
 }
 
 /// Self-certifying proof against a member.
+// Always held boxed (in `Body` and `Output`), so the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Evidence {
     /// Two different signed headers with one author and one seq.

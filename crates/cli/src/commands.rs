@@ -88,6 +88,19 @@ pub fn init(
     genesis_file: Option<&Path>,
     entity_type: &str,
 ) -> CmdResult {
+    let lct = init_quiet(dir, name, pow_bits, genesis_file, entity_type)?;
+    println!("{lct}");
+    Ok(())
+}
+
+/// `init` without printing the LCT id (the demo creates three nodes); returns it.
+pub fn init_quiet(
+    dir: &Path,
+    name: &str,
+    pow_bits: u8,
+    genesis_file: Option<&Path>,
+    entity_type: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
     let nd = NodeDir::new(dir);
     if nd.key().exists() {
         return Err(format!(
@@ -153,8 +166,7 @@ pub fn init(
         rate / 1e6
     );
     eprintln!("network {}", hex::encode(network));
-    println!("{}", member.lct(entity_type));
-    Ok(())
+    Ok(member.lct(entity_type))
 }
 
 /// `web4fed genesis`.

@@ -1,6 +1,8 @@
 //! `web4fed`: the node daemon and command-line tool.
 
+mod client;
 mod commands;
+mod daemon;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -46,6 +48,73 @@ enum Command {
         #[arg(long)]
         network_name: Option<String>,
     },
+    /// Run the node daemon.
+    Run {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// libp2p listen multiaddr (overrides node.toml), e.g. /ip4/0.0.0.0/tcp/8000.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Operator API address (overrides node.toml); non-loopback requires the token.
+        #[arg(long)]
+        api: Option<String>,
+        /// A peer to dial, as a multiaddr (repeatable; added to node.toml's peers).
+        #[arg(long = "peer")]
+        peers: Vec<String>,
+        /// Heartbeat period in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        heartbeat_ms: u64,
+        /// Attack behaviour for experiments: `forge` (forged inner signatures) or `spam` (signs
+        /// thoughts beyond its rate limit).
+        #[arg(long)]
+        adversary: Option<String>,
+        /// Logs as JSON lines instead of human text (levels via WEB4FED_LOG, e.g. `debug,libp2p=info`).
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Three nodes as separate processes on loopback, posting and replicating until they agree.
+    Demo {
+        /// Where to put the three node directories (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Thoughts each node posts.
+        #[arg(long, default_value_t = 10)]
+        thoughts: u64,
+        /// Keep the nodes running afterwards (for the dashboards).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Submit a thought to a running node.
+    Submit {
+        /// The thought's content.
+        content: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// A running node's identity, counts, root and peers.
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// A running node's peers and whether their roots agree with its own.
+    Peers {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Recent thoughts with their verdicts.
+    Thoughts {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Every member's trust, ATP, level and status, and the state root.
+    State {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Show a node's identity, feed length and state root, verifying its whole log.
     Inspect {
         /// The node directory.
@@ -55,6 +124,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How client commands reach a node.
+#[derive(Debug, clap::Args)]
+struct ApiArgs {
+    /// The node's API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// The node directory, to read its api.token (needed when the API is not on loopback).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// A file holding the API token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ApiArgs {
+    fn client(&self) -> client::Api {
+        client::Api::new(&self.api, self.dir.as_deref(), self.token_file.as_deref())
+    }
 }
 
 fn main() -> ExitCode {
@@ -73,6 +165,37 @@ fn main() -> ExitCode {
             network_name,
         } => commands::genesis(&out, pow_bits, network_name),
         Command::Inspect { dir, json } => commands::inspect(&dir, json),
+        Command::Run {
+            dir,
+            listen,
+            api,
+            peers,
+            heartbeat_ms,
+            adversary,
+            log_json,
+        } => daemon::run(daemon::RunArgs {
+            dir,
+            listen,
+            api,
+            peers,
+            heartbeat_ms,
+            adversary,
+            log_json,
+        }),
+        Command::Demo {
+            dir,
+            thoughts,
+            keep,
+        } => daemon::demo(dir, thoughts, keep),
+        Command::Submit { content, api } => {
+            client::submit(&api.client(), &content, api.json).map_err(Into::into)
+        }
+        Command::Status { api } => client::status(&api.client(), api.json).map_err(Into::into),
+        Command::Peers { api } => client::peers(&api.client(), api.json).map_err(Into::into),
+        Command::Thoughts { limit, api } => {
+            client::thoughts(&api.client(), limit, api.json).map_err(Into::into)
+        }
+        Command::State { api } => client::state(&api.client(), api.json).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

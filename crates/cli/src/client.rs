@@ -1,0 +1,237 @@
+//! The client commands: `submit`, `status`, `peers`, `thoughts`, `state`, talking to a
+//! running node's HTTP API.
+
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where and how to reach a node's API.
+pub struct Api {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+/// Longest a client command waits for the node.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Api {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`). The bearer token comes from
+    /// `--token-file`, else `DIR/api.token` when `--dir` is given, else `WEB4FED_TOKEN`.
+    pub fn new(base: &str, dir: Option<&Path>, token_file: Option<&Path>) -> Self {
+        let from_file = |p: &Path| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|t| t.trim().to_string())
+        };
+        let token = token_file
+            .and_then(from_file)
+            .or_else(|| dir.and_then(|d| from_file(&d.join("api.token"))))
+            .or_else(|| std::env::var("WEB4FED_TOKEN").ok());
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(CLIENT_TIMEOUT))
+            .build()
+            .new_agent();
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        }
+    }
+
+    fn finish(
+        &self,
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, Value), String> {
+        let mut resp = r.map_err(|e| format!("cannot reach the node at {}: {e}", self.base))?;
+        let status = resp.status().as_u16();
+        let v: Value = resp
+            .body_mut()
+            .read_json()
+            .map_err(|e| format!("node answered {status} with a body that is not JSON: {e}"))?;
+        Ok((status, v))
+    }
+
+    /// GET a JSON document.
+    pub fn get(&self, path: &str) -> Result<(u16, Value), String> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(req.call())
+    }
+
+    /// POST a JSON document.
+    pub fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), String> {
+        let mut req = self.agent.post(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(req.send_json(body))
+    }
+}
+
+fn fail(status: u16, v: &Value) -> String {
+    let msg = v["message"].as_str().unwrap_or("request failed");
+    match v["layer"].as_u64() {
+        Some(layer) => format!(
+            "{status}: {msg} (layer {layer}, rule {})",
+            v["rule"].as_str().unwrap_or("?")
+        ),
+        None => format!("{status}: {msg}"),
+    }
+}
+
+fn ok_or_fail(r: (u16, Value), json: bool) -> Result<Value, String> {
+    let (status, v) = r;
+    if (200..300).contains(&status) {
+        return Ok(v);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    Err(fail(status, &v))
+}
+
+/// `web4fed submit`.
+pub fn submit(api: &Api, content: &str, json: bool) -> Result<(), String> {
+    let v = ok_or_fail(
+        api.post("/v1/thoughts", &serde_json::json!({ "content": content }))?,
+        json,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!(
+            "{} {} (seq {})",
+            v["verdict"].as_str().unwrap_or("?"),
+            v["id"].as_str().unwrap_or("?"),
+            v["seq"]
+        );
+    }
+    Ok(())
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// `web4fed status`.
+pub fn status(api: &Api, json: bool) -> Result<(), String> {
+    let v = ok_or_fail(api.get("/v1/status")?, json)?;
+    if json {
+        print_json(&v);
+        return Ok(());
+    }
+    println!(
+        "{}  {}",
+        v["name"].as_str().unwrap_or("?"),
+        v["lct"].as_str().unwrap_or("?")
+    );
+    println!("network     {}", v["network"].as_str().unwrap_or("?"));
+    println!(
+        "events      {}  members {}  corpus {}",
+        v["events"], v["members"], v["corpus"]
+    );
+    println!("state root  {}", v["state_root"].as_str().unwrap_or("?"));
+    println!(
+        "epoch       {}  root {}",
+        v["epoch"],
+        v["epoch_root"].as_str().unwrap_or("-")
+    );
+    println!(
+        "peers       {} connected, {} agreeing",
+        v["peers_connected"], v["peers_agreeing"]
+    );
+    let me = &v["me"];
+    println!(
+        "me          {} trust {:.6} ATP {:.3} violations {}",
+        me["status"].as_str().unwrap_or("?"),
+        me["trust"].as_f64().unwrap_or(0.0),
+        me["atp"].as_f64().unwrap_or(0.0),
+        me["violations"]
+    );
+    Ok(())
+}
+
+/// `web4fed peers`.
+pub fn peers(api: &Api, json: bool) -> Result<(), String> {
+    let v = ok_or_fail(api.get("/v1/peers")?, json)?;
+    if json {
+        print_json(&v);
+        return Ok(());
+    }
+    println!(
+        "{:<12} {:<10} {:<6} {:<12} {:<14} peer",
+        "name", "connected", "down", "root", "heartbeat"
+    );
+    for p in v["peers"].as_array().into_iter().flatten() {
+        println!(
+            "{:<12} {:<10} {:<6} {:<12} {:<14} {}",
+            p["name"].as_str().unwrap_or("-"),
+            p["connected"],
+            p["down"],
+            match p["root_matches"].as_bool() {
+                Some(true) => "agrees",
+                Some(false) => "DIFFERS",
+                None => "unknown",
+            },
+            p["last_heartbeat_ms_ago"]
+                .as_u64()
+                .map_or("-".into(), |ms| format!("{ms} ms ago")),
+            p["peer_id"].as_str().unwrap_or("?"),
+        );
+    }
+    Ok(())
+}
+
+/// `web4fed thoughts`.
+pub fn thoughts(api: &Api, limit: usize, json: bool) -> Result<(), String> {
+    let v = ok_or_fail(api.get(&format!("/v1/thoughts?limit={limit}"))?, json)?;
+    if json {
+        print_json(&v);
+        return Ok(());
+    }
+    for t in v["thoughts"].as_array().into_iter().flatten() {
+        let verdict = t["verdict"]["verdict"].as_str().unwrap_or("?");
+        println!(
+            "{:<10} {:<10} {}",
+            t["name"].as_str().unwrap_or("-"),
+            verdict,
+            t["content"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `web4fed state`.
+pub fn state(api: &Api, json: bool) -> Result<(), String> {
+    let v = ok_or_fail(api.get("/v1/state")?, json)?;
+    if json {
+        print_json(&v);
+        return Ok(());
+    }
+    println!(
+        "state root {}  ({} events)",
+        v["state_root"].as_str().unwrap_or("?"),
+        v["events"]
+    );
+    println!(
+        "{:<12} {:<4} {:>9} {:>10} {:>4} {:<8} lct",
+        "name", "lvl", "trust", "ATP", "viol", "status"
+    );
+    for a in v["accounts"].as_array().into_iter().flatten() {
+        println!(
+            "{:<12} {:<4} {:>9.6} {:>10.3} {:>4} {:<8} {}",
+            a["name"].as_str().unwrap_or("-"),
+            a["level"].as_str().unwrap_or("?"),
+            a["trust"].as_f64().unwrap_or(0.0),
+            a["atp"].as_f64().unwrap_or(0.0),
+            a["violations"],
+            a["status"].as_str().unwrap_or("?"),
+            a["lct"].as_str().unwrap_or("?"),
+        );
+    }
+    Ok(())
+}

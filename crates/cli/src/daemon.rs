@@ -1,0 +1,271 @@
+//! `web4fed run` (the daemon) and `web4fed demo` (a local three-node federation).
+
+use crate::client::Api;
+use libp2p::Multiaddr;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use web4fed_core::testkit::sentence;
+use web4fed_node::{Adversary, NodeSettings};
+use web4fed_store::node_dir::{NodeConfig, NodeDir};
+
+/// Options of `web4fed run` that override `node.toml`.
+pub struct RunArgs {
+    /// Node directory.
+    pub dir: PathBuf,
+    /// libp2p listen address.
+    pub listen: Option<String>,
+    /// API address.
+    pub api: Option<String>,
+    /// Extra peers.
+    pub peers: Vec<String>,
+    /// Heartbeat period.
+    pub heartbeat_ms: u64,
+    /// Attack behaviour.
+    pub adversary: Option<String>,
+    /// JSON logs.
+    pub log_json: bool,
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEB4FED_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p_gossipsub=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// `web4fed run`.
+pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    init_logs(args.log_json);
+    let nd = NodeDir::new(&args.dir);
+    let config = NodeConfig::load(&nd.config())?;
+    let listen: Multiaddr = args
+        .listen
+        .as_deref()
+        .unwrap_or(&config.listen)
+        .parse()
+        .map_err(|e| format!("--listen: {e}"))?;
+    let api: SocketAddr = args
+        .api
+        .as_deref()
+        .unwrap_or(&config.api)
+        .parse()
+        .map_err(|e| format!("--api: {e}"))?;
+    let mut peers = Vec::new();
+    for p in config.peers.iter().chain(&args.peers) {
+        peers.push(
+            p.parse::<Multiaddr>()
+                .map_err(|e| format!("peer {p}: {e}"))?,
+        );
+    }
+    let adversary = match args.adversary.as_deref() {
+        None => None,
+        Some("forge") => Some(Adversary::Forge),
+        Some("spam") => Some(Adversary::Spam),
+        Some(other) => {
+            return Err(format!("unknown adversary {other:?} (known: forge, spam)").into())
+        }
+    };
+    let settings = NodeSettings {
+        dir: args.dir,
+        listen,
+        api,
+        peers,
+        heartbeat: Duration::from_millis(args.heartbeat_ms.max(50)),
+        adversary,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
+            }
+        };
+        web4fed_node::run(settings, shutdown).await
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// A free TCP port on loopback (bound, then released for the child to take).
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Member {
+    name: &'static str,
+    api: Api,
+    child: Child,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> bool,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return Ok(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// `web4fed demo`: three nodes as separate processes on loopback, each posting thoughts,
+/// until all three hold every event and the same state root.
+pub fn demo(
+    dir: Option<PathBuf>,
+    thoughts: u64,
+    keep: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let base = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("web4fed-demo-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&base)?;
+    let exe = std::env::current_exe()?;
+    let names = ["legion", "thor", "sprout"];
+    let mut members: Vec<Member> = Vec::new();
+    let mut first_addr: Option<String> = None;
+    println!("web4fed demo: three nodes under {}", base.display());
+    for name in names {
+        let d = base.join(name);
+        if !NodeDir::new(&d).key().exists() {
+            crate::commands::init_quiet(&d, name, 12, None, "ai")?;
+        }
+        let p2p = free_port()?;
+        let api_port = free_port()?;
+        let listen = format!("/ip4/127.0.0.1/tcp/{p2p}");
+        let log = std::fs::File::create(d.join("node.log"))?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg("run")
+            .arg("--dir")
+            .arg(&d)
+            .args([
+                "--listen",
+                &listen,
+                "--api",
+                &format!("127.0.0.1:{api_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(a) = &first_addr {
+            cmd.args(["--peer", a]);
+        }
+        let child = cmd.spawn()?;
+        first_addr.get_or_insert(listen);
+        let api = Api::new(&format!("http://127.0.0.1:{api_port}"), Some(&d), None);
+        println!(
+            "  {name:<7} api http://127.0.0.1:{api_port}  p2p 127.0.0.1:{p2p}  log {}",
+            d.join("node.log").display()
+        );
+        members.push(Member { name, api, child });
+    }
+    let status = |m: &Member| -> Option<Value> {
+        m.api
+            .get("/v1/status")
+            .ok()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, v)| v)
+    };
+    let t = wait_for(
+        "the three APIs and the mesh",
+        Duration::from_secs(30),
+        || {
+            members
+                .iter()
+                .all(|m| status(m).is_some_and(|v| v["peers_connected"].as_u64() >= Some(2)))
+        },
+    )?;
+    println!("mesh formed in {:.2?}", t);
+    // Registrations first, so every member is known everywhere before thoughts flow.
+    wait_for(
+        "registrations to replicate",
+        Duration::from_secs(30),
+        || {
+            members
+                .iter()
+                .all(|m| status(m).is_some_and(|v| v["members"].as_u64() == Some(3)))
+        },
+    )?;
+    let start = Instant::now();
+    for i in 0..thoughts {
+        for (k, m) in members.iter().enumerate() {
+            let text = sentence(i * 3 + k as u64 + 1_000 * std::process::id() as u64);
+            let (st, v) = m
+                .api
+                .post("/v1/thoughts", &serde_json::json!({"content": text}))?;
+            if st != 201 {
+                return Err(format!("{} refused a thought: {st} {v}", m.name).into());
+            }
+        }
+    }
+    let expected = 3 + 3 * thoughts;
+    let t = wait_for(
+        "every node to hold every event",
+        Duration::from_secs(30),
+        || {
+            members
+                .iter()
+                .all(|m| status(m).is_some_and(|v| v["events"].as_u64() == Some(expected)))
+        },
+    )?;
+    let _ = t;
+    let replicated = start.elapsed();
+    let roots: Vec<(String, Value)> = members
+        .iter()
+        .map(|m| (m.name.to_string(), status(m).unwrap_or(Value::Null)))
+        .collect();
+    println!(
+        "{} thoughts posted ({} per node) and replicated to all three in {:.2?}",
+        3 * thoughts,
+        thoughts,
+        replicated
+    );
+    println!("{:<8} {:>7} {:>7}  state root", "node", "events", "corpus");
+    for (n, v) in &roots {
+        println!(
+            "{n:<8} {:>7} {:>7}  {}",
+            v["events"].to_string(),
+            v["corpus"].to_string(),
+            v["state_root"].as_str().unwrap_or("?")
+        );
+    }
+    let first = roots[0].1["state_root"].clone();
+    let agree = roots.iter().all(|(_, v)| v["state_root"] == first);
+    if !agree {
+        return Err("state roots differ".into());
+    }
+    println!("all three nodes agree on the state root");
+    if keep {
+        println!("nodes keep running; open a dashboard above (Ctrl-C stops them)");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    Ok(())
+}

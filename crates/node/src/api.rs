@@ -1,0 +1,297 @@
+//! The operator HTTP API (axum). Handlers send commands to the node task over a bounded
+//! channel and wait for its answer, so reads and writes see one consistent state.
+//!
+//! On a loopback address the API is open; on any other address every request must carry
+//! `Authorization: Bearer <DIR/api.token>`. Errors are JSON: `{"error", "message", ...}`,
+//! naming the field or the defence layer at fault.
+
+use crate::metrics::Metrics;
+use axum::body::Bytes;
+use axum::extract::{Query as QueryParams, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use web4fed_core::event::MAX_CONTENT_BYTES;
+use web4fed_core::verdict::{Ignored, Rule};
+use web4fed_store::node_dir::NodeDir;
+
+/// Commands waiting for the node task; a full queue answers 503 rather than growing.
+pub const COMMAND_QUEUE: usize = 256;
+/// Largest request body accepted: a thought at its byte limit plus JSON overhead.
+pub const MAX_REQUEST_BYTES: usize = MAX_CONTENT_BYTES * 2 + 1_024;
+/// Most thoughts one `GET /v1/thoughts` returns.
+pub const MAX_THOUGHTS_PAGE: usize = 1_000;
+
+/// A read the API asks of the node.
+#[derive(Debug)]
+pub enum Query {
+    /// Identity, counts, root, peers summary.
+    Status,
+    /// Accounts and roots.
+    State,
+    /// The most recent thoughts.
+    Thoughts {
+        /// How many.
+        limit: usize,
+    },
+    /// Peers and their agreement.
+    Peers,
+}
+
+/// What the API asks of the node task.
+#[derive(Debug)]
+pub enum Command {
+    /// Sign, persist and publish a thought.
+    Submit {
+        /// The thought's content.
+        content: String,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    /// A read.
+    Query {
+        /// What to read.
+        query: Query,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Value>,
+    },
+}
+
+/// An error answered as JSON with an HTTP status.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The JSON body.
+    pub body: Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({"error": error, "message": message.into()}),
+        }
+    }
+    /// A malformed request, naming the field.
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request", message);
+        e.body["field"] = json!(field);
+        e
+    }
+    /// A thought the defence layers would refuse: 429 for the rate layer, 422 otherwise.
+    pub fn refused(rule: &Rule) -> Self {
+        let status = if rule.layer() == 2 {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        let mut e = Self::new(
+            status,
+            "refused",
+            format!("layer {} refused it: {}", rule.layer(), rule.name()),
+        );
+        e.body["layer"] = json!(rule.layer());
+        e.body["rule"] = json!(rule.name());
+        e.body["detail"] = serde_json::to_value(rule).unwrap_or(Value::Null);
+        e
+    }
+    /// A thought that would change nothing (e.g. a copy of another member's thought).
+    pub fn ignored(reason: &Ignored) -> Self {
+        let mut e = Self::new(
+            StatusCode::CONFLICT,
+            "ignored",
+            "the event would change nothing",
+        );
+        e.body["detail"] = serde_json::to_value(reason).unwrap_or(Value::Null);
+        e
+    }
+    /// A server-side failure.
+    pub fn internal(message: &str) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    tx: mpsc::Sender<Command>,
+    metrics: Arc<Metrics>,
+    token: Option<Arc<String>>,
+}
+
+/// Reads `DIR/api.token`, creating it (mode 0600, 32 random bytes as hex) if missing.
+pub fn load_or_create_token(
+    nd: &NodeDir,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let path = nd.root().join("api.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_string());
+    }
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| e.to_string())?;
+    let token = hex::encode(b);
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    writeln!(f, "{token}")?;
+    Ok(token)
+}
+
+/// The router, for tests and for [`serve`]. `token` is required on every request when set.
+pub fn router(tx: mpsc::Sender<Command>, metrics: Arc<Metrics>, token: Option<String>) -> Router {
+    let state = AppState {
+        tx,
+        metrics,
+        token: token.map(Arc::new),
+    };
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/v1/thoughts", post(submit).get(thoughts))
+        .route("/v1/state", get(|s: State<AppState>| ask(s, Query::State)))
+        .route(
+            "/v1/status",
+            get(|s: State<AppState>| ask(s, Query::Status)),
+        )
+        .route("/v1/peers", get(|s: State<AppState>| ask(s, Query::Peers)))
+        .route("/metrics", get(metrics_text))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(state)
+}
+
+async fn auth(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(token) = &s.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this API is not on loopback: send Authorization: Bearer <DIR/api.token>",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Binds the API and serves it in a background task.
+pub async fn serve(
+    addr: SocketAddr,
+    tx: mpsc::Sender<Command>,
+    metrics: Arc<Metrics>,
+    token: String,
+) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error + Send + Sync>> {
+    let token = (!addr.ip().is_loopback()).then_some(token);
+    let app = router(tx, metrics, token);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(%e, "API server stopped");
+        }
+    }))
+}
+
+async fn ask(State(s): State<AppState>, query: Query) -> Result<Json<Value>, ApiError> {
+    let (reply, rx) = oneshot::channel();
+    s.tx.try_send(Command::Query { query, reply })
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "node command queue is full",
+            )
+        })?;
+    rx.await
+        .map(Json)
+        .map_err(|_| ApiError::internal("node stopped"))
+}
+
+#[derive(Deserialize)]
+struct ThoughtsParams {
+    limit: Option<usize>,
+}
+
+async fn thoughts(
+    s: State<AppState>,
+    params: Result<QueryParams<ThoughtsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let QueryParams(p) = params.map_err(|e| ApiError::bad_request("limit", e.body_text()))?;
+    let limit = p.limit.unwrap_or(100).min(MAX_THOUGHTS_PAGE);
+    ask(s, Query::Thoughts { limit }).await
+}
+
+async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))?;
+    let content = match v.get("content") {
+        Some(Value::String(c)) => c.clone(),
+        Some(_) => return Err(ApiError::bad_request("content", "must be a string")),
+        None => return Err(ApiError::bad_request("content", "missing")),
+    };
+    if content.len() > MAX_CONTENT_BYTES {
+        return Err(ApiError::bad_request(
+            "content",
+            format!(
+                "{} bytes, over the protocol limit of {MAX_CONTENT_BYTES}",
+                content.len()
+            ),
+        ));
+    }
+    let (reply, rx) = oneshot::channel();
+    s.tx.try_send(Command::Submit { content, reply })
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "node command queue is full",
+            )
+        })?;
+    let ok = rx.await.map_err(|_| ApiError::internal("node stopped"))??;
+    Ok((StatusCode::CREATED, Json(ok)).into_response())
+}
+
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn dashboard() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("dashboard.html"),
+    )
+        .into_response()
+}

@@ -1,0 +1,187 @@
+//! Prometheus metrics (`GET /metrics`). Shared between the node task, which updates them,
+//! and the API, which renders them; every metric is an atomic, so no lock is held.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Label of a per-layer refusal counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LayerLabel {
+    /// Defence layer (1-9).
+    pub layer: String,
+    /// Rule name.
+    pub rule: String,
+}
+
+/// Label naming an outcome or a source.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// The kind.
+    pub kind: String,
+}
+
+/// Every metric the node exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Events admitted to the log, by source (local, gossip, sync, push).
+    pub events_admitted: Family<KindLabel, Counter>,
+    /// Events whose verdict was a refusal, by layer and rule.
+    pub events_refused: Family<LayerLabel, Counter>,
+    /// Events not admitted (bad signature, broken chain, PoW, ...), by reason.
+    pub events_rejected: Family<KindLabel, Counter>,
+    /// Thoughts submitted through the API and refused before signing, by layer and rule.
+    pub submits_refused: Family<LayerLabel, Counter>,
+    /// Seconds from an event's timestamp to its admission here, for events of other members.
+    pub replication_latency: Histogram,
+    /// Sync requests sent.
+    pub sync_requests: Family<KindLabel, Counter>,
+    /// Events received through sync.
+    pub sync_events: Counter,
+    /// Bytes of events received through sync.
+    pub sync_bytes: Counter,
+    /// Connected peers.
+    pub peers_connected: Gauge,
+    /// Peers whose latest heartbeat root equals ours for the same epoch.
+    pub peers_agreeing: Gauge,
+    /// Events waiting in per-peer queues.
+    pub queue_depth: Gauge,
+    /// Events dropped from full per-peer queues.
+    pub queue_dropped: Counter,
+    /// Heartbeats received.
+    pub heartbeats: Counter,
+    /// Evidence found here (equivocations, forged envelopes).
+    pub evidence_found: Family<KindLabel, Counter>,
+    /// Events in the log.
+    pub log_events: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("web4fed");
+        let m = Self {
+            events_admitted: Family::default(),
+            events_refused: Family::default(),
+            events_rejected: Family::default(),
+            submits_refused: Family::default(),
+            replication_latency: Histogram::new(
+                [
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+                ]
+                .into_iter(),
+            ),
+            sync_requests: Family::default(),
+            sync_events: Counter::default(),
+            sync_bytes: Counter::default(),
+            peers_connected: Gauge::default(),
+            peers_agreeing: Gauge::default(),
+            queue_depth: Gauge::default(),
+            queue_dropped: Counter::default(),
+            heartbeats: Counter::default(),
+            evidence_found: Family::default(),
+            log_events: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_admitted",
+            "Events admitted to the log, by source",
+            m.events_admitted.clone(),
+        );
+        registry.register(
+            "events_refused",
+            "Events refused by a defence layer (violations)",
+            m.events_refused.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events not admitted, by reason",
+            m.events_rejected.clone(),
+        );
+        registry.register(
+            "submits_refused",
+            "API submissions refused before signing",
+            m.submits_refused.clone(),
+        );
+        registry.register(
+            "replication_latency_seconds",
+            "From an event's timestamp to its admission here",
+            m.replication_latency.clone(),
+        );
+        registry.register(
+            "sync_requests",
+            "Sync requests sent, by kind",
+            m.sync_requests.clone(),
+        );
+        registry.register(
+            "sync_events",
+            "Events received through sync",
+            m.sync_events.clone(),
+        );
+        registry.register(
+            "sync_bytes",
+            "Bytes of events received through sync",
+            m.sync_bytes.clone(),
+        );
+        registry.register(
+            "peers_connected",
+            "Connected peers",
+            m.peers_connected.clone(),
+        );
+        registry.register(
+            "peers_agreeing",
+            "Peers whose heartbeat root equals ours",
+            m.peers_agreeing.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Events waiting in per-peer queues",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "queue_dropped",
+            "Events dropped from full per-peer queues",
+            m.queue_dropped.clone(),
+        );
+        registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
+        registry.register(
+            "evidence_found",
+            "Evidence found here, by kind",
+            m.evidence_found.clone(),
+        );
+        registry.register("log_events", "Events in the log", m.log_events.clone());
+        Self { registry, ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A kind label.
+pub fn kind(k: &str) -> KindLabel {
+    KindLabel {
+        kind: k.to_string(),
+    }
+}
+
+/// A layer label.
+pub fn layer(layer: u8, rule: &str) -> LayerLabel {
+    LayerLabel {
+        layer: layer.to_string(),
+        rule: rule.to_string(),
+    }
+}

@@ -1,0 +1,257 @@
+//! The libp2p side: the behaviour (gossipsub for pushing events and heartbeats,
+//! request-response for anti-entropy sync, identify for addresses and the network check,
+//! ping, connection limits and a block list for ejected members) and the sync messages.
+//!
+//! Protocol decisions stay in the core and in `node`; this module only wires libp2p up.
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    allow_block_list, connection_limits, gossipsub, identify, identity, noise, ping,
+    request_response, tcp, yamux, PeerId, StreamProtocol, Swarm,
+};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::time::Duration;
+use web4fed_core::envelope::MAX_ENVELOPE_BYTES;
+use web4fed_core::identity::{Keypair, MemberId};
+
+/// Most events in one sync response: a heal of 10,000 events takes twenty round trips.
+pub const MAX_SYNC_BATCH_EVENTS: u32 = 512;
+/// Most bytes of events in one sync response (the codec refuses responses over 10 MiB).
+pub const MAX_SYNC_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Most bytes of events in one push request (the codec refuses requests over 1 MiB).
+pub const MAX_PUSH_BATCH_BYTES: usize = 768 * 1024;
+/// Most members listed in one summary; a larger federation needs paging, not yet built.
+pub const MAX_SUMMARY_FEEDS: usize = 100_000;
+/// Most established connections, in and out: a federation is a few hundred nodes.
+pub const MAX_CONNECTIONS: u32 = 512;
+/// Connections from or to one peer.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// How long a sync request may take before it counts as failed.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Anti-entropy sync requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// "What feeds do you hold, and how long?"
+    Summary,
+    /// "Send me `author`'s events from `from_seq` on, at most `max`."
+    Range {
+        /// The feed's member id.
+        author: ByteBuf,
+        /// First seq wanted.
+        from_seq: u64,
+        /// Most events wanted.
+        max: u32,
+    },
+    /// "Send me the evidence you hold" (equivocation proofs and forged envelopes).
+    Evidence,
+    /// "Which peers do you know, and where?"
+    Peers,
+    /// Events queued for us while we were unreachable.
+    Push {
+        /// Event wire bytes.
+        events: Vec<ByteBuf>,
+    },
+}
+
+/// Anti-entropy sync responses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// Feed lengths by member.
+    Summary {
+        /// (member id, feed length).
+        feeds: Vec<(ByteBuf, u64)>,
+    },
+    /// Events in feed order.
+    Events {
+        /// Event wire bytes.
+        events: Vec<ByteBuf>,
+    },
+    /// Evidence bodies (encoded `Evidence` event bodies).
+    Evidence {
+        /// Encoded evidence.
+        items: Vec<ByteBuf>,
+    },
+    /// Known peers.
+    Peers {
+        /// (peer id bytes, multiaddrs).
+        peers: Vec<(ByteBuf, Vec<String>)>,
+    },
+    /// Push received.
+    Ack,
+    /// The request could not be served.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// The node's libp2p behaviour.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Refuses ejected members.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Bounds connection counts.
+    pub limits: connection_limits::Behaviour,
+    /// Pushes events and heartbeats.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Anti-entropy sync.
+    pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    /// Listen addresses and the network check.
+    pub identify: identify::Behaviour,
+    /// Liveness of connections.
+    pub ping: ping::Behaviour,
+}
+
+/// The libp2p key for a member key pair: the same Ed25519 key, so the PeerId names the member.
+pub fn libp2p_keypair(kp: &Keypair) -> Result<identity::Keypair, String> {
+    let mut secret = kp.secret();
+    let sk =
+        identity::ed25519::SecretKey::try_from_bytes(&mut secret).map_err(|e| e.to_string())?;
+    Ok(identity::Keypair::from(identity::ed25519::Keypair::from(
+        sk,
+    )))
+}
+
+/// The PeerId of a member.
+pub fn peer_id_of(member: &MemberId) -> Option<PeerId> {
+    let pk = identity::ed25519::PublicKey::try_from_bytes(&member.0).ok()?;
+    Some(identity::PublicKey::from(pk).to_peer_id())
+}
+
+/// The member behind a PeerId (only Ed25519 peers are members).
+pub fn member_of(peer: &PeerId) -> Option<MemberId> {
+    let mh = peer.as_ref();
+    let pk = identity::PublicKey::try_decode_protobuf(mh.digest()).ok()?;
+    let ed = pk.try_into_ed25519().ok()?;
+    Some(MemberId(ed.to_bytes()))
+}
+
+/// Names derived from the network id: peers of other networks share none of them.
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// identify protocol version; compared on connect.
+    pub protocol_version: String,
+    /// Gossip topic for events.
+    pub events_topic: gossipsub::IdentTopic,
+    /// Gossip topic for heartbeats.
+    pub heartbeat_topic: gossipsub::IdentTopic,
+    /// Request-response protocol.
+    pub sync_protocol: StreamProtocol,
+}
+
+impl Names {
+    /// Names for a network id.
+    pub fn new(network: &[u8; 32]) -> Self {
+        let short = hex::encode(&network[..8]);
+        Self {
+            protocol_version: format!("/web4fed/1.0.0/{}", hex::encode(network)),
+            events_topic: gossipsub::IdentTopic::new(format!("web4fed/{short}/events/1")),
+            heartbeat_topic: gossipsub::IdentTopic::new(format!("web4fed/{short}/heartbeat/1")),
+            sync_protocol: StreamProtocol::try_from_owned(format!("/web4fed/{short}/sync/1"))
+                .unwrap_or(StreamProtocol::new("/web4fed/sync/1")),
+        }
+    }
+}
+
+/// Gossipsub scoring: our validation verdicts (reject = invalid message) weigh heavily, and a
+/// quiet federation is not punished for delivering few messages.
+fn peer_score(names: &Names) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let mut params = gossipsub::PeerScoreParams::default();
+    for topic in [&names.events_topic, &names.heartbeat_topic] {
+        let t = gossipsub::TopicScoreParams {
+            topic_weight: 1.0,
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
+            invalid_message_deliveries_weight: -100.0,
+            invalid_message_deliveries_decay: 0.9,
+            ..Default::default()
+        };
+        params.topics.insert(topic.hash(), t);
+    }
+    // Loopback and LAN test hosts share addresses; do not treat that as a Sybil signal.
+    params.ip_colocation_factor_weight = 0.0;
+    (params, gossipsub::PeerScoreThresholds::default())
+}
+
+/// Builds the swarm for a member on a network.
+pub fn build_swarm(
+    kp: &Keypair,
+    names: &Names,
+    heartbeat: Duration,
+) -> Result<Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
+    let key = libp2p_keypair(kp)?;
+    let names_c = names.clone();
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(move |key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
+                .max_transmit_size(MAX_ENVELOPE_BYTES + 1024)
+                .heartbeat_interval(heartbeat.min(Duration::from_secs(1)))
+                // Content-addressed ids: the same envelope relayed twice is one message.
+                .message_id_fn(|m: &gossipsub::Message| {
+                    use sha2::Digest;
+                    gossipsub::MessageId::from(sha2::Sha256::digest(&m.data)[..20].to_vec())
+                })
+                .flood_publish(true)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let mut gs = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                config,
+            )?;
+            let (params, thresholds) = peer_score(&names_c);
+            gs.with_peer_score(params, thresholds)?;
+            gs.subscribe(&names_c.events_topic)
+                .map_err(|e| e.to_string())?;
+            gs.subscribe(&names_c.heartbeat_topic)
+                .map_err(|e| e.to_string())?;
+            let sync = request_response::cbor::Behaviour::new(
+                [(
+                    names_c.sync_protocol.clone(),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default().with_request_timeout(SYNC_TIMEOUT),
+            );
+            let identify = identify::Behaviour::new(
+                identify::Config::new(names_c.protocol_version.clone(), key.public())
+                    .with_agent_version(format!("web4fed/{}", env!("CARGO_PKG_VERSION"))),
+            );
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(MAX_CONNECTIONS))
+                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                .with_max_pending_incoming(Some(64));
+            Ok(Behaviour {
+                blocked: Default::default(),
+                limits: connection_limits::Behaviour::new(limits),
+                gossipsub: gs,
+                sync,
+                identify,
+                ping: ping::Behaviour::new(ping::Config::new()),
+            })
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3_600)))
+        .build();
+    Ok(swarm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_and_peer_ids_round_trip() {
+        let kp = Keypair::from_secret([9; 32]);
+        let pid = peer_id_of(&kp.id()).unwrap();
+        assert_eq!(member_of(&pid), Some(kp.id()));
+        assert_eq!(libp2p_keypair(&kp).unwrap().public().to_peer_id(), pid);
+    }
+}

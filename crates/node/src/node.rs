@@ -1,0 +1,1186 @@
+//! The node task: drives the core's ledger with events from gossip, sync and the API,
+//! persists before acknowledging, sends heartbeats, heals through anti-entropy sync and keeps
+//! peers connected.
+
+use crate::api::{self, ApiError, Command, Query};
+use crate::metrics::{self, Metrics};
+use crate::net::{
+    self, Behaviour, BehaviourEvent, Names, SyncRequest, SyncResponse, MAX_PUSH_BATCH_BYTES,
+    MAX_SUMMARY_FEEDS, MAX_SYNC_BATCH_BYTES, MAX_SYNC_BATCH_EVENTS,
+};
+use futures::StreamExt;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, identify, request_response, Multiaddr, PeerId, Swarm};
+use serde_bytes::ByteBuf;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use web4fed_core::envelope::{vv_digest, Envelope, Heartbeat};
+use web4fed_core::event::{Body, Event, EventId, Evidence, Kind};
+use web4fed_core::genesis::Genesis;
+use web4fed_core::identity::{Keypair, MemberId};
+use web4fed_core::ledger::{Admission, InsertError, Ledger};
+use web4fed_core::state::Status;
+use web4fed_core::verdict::Verdict;
+use web4fed_store::keyfile;
+use web4fed_store::node_dir::{load_genesis, NodeConfig, NodeDir};
+use web4fed_store::Store;
+
+/// Events queued for one unreachable peer; beyond this the oldest is dropped and counted
+/// (anti-entropy sync repairs whatever a queue drops).
+pub const PEER_QUEUE_MAX: usize = 1_024;
+/// Heartbeats a peer may miss before it is marked down.
+pub const HEARTBEATS_MISSED_DOWN: u32 = 3;
+/// Range requests in flight to one peer.
+pub const MAX_RANGES_IN_FLIGHT: u32 = 64;
+/// Least time between two sync rounds with one peer.
+pub const SYNC_MIN_INTERVAL: Duration = Duration::from_millis(300);
+/// A sync round with some connected peer at least this often, whatever heartbeats say.
+pub const SYNC_PERIOD: Duration = Duration::from_secs(10);
+/// Longest wait between redials of a peer.
+pub const REDIAL_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// First wait before redialling a peer.
+pub const REDIAL_BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Recent thoughts remembered for the API's thought stream.
+pub const RECENT_THOUGHTS: usize = 2_000;
+/// Heartbeats report the root of the epoch this many epochs before the current one, so that
+/// events in flight have landed on every node.
+pub const HEARTBEAT_EPOCH_LAG: u64 = 2;
+/// Timer period for future-dated events, redials and down detection.
+const TICK: Duration = Duration::from_millis(250);
+
+/// A behaviour a node can be told to adopt, for attack experiments on real processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adversary {
+    /// Publishes its submitted thoughts with a corrupted author signature inside a validly
+    /// signed envelope (the seed's Test 4): every honest node turns that into evidence.
+    Forge,
+    /// Signs and publishes every submitted thought without checking it first, so thoughts
+    /// beyond its rate limit become violations in its own feed (the seed's Test 2).
+    Spam,
+}
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// The node directory (from `web4fed init`).
+    pub dir: PathBuf,
+    /// libp2p listen address.
+    pub listen: Multiaddr,
+    /// Operator API address.
+    pub api: SocketAddr,
+    /// Peers to dial.
+    pub peers: Vec<Multiaddr>,
+    /// Heartbeat period.
+    pub heartbeat: Duration,
+    /// Attack behaviour, for experiments.
+    pub adversary: Option<Adversary>,
+}
+
+/// Wall-clock ms: the shell's one clock, passed into the core.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Debug)]
+struct Peer {
+    addrs: BTreeSet<Multiaddr>,
+    connected: bool,
+    last_heartbeat: Option<Instant>,
+    heartbeat: Option<Heartbeat>,
+    root_matches: Option<bool>,
+    next_dial: Instant,
+    backoff: Duration,
+    queue: VecDeque<Arc<Event>>,
+    dropped: u64,
+    last_sync: Option<Instant>,
+    ranges_in_flight: u32,
+    summary_in_flight: bool,
+}
+
+impl Peer {
+    fn new() -> Self {
+        Self {
+            addrs: BTreeSet::new(),
+            connected: false,
+            last_heartbeat: None,
+            heartbeat: None,
+            root_matches: None,
+            next_dial: Instant::now(),
+            backoff: REDIAL_BACKOFF_MIN,
+            queue: VecDeque::new(),
+            dropped: 0,
+            last_sync: None,
+            ranges_in_flight: 0,
+            summary_in_flight: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Local,
+    Gossip,
+    Sync,
+    Push,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Gossip => "gossip",
+            Self::Sync => "sync",
+            Self::Push => "push",
+        }
+    }
+}
+
+struct Node {
+    keypair: Keypair,
+    me: MemberId,
+    local_peer: PeerId,
+    config: NodeConfig,
+    genesis: Genesis,
+    network: [u8; 32],
+    names: Names,
+    ledger: Ledger,
+    store: Store,
+    swarm: Swarm<Behaviour>,
+    peers: HashMap<PeerId, Peer>,
+    bootstrap: Vec<(Multiaddr, Instant, Duration)>,
+    recent: VecDeque<EventId>,
+    metrics: Arc<Metrics>,
+    settings: NodeSettings,
+    started: Instant,
+    last_periodic_sync: Instant,
+    blocked: BTreeSet<PeerId>,
+    partitions_seen: u64,
+}
+
+/// Why the node could not start.
+pub type NodeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs a node until `shutdown` resolves.
+pub async fn run(
+    settings: NodeSettings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let nd = NodeDir::new(&settings.dir);
+    let config = NodeConfig::load(&nd.config())?;
+    let genesis = load_genesis(&nd.genesis())?;
+    let keypair = keyfile::read(&nd.key())?;
+    let store = Store::open(&nd.db(), &genesis)?;
+    let mut ledger = Ledger::new(genesis.clone());
+    let rebuild = store.rebuild(&mut ledger, now_ms())?;
+    tracing::info!(
+        events = rebuild.events,
+        proofs = rebuild.proofs,
+        root = %hex::encode(rebuild.root),
+        "log verified and state rebuilt"
+    );
+    if let Some(r) = rebuild.recorded_root {
+        if r != rebuild.root {
+            tracing::warn!(recorded = %hex::encode(r), "recorded root differs from the rebuilt one; the log is the truth");
+        }
+    }
+    let network = genesis.network_id();
+    let names = Names::new(&network);
+    let mut swarm = net::build_swarm(&keypair, &names, settings.heartbeat)?;
+    swarm.listen_on(settings.listen.clone())?;
+    let metrics = Arc::new(Metrics::new());
+    metrics.log_events.set(ledger.len() as i64);
+    let (tx, mut rx) = mpsc::channel::<Command>(api::COMMAND_QUEUE);
+    let token = api::load_or_create_token(&nd)?;
+    let api_server = api::serve(settings.api, tx, metrics.clone(), token).await?;
+    tracing::info!(api = %settings.api, "operator API listening");
+    let bootstrap = settings
+        .peers
+        .iter()
+        .map(|a| (a.clone(), Instant::now(), REDIAL_BACKOFF_MIN))
+        .collect();
+    let local_peer = *swarm.local_peer_id();
+    let mut node = Node {
+        me: keypair.id(),
+        keypair,
+        local_peer,
+        config,
+        genesis,
+        network,
+        names,
+        ledger,
+        store,
+        swarm,
+        peers: HashMap::new(),
+        bootstrap,
+        recent: VecDeque::new(),
+        metrics,
+        settings,
+        started: Instant::now(),
+        last_periodic_sync: Instant::now(),
+        blocked: BTreeSet::new(),
+        partitions_seen: 0,
+    };
+    node.recent_from_log();
+    node.block_ejected();
+    let mut tick = tokio::time::interval(TICK);
+    let mut heartbeat = tokio::time::interval(node.settings.heartbeat);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            ev = node.swarm.select_next_some() => node.on_swarm(ev),
+            Some(cmd) = rx.recv() => node.on_command(cmd),
+            _ = tick.tick() => node.on_tick(),
+            _ = heartbeat.tick() => node.send_heartbeat(),
+            _ = &mut shutdown => break,
+        }
+    }
+    api_server.abort();
+    node.store.record_root(&node.ledger.state_root())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+impl Node {
+    fn peer(&mut self, p: PeerId) -> &mut Peer {
+        self.peers.entry(p).or_insert_with(Peer::new)
+    }
+
+    fn recent_from_log(&mut self) {
+        let mut thoughts: Vec<(u64, EventId)> = self
+            .ledger
+            .version_vector()
+            .iter()
+            .flat_map(|(m, n)| {
+                let start = n.saturating_sub(RECENT_THOUGHTS as u64);
+                (start..*n).filter_map(|s| self.ledger.feed_event(m, s).cloned())
+            })
+            .filter(|e| e.header.kind == Kind::Thought)
+            .map(|e| (e.timestamp_ms(), e.id()))
+            .collect();
+        thoughts.sort();
+        let skip = thoughts.len().saturating_sub(RECENT_THOUGHTS);
+        self.recent = thoughts.into_iter().skip(skip).map(|(_, id)| id).collect();
+    }
+
+    // ---- events in -------------------------------------------------------------------
+
+    /// Hands events to the ledger, persists what it admitted (fsync), then publishes any
+    /// evidence it found. Returns each event's admission.
+    fn ingest(
+        &mut self,
+        events: Vec<Event>,
+        source: Source,
+    ) -> Vec<Result<Admission, InsertError>> {
+        let now = now_ms();
+        let stamps: Vec<(EventId, u64, MemberId, Kind)> = events
+            .iter()
+            .map(|e| (e.id(), e.timestamp_ms(), e.author(), e.header.kind))
+            .collect();
+        let results = self.ledger.handle_batch(now, events);
+        for ((id, ts, author, kind), r) in stamps.iter().zip(&results) {
+            match r {
+                Ok(Admission::Admitted) => {
+                    self.metrics
+                        .events_admitted
+                        .get_or_create(&metrics::kind(source.name()))
+                        .inc();
+                    if *author != self.me {
+                        let lat = now.saturating_sub(*ts) as f64 / 1e3;
+                        self.metrics.replication_latency.observe(lat);
+                    }
+                    if *kind == Kind::Thought {
+                        self.remember(*id);
+                    }
+                    if let Some(Verdict::Refused(rule)) = self.ledger.verdict(id) {
+                        self.metrics
+                            .events_refused
+                            .get_or_create(&metrics::layer(rule.layer(), rule.name()))
+                            .inc();
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let reason = match e {
+                        InsertError::BadSignature => "bad_signature",
+                        InsertError::Pow(_) => "pow",
+                        InsertError::BrokenChain { .. } => "broken_chain",
+                        InsertError::TimestampBeforePrev { .. } => "timestamp_before_prev",
+                        InsertError::Equivocation { .. } => "equivocation",
+                        InsertError::AuthorEquivocated { .. } => "author_equivocated",
+                        InsertError::PoolFull { .. } => "pool_full",
+                    };
+                    self.metrics
+                        .events_rejected
+                        .get_or_create(&metrics::kind(reason))
+                        .inc();
+                }
+            }
+        }
+        self.after_ledger_change();
+        results
+    }
+
+    fn remember(&mut self, id: EventId) {
+        if self.recent.len() >= RECENT_THOUGHTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(id);
+    }
+
+    /// Persists the ledger's outputs and acts on new evidence and ejections.
+    fn after_ledger_change(&mut self) {
+        let proofs = match self.store.persist_outputs(&mut self.ledger) {
+            Ok(p) => p,
+            Err(e) => {
+                // Without the disk the node must not acknowledge anything: stop loudly.
+                tracing::error!(error = %e, "cannot persist events; stopping");
+                std::process::exit(3);
+            }
+        };
+        self.metrics.log_events.set(self.ledger.len() as i64);
+        for p in proofs {
+            let kind = match &p {
+                Evidence::Equivocation { .. } => "equivocation",
+                Evidence::ForgedEnvelope(_) => "forged_envelope",
+            };
+            tracing::warn!(accused = %p.accused(), kind, "evidence found; publishing it");
+            self.metrics
+                .evidence_found
+                .get_or_create(&metrics::kind(kind))
+                .inc();
+            if let Err(v) = self.publish_own(Body::Evidence(Box::new(p))) {
+                tracing::debug!(verdict = ?v, "evidence not published (already applied)");
+            }
+        }
+        self.block_ejected();
+    }
+
+    /// Refuses and disconnects members the log has ejected.
+    fn block_ejected(&mut self) {
+        let ejected: Vec<MemberId> = self
+            .ledger
+            .state()
+            .accounts()
+            .filter(|(_, a)| a.status == Status::Ejected)
+            .map(|(m, _)| *m)
+            .collect();
+        for m in ejected {
+            if m == self.me {
+                continue;
+            }
+            if let Some(p) = net::peer_id_of(&m) {
+                if self.blocked.insert(p) {
+                    tracing::warn!(member = %m, peer = %p, "member ejected by the log: disconnecting and refusing it");
+                    self.swarm.behaviour_mut().blocked.block_peer(p);
+                    self.swarm.behaviour_mut().gossipsub.blacklist_peer(&p);
+                }
+            }
+        }
+    }
+
+    /// Signs, previews, persists and publishes an event of our own. Returns the event, or the
+    /// verdict that made us refuse to sign it.
+    fn publish_own(&mut self, body: Body) -> Result<Arc<Event>, Verdict> {
+        self.publish_own_checked(body, true)
+    }
+
+    fn publish_own_checked(&mut self, body: Body, check: bool) -> Result<Arc<Event>, Verdict> {
+        let ev = self.ledger.author_event(&self.keypair, now_ms(), body);
+        let verdict = self.ledger.preview(&ev);
+        if check && !verdict.is_accepted() {
+            return Err(verdict);
+        }
+        let id = ev.id();
+        let r = self.ingest(vec![ev], Source::Local);
+        if !matches!(r.first(), Some(Ok(Admission::Admitted))) {
+            tracing::error!(result = ?r, "own event not admitted");
+        }
+        let Some(ev) = self.ledger.event(&id).cloned() else {
+            return Err(Verdict::Ignored(
+                web4fed_core::verdict::Ignored::AuthorEjected,
+            ));
+        };
+        self.broadcast(&ev, ev.bytes());
+        Ok(ev)
+    }
+
+    /// Gossips event bytes in an envelope we sign, and queues the event for known peers that
+    /// are down.
+    fn broadcast(&mut self, ev: &Arc<Event>, bytes: &[u8]) {
+        let env = Envelope::seal(&self.keypair, &self.network, now_ms(), bytes);
+        let topic = self.names.events_topic.clone();
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, env.encode())
+        {
+            tracing::debug!(error = %e, "gossip publish (sync will deliver)");
+        }
+        let mut dropped = 0;
+        for peer in self.peers.values_mut().filter(|p| !p.connected) {
+            if peer.queue.len() >= PEER_QUEUE_MAX {
+                peer.queue.pop_front();
+                peer.dropped += 1;
+                dropped += 1;
+            }
+            peer.queue.push_back(ev.clone());
+        }
+        self.metrics.queue_dropped.inc_by(dropped);
+        self.update_queue_gauge();
+    }
+
+    fn update_queue_gauge(&self) {
+        let depth: usize = self.peers.values().map(|p| p.queue.len()).sum();
+        self.metrics.queue_depth.set(depth as i64);
+    }
+
+    // ---- swarm -----------------------------------------------------------------------
+
+    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, peer = %self.local_peer, "listening");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                if self.blocked.contains(&peer_id) {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                let addr = endpoint.get_remote_address().clone();
+                for b in &mut self.bootstrap {
+                    if b.0 == addr {
+                        b.2 = REDIAL_BACKOFF_MIN;
+                    }
+                }
+                let was = self.peers.get(&peer_id).is_some_and(|p| p.connected);
+                let p = self.peer(peer_id);
+                p.connected = true;
+                p.backoff = REDIAL_BACKOFF_MIN;
+                if endpoint.is_dialer() {
+                    p.addrs.insert(addr);
+                }
+                if !was {
+                    tracing::info!(peer = %peer_id, "connected");
+                    self.send_request(peer_id, SyncRequest::Peers);
+                    self.start_sync(peer_id);
+                    self.flush_queue(peer_id);
+                }
+                self.update_peer_gauges();
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 {
+                    let p = self.peer(peer_id);
+                    p.connected = false;
+                    p.summary_in_flight = false;
+                    p.ranges_in_flight = 0;
+                    p.next_dial = Instant::now() + p.backoff;
+                    tracing::info!(peer = %peer_id, "disconnected");
+                    self.update_peer_gauges();
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocol_version != self.names.protocol_version {
+                    tracing::warn!(peer = %peer_id, theirs = %info.protocol_version, "peer is on another network; disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                let p = self.peer(peer_id);
+                for a in info.listen_addrs {
+                    if !is_unspecified(&a) {
+                        p.addrs.insert(a);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync(e),
+            _ => {}
+        }
+    }
+
+    fn update_peer_gauges(&self) {
+        let connected = self.peers.values().filter(|p| p.connected).count();
+        self.metrics.peers_connected.set(connected as i64);
+        let agreeing = self
+            .peers
+            .values()
+            .filter(|p| p.root_matches == Some(true) && !self.is_down(p))
+            .count();
+        self.metrics.peers_agreeing.set(agreeing as i64);
+    }
+
+    fn is_down(&self, p: &Peer) -> bool {
+        let limit = self.settings.heartbeat * HEARTBEATS_MISSED_DOWN;
+        p.last_heartbeat.is_none_or(|t| t.elapsed() > limit)
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, msg: gossipsub::Message) {
+        let acceptance = if msg.topic == self.names.heartbeat_topic.hash() {
+            self.on_heartbeat(source, &msg.data)
+        } else if msg.topic == self.names.events_topic.hash() {
+            self.on_envelope(source, &msg.data)
+        } else {
+            gossipsub::MessageAcceptance::Reject
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
+    }
+
+    fn on_envelope(&mut self, source: PeerId, data: &[u8]) -> gossipsub::MessageAcceptance {
+        use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
+        let Ok(env) = Envelope::decode(data) else {
+            self.reject("bad_envelope");
+            return Reject;
+        };
+        if !env.verify(&self.network) {
+            self.reject("bad_envelope_signature");
+            return Reject;
+        }
+        let event = match Event::decode(&env.event) {
+            Ok(ev) if ev.verify(&self.network) => ev,
+            _ => {
+                // A validly signed envelope carrying a forgery: evidence against its sender.
+                if let Err(e) = self.ledger.handle_forged_envelope(env) {
+                    tracing::debug!(%e, "forged envelope not evidence");
+                }
+                self.reject("forged_inner_event");
+                self.after_ledger_change();
+                return Reject;
+            }
+        };
+        let results = self.ingest(vec![event], Source::Gossip);
+        match results.into_iter().next() {
+            Some(Ok(Admission::Admitted)) => Accept,
+            Some(Ok(Admission::MissingPredecessor { .. })) => {
+                self.start_sync(source);
+                Ignore
+            }
+            Some(Ok(_)) => Ignore,
+            Some(Err(InsertError::Equivocation { .. } | InsertError::AuthorEquivocated { .. })) => {
+                Ignore
+            }
+            Some(Err(InsertError::PoolFull { .. })) | None => Ignore,
+            Some(Err(_)) => Reject,
+        }
+    }
+
+    fn reject(&self, reason: &str) {
+        self.metrics
+            .events_rejected
+            .get_or_create(&metrics::kind(reason))
+            .inc();
+    }
+
+    fn on_heartbeat(&mut self, source: PeerId, data: &[u8]) -> gossipsub::MessageAcceptance {
+        use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
+        let Ok(hb) = Heartbeat::decode(data) else {
+            return Reject;
+        };
+        if !hb.verify(&self.network) {
+            return Reject;
+        }
+        if hb.sender == self.me {
+            return Ignore;
+        }
+        self.metrics.heartbeats.inc();
+        let Some(pid) = net::peer_id_of(&hb.sender) else {
+            return Reject;
+        };
+        let ours = self.ledger.epoch_root(hb.epoch);
+        let matches = ours.map(|r| r == hb.root);
+        let my_digest = vv_digest(&self.ledger.version_vector());
+        let differs = hb.vv_digest != my_digest;
+        let was_down = self
+            .peers
+            .get(&pid)
+            .is_some_and(|p| self.is_down(p) && p.last_heartbeat.is_some());
+        let p = self.peer(pid);
+        p.last_heartbeat = Some(Instant::now());
+        p.root_matches = matches;
+        p.heartbeat = Some(hb);
+        if was_down {
+            tracing::info!(peer = %pid, "peer back up (heartbeats resumed)");
+        }
+        if differs {
+            let target = if self.peers.get(&pid).is_some_and(|p| p.connected) {
+                pid
+            } else {
+                source
+            };
+            self.start_sync(target);
+        }
+        self.update_peer_gauges();
+        Accept
+    }
+
+    // ---- sync ------------------------------------------------------------------------
+
+    fn send_request(&mut self, peer: PeerId, req: SyncRequest) {
+        let kind = match &req {
+            SyncRequest::Summary => "summary",
+            SyncRequest::Range { .. } => "range",
+            SyncRequest::Evidence => "evidence",
+            SyncRequest::Peers => "peers",
+            SyncRequest::Push { .. } => "push",
+        };
+        self.metrics
+            .sync_requests
+            .get_or_create(&metrics::kind(kind))
+            .inc();
+        self.swarm.behaviour_mut().sync.send_request(&peer, req);
+    }
+
+    /// Starts a sync round with a peer unless one is running or ran very recently.
+    fn start_sync(&mut self, peer: PeerId) {
+        let p = self.peer(peer);
+        if !p.connected || p.summary_in_flight {
+            return;
+        }
+        if p.last_sync.is_some_and(|t| t.elapsed() < SYNC_MIN_INTERVAL) {
+            return;
+        }
+        p.summary_in_flight = true;
+        p.last_sync = Some(Instant::now());
+        self.send_request(peer, SyncRequest::Summary);
+        self.send_request(peer, SyncRequest::Evidence);
+    }
+
+    fn flush_queue(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let queued: Vec<Arc<Event>> = p.queue.drain(..).collect();
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for ev in queued {
+            if bytes + ev.bytes().len() > MAX_PUSH_BATCH_BYTES && !batch.is_empty() {
+                let events = std::mem::take(&mut batch);
+                self.send_request(peer, SyncRequest::Push { events });
+                bytes = 0;
+            }
+            bytes += ev.bytes().len();
+            batch.push(ByteBuf::from(ev.bytes().to_vec()));
+        }
+        if !batch.is_empty() {
+            self.send_request(peer, SyncRequest::Push { events: batch });
+        }
+        self.update_queue_gauge();
+    }
+
+    fn on_sync(&mut self, e: request_response::Event<SyncRequest, SyncResponse>) {
+        match e {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let resp = self.serve(request);
+                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+                }
+                request_response::Message::Response { response, .. } => {
+                    self.on_response(peer, response)
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "sync request failed");
+                let p = self.peer(peer);
+                p.summary_in_flight = false;
+                p.ranges_in_flight = 0;
+            }
+            _ => {}
+        }
+    }
+
+    fn serve(&mut self, req: SyncRequest) -> SyncResponse {
+        match req {
+            SyncRequest::Summary => SyncResponse::Summary {
+                feeds: self
+                    .ledger
+                    .version_vector()
+                    .into_iter()
+                    .take(MAX_SUMMARY_FEEDS)
+                    .map(|(m, n)| (ByteBuf::from(m.0.to_vec()), n))
+                    .collect(),
+            },
+            SyncRequest::Range {
+                author,
+                from_seq,
+                max,
+            } => {
+                let Ok(a) = <[u8; 32]>::try_from(author.as_slice()) else {
+                    return SyncResponse::Error {
+                        message: "author must be 32 bytes".into(),
+                    };
+                };
+                let author = MemberId(a);
+                let max = max.min(MAX_SYNC_BATCH_EVENTS) as u64;
+                let mut events = Vec::new();
+                let mut bytes = 0;
+                let mut seq = from_seq;
+                while seq < from_seq.saturating_add(max) {
+                    let Some(ev) = self.ledger.feed_event(&author, seq) else {
+                        break;
+                    };
+                    bytes += ev.bytes().len();
+                    if bytes > MAX_SYNC_BATCH_BYTES && !events.is_empty() {
+                        break;
+                    }
+                    events.push(ByteBuf::from(ev.bytes().to_vec()));
+                    seq += 1;
+                }
+                SyncResponse::Events { events }
+            }
+            SyncRequest::Evidence => {
+                let mut items: Vec<ByteBuf> = self
+                    .ledger
+                    .proofs()
+                    .map(|e| ByteBuf::from(Body::Evidence(Box::new(e.clone())).encode()))
+                    .collect();
+                items.extend(self.ledger.forgeries().map(|env| {
+                    ByteBuf::from(
+                        Body::Evidence(Box::new(Evidence::ForgedEnvelope(env.clone()))).encode(),
+                    )
+                }));
+                SyncResponse::Evidence { items }
+            }
+            SyncRequest::Peers => SyncResponse::Peers {
+                peers: self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.connected && !p.addrs.is_empty())
+                    .map(|(id, p)| {
+                        (
+                            ByteBuf::from(id.to_bytes()),
+                            p.addrs.iter().map(|a| a.to_string()).collect(),
+                        )
+                    })
+                    .collect(),
+            },
+            SyncRequest::Push { events } => {
+                let evs = decode_all(&events);
+                self.ingest(evs, Source::Push);
+                SyncResponse::Ack
+            }
+        }
+    }
+
+    fn on_response(&mut self, peer: PeerId, resp: SyncResponse) {
+        match resp {
+            SyncResponse::Summary { feeds } => {
+                self.peer(peer).summary_in_flight = false;
+                let mut wanted = Vec::new();
+                for (m, theirs) in feeds.into_iter().take(MAX_SUMMARY_FEEDS) {
+                    let Ok(a) = <[u8; 32]>::try_from(m.as_slice()) else {
+                        continue;
+                    };
+                    let ours = self.ledger.feed_len(&MemberId(a));
+                    if theirs > ours {
+                        wanted.push((m, ours));
+                    }
+                }
+                for (m, from) in wanted {
+                    if self.peer(peer).ranges_in_flight >= MAX_RANGES_IN_FLIGHT {
+                        break;
+                    }
+                    self.peer(peer).ranges_in_flight += 1;
+                    self.send_request(
+                        peer,
+                        SyncRequest::Range {
+                            author: m,
+                            from_seq: from,
+                            max: MAX_SYNC_BATCH_EVENTS,
+                        },
+                    );
+                }
+            }
+            SyncResponse::Events { events } => {
+                let p = self.peer(peer);
+                p.ranges_in_flight = p.ranges_in_flight.saturating_sub(1);
+                let full = events.len() as u32 >= MAX_SYNC_BATCH_EVENTS;
+                let bytes: usize = events.iter().map(|e| e.len()).sum();
+                self.metrics.sync_events.inc_by(events.len() as u64);
+                self.metrics.sync_bytes.inc_by(bytes as u64);
+                let evs = decode_all(&events);
+                let author = evs.first().map(Event::author);
+                self.ingest(evs, Source::Sync);
+                if let Some(a) = author {
+                    if full || events.len() > 0 && bytes > MAX_SYNC_BATCH_BYTES / 2 {
+                        let from = self.ledger.feed_len(&a);
+                        self.peer(peer).ranges_in_flight += 1;
+                        self.send_request(
+                            peer,
+                            SyncRequest::Range {
+                                author: ByteBuf::from(a.0.to_vec()),
+                                from_seq: from,
+                                max: MAX_SYNC_BATCH_EVENTS,
+                            },
+                        );
+                    }
+                }
+            }
+            SyncResponse::Evidence { items } => {
+                let mut added = false;
+                for item in items.iter().take(web4fed_core::ledger::MAX_FORGERIES) {
+                    if let Ok(Body::Evidence(e)) = Body::decode(Kind::Evidence, item) {
+                        if self.ledger.handle_proof((*e).clone()).is_ok() {
+                            if let Err(err) = self.store.add_proof(&e) {
+                                tracing::error!(%err, "cannot persist evidence");
+                            }
+                            added = true;
+                        }
+                    }
+                }
+                if added {
+                    self.after_ledger_change();
+                }
+            }
+            SyncResponse::Peers { peers } => {
+                for (id, addrs) in peers {
+                    let Ok(pid) = PeerId::from_bytes(&id) else {
+                        continue;
+                    };
+                    if pid == self.local_peer || self.blocked.contains(&pid) {
+                        continue;
+                    }
+                    let p = self.peer(pid);
+                    for a in addrs.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
+                        if !is_unspecified(&a) {
+                            p.addrs.insert(a);
+                        }
+                    }
+                }
+            }
+            SyncResponse::Ack => {}
+            SyncResponse::Error { message } => {
+                tracing::debug!(%peer, %message, "peer refused a sync request");
+            }
+        }
+    }
+
+    // ---- timers ----------------------------------------------------------------------
+
+    fn on_tick(&mut self) {
+        let before = self.ledger.len();
+        self.ledger.handle_tick(now_ms());
+        if self.ledger.len() != before {
+            self.after_ledger_change();
+        }
+        let now = Instant::now();
+        // Redial known peers and configured addresses with backoff.
+        let mut dials = Vec::new();
+        for (pid, p) in &mut self.peers {
+            if !p.connected
+                && !p.addrs.is_empty()
+                && now >= p.next_dial
+                && !self.blocked.contains(pid)
+            {
+                dials.push(
+                    DialOpts::peer_id(*pid)
+                        .addresses(p.addrs.iter().cloned().collect())
+                        .build(),
+                );
+                p.next_dial = now + p.backoff;
+                p.backoff = (p.backoff * 2).min(REDIAL_BACKOFF_MAX);
+            }
+        }
+        let connected_addrs: BTreeSet<Multiaddr> = self
+            .peers
+            .values()
+            .filter(|p| p.connected)
+            .flat_map(|p| p.addrs.iter().cloned())
+            .collect();
+        for b in &mut self.bootstrap {
+            if !connected_addrs.contains(&b.0) && now >= b.1 {
+                dials.push(DialOpts::unknown_peer_id().address(b.0.clone()).build());
+                b.1 = now + b.2;
+                b.2 = (b.2 * 2).min(REDIAL_BACKOFF_MAX);
+            }
+        }
+        for d in dials {
+            if let Err(e) = self.swarm.dial(d) {
+                tracing::debug!(%e, "dial refused");
+            }
+        }
+        // Periodic anti-entropy with one connected peer, whatever heartbeats say.
+        if self.last_periodic_sync.elapsed() >= SYNC_PERIOD {
+            self.last_periodic_sync = now;
+            let connected: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.connected)
+                .map(|(id, _)| *id)
+                .collect();
+            if !connected.is_empty() {
+                let pick = (now_ms() / SYNC_PERIOD.as_millis() as u64) as usize % connected.len();
+                self.start_sync(connected[pick]);
+            }
+        }
+        self.update_peer_gauges();
+    }
+
+    fn current_epoch(&self) -> u64 {
+        (now_ms() / self.genesis.epoch_ms).saturating_sub(1 + HEARTBEAT_EPOCH_LAG)
+    }
+
+    fn send_heartbeat(&mut self) {
+        let epoch = self.current_epoch();
+        let root = self.ledger.epoch_root(epoch).unwrap_or([0; 32]);
+        let hb = Heartbeat::sign(
+            &self.keypair,
+            &self.network,
+            now_ms(),
+            epoch,
+            root,
+            vv_digest(&self.ledger.version_vector()),
+            self.ledger.len() as u64,
+        );
+        let topic = self.names.heartbeat_topic.clone();
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, hb.encode());
+    }
+
+    // ---- API -------------------------------------------------------------------------
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Submit { content, reply } => {
+                let _ = reply.send(self.submit(content));
+            }
+            Command::Query { query, reply } => {
+                let v = match query {
+                    Query::Status => self.status_json(),
+                    Query::State => self.state_json(),
+                    Query::Thoughts { limit } => self.thoughts_json(limit),
+                    Query::Peers => self.peers_json(),
+                };
+                let _ = reply.send(v);
+            }
+        }
+    }
+
+    fn submit(&mut self, content: String) -> Result<Value, ApiError> {
+        match self.settings.adversary {
+            Some(Adversary::Forge) => return Ok(self.forge(content)),
+            Some(Adversary::Spam) => {
+                return match self.publish_own_checked(Body::Thought(content), false) {
+                    Ok(ev) => Ok(json!({
+                        "id": ev.id().to_hex(),
+                        "seq": ev.seq(),
+                        "verdict": self.ledger.verdict(&ev.id()),
+                        "adversary": "spam",
+                    })),
+                    Err(v) => Err(ApiError::internal(&format!("spam not published: {v:?}"))),
+                };
+            }
+            None => {}
+        }
+        match self.publish_own(Body::Thought(content)) {
+            Ok(ev) => Ok(json!({
+                "id": ev.id().to_hex(),
+                "seq": ev.seq(),
+                "timestamp_ms": ev.timestamp_ms(),
+                "verdict": "accepted",
+            })),
+            Err(Verdict::Refused(rule)) => {
+                self.metrics
+                    .submits_refused
+                    .get_or_create(&metrics::layer(rule.layer(), rule.name()))
+                    .inc();
+                Err(ApiError::refused(&rule))
+            }
+            Err(Verdict::Ignored(reason)) => Err(ApiError::ignored(&reason)),
+            Err(Verdict::Accepted) => Err(ApiError::internal("accepted event not published")),
+        }
+    }
+
+    /// Adversary `forge`: a thought whose author signature is corrupted, in an envelope this
+    /// node signs. Not stored, since our own ledger refuses it.
+    fn forge(&mut self, content: String) -> Value {
+        let ev = self
+            .ledger
+            .author_event(&self.keypair, now_ms(), Body::Thought(content));
+        let mut bytes = ev.bytes().to_vec();
+        bytes[web4fed_core::event::HEADER_LEN] ^= 0x01;
+        let env = Envelope::seal(&self.keypair, &self.network, now_ms(), &bytes);
+        let topic = self.names.events_topic.clone();
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, env.encode());
+        json!({"id": ev.id().to_hex(), "verdict": "forged", "adversary": "forge"})
+    }
+
+    fn account_json(&self, m: &MemberId, t: u64) -> Value {
+        let Some(a) = self.ledger.state().account(m) else {
+            return Value::Null;
+        };
+        let g = &self.genesis;
+        json!({
+            "member": m.to_hex(),
+            "lct": m.lct(&a.entity_type),
+            "name": a.name,
+            "level": format!("{:?}", a.level),
+            "level_reason": format!("{:?}", a.level_reason),
+            "trust": a.trust_at(g, t) as f64 / 1e6,
+            "trust_micro": a.trust_at(g, t),
+            "atp": a.atp_at(g, t) as f64 / 1e3,
+            "atp_milli": a.atp_at(g, t),
+            "violations": a.violations,
+            "status": a.status,
+            "eject_cause": a.eject_cause,
+            "thoughts_accepted": a.thoughts_accepted,
+            "live_thoughts": a.live_thoughts(),
+            "feed_len": self.ledger.feed_len(m),
+        })
+    }
+
+    fn status_json(&self) -> Value {
+        let epoch = self.current_epoch();
+        let listen: Vec<String> = self.swarm.listeners().map(|a| a.to_string()).collect();
+        let (orphans, future) = self.ledger.waiting();
+        json!({
+            "name": self.config.name,
+            "member": self.me.to_hex(),
+            "lct": self.me.lct(&self.config.entity_type),
+            "peer_id": self.local_peer.to_string(),
+            "network": hex::encode(self.network),
+            "listen": listen,
+            "uptime_s": self.started.elapsed().as_secs(),
+            "events": self.ledger.len(),
+            "members": self.ledger.state().accounts().count(),
+            "corpus": self.ledger.state().corpus_len(),
+            "state_root": hex::encode(self.ledger.state_root()),
+            "epoch": epoch,
+            "epoch_root": self.ledger.epoch_root(epoch).map(hex::encode),
+            "peers_connected": self.peers.values().filter(|p| p.connected).count(),
+            "peers_agreeing": self.peers.values().filter(|p| p.root_matches == Some(true) && !self.is_down(p)).count(),
+            "waiting": {"orphans": orphans, "future": future},
+            "adversary": self.settings.adversary.map(|a| format!("{a:?}").to_lowercase()),
+            "me": self.account_json(&self.me, now_ms()),
+        })
+    }
+
+    fn state_json(&self) -> Value {
+        let epoch = self.current_epoch();
+        let t = now_ms().max(self.ledger.state().head_ms());
+        let accounts: Vec<Value> = self
+            .ledger
+            .state()
+            .accounts()
+            .map(|(m, _)| self.account_json(m, t))
+            .collect();
+        json!({
+            "epoch": epoch,
+            "epoch_root": self.ledger.epoch_root(epoch).map(hex::encode),
+            "state_root": hex::encode(self.ledger.state_root()),
+            "head_ms": self.ledger.state().head_ms(),
+            "events": self.ledger.len(),
+            "corpus": {"thoughts": self.ledger.state().corpus_len(), "bytes": self.ledger.state().corpus_bytes(), "pruned_total": self.ledger.state().pruned_total},
+            "accounts": accounts,
+        })
+    }
+
+    fn thoughts_json(&self, limit: usize) -> Value {
+        let items: Vec<Value> = self
+            .recent
+            .iter()
+            .rev()
+            .take(limit)
+            .filter_map(|id| {
+                let ev = self.ledger.event(id)?;
+                let Body::Thought(content) = &ev.body else {
+                    return None;
+                };
+                let name = self
+                    .ledger
+                    .state()
+                    .account(&ev.author())
+                    .map(|a| a.name.clone());
+                let live = self.ledger.state().thought(id);
+                Some(json!({
+                    "id": id.to_hex(),
+                    "author": ev.author().to_hex(),
+                    "name": name,
+                    "seq": ev.seq(),
+                    "timestamp_ms": ev.timestamp_ms(),
+                    "content": content,
+                    "coherence": live.map(|e| e.coherence_micro as f64 / 1e6),
+                    "live": live.is_some(),
+                    "verdict": self.ledger.verdict(id),
+                }))
+            })
+            .collect();
+        json!({ "thoughts": items, "corpus": self.ledger.state().corpus_len() })
+    }
+
+    fn peers_json(&self) -> Value {
+        let mut out: BTreeMap<String, Value> = BTreeMap::new();
+        for (pid, p) in &self.peers {
+            let member = net::member_of(pid);
+            let name = member
+                .and_then(|m| self.ledger.state().account(&m))
+                .map(|a| a.name.clone());
+            out.insert(
+                pid.to_string(),
+                json!({
+                    "peer_id": pid.to_string(),
+                    "member": member.map(|m| m.to_hex()),
+                    "name": name,
+                    "addrs": p.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "connected": p.connected,
+                    "down": self.is_down(p),
+                    "blocked": self.blocked.contains(pid),
+                    "last_heartbeat_ms_ago": p.last_heartbeat.map(|t| t.elapsed().as_millis() as u64),
+                    "heartbeat_epoch": p.heartbeat.as_ref().map(|h| h.epoch),
+                    "their_events": p.heartbeat.as_ref().map(|h| h.events),
+                    "root_matches": p.root_matches,
+                    "queue": p.queue.len(),
+                    "dropped": p.dropped,
+                }),
+            );
+        }
+        json!({ "peers": out.into_values().collect::<Vec<_>>(), "partitions_seen": self.partitions_seen })
+    }
+}
+
+fn decode_all(items: &[ByteBuf]) -> Vec<Event> {
+    items.iter().filter_map(|b| Event::decode(b).ok()).collect()
+}
+
+fn is_unspecified(a: &Multiaddr) -> bool {
+    a.iter().any(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_unspecified(),
+        libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}

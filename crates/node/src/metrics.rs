@@ -68,12 +68,9 @@ impl Metrics {
             events_refused: Family::default(),
             events_rejected: Family::default(),
             submits_refused: Family::default(),
-            replication_latency: Histogram::new(
-                [
-                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
-                ]
-                .into_iter(),
-            ),
+            replication_latency: Histogram::new([
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+            ]),
             sync_requests: Family::default(),
             sync_events: Counter::default(),
             sync_bytes: Counter::default(),

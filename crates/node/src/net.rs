@@ -164,7 +164,10 @@ fn peer_score(names: &Names) -> (gossipsub::PeerScoreParams, gossipsub::PeerScor
             topic_weight: 1.0,
             mesh_message_deliveries_weight: 0.0,
             mesh_failure_penalty_weight: 0.0,
-            invalid_message_deliveries_weight: -100.0,
+            // The penalty grows with the square of invalid messages: graylisting (score
+            // below -80) comes after five. The log's own rule ejects at three violations, so
+            // the evidence always completes before gossipsub stops listening to the sender.
+            invalid_message_deliveries_weight: -4.0,
             invalid_message_deliveries_decay: 0.9,
             ..Default::default()
         };

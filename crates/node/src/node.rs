@@ -480,18 +480,16 @@ impl Node {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
             } => {
-                if num_established == 0 {
-                    let p = self.peer(peer_id);
-                    p.connected = false;
-                    p.summary_in_flight = false;
-                    p.ranges_in_flight = 0;
-                    p.next_dial = Instant::now() + p.backoff;
-                    tracing::info!(peer = %peer_id, "disconnected");
-                    self.update_peer_gauges();
-                }
+                let p = self.peer(peer_id);
+                p.connected = false;
+                p.summary_in_flight = false;
+                p.ranges_in_flight = 0;
+                p.next_dial = Instant::now() + p.backoff;
+                tracing::info!(peer = %peer_id, "disconnected");
+                self.update_peer_gauges();
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
@@ -830,7 +828,7 @@ impl Node {
                 let author = evs.first().map(Event::author);
                 self.ingest(evs, Source::Sync);
                 if let Some(a) = author {
-                    if full || events.len() > 0 && bytes > MAX_SYNC_BATCH_BYTES / 2 {
+                    if full || !events.is_empty() && bytes > MAX_SYNC_BATCH_BYTES / 2 {
                         let from = self.ledger.feed_len(&a);
                         self.peer(peer).ranges_in_flight += 1;
                         self.send_request(

@@ -42,6 +42,11 @@ pub const MAX_RANGES_IN_FLIGHT: u32 = 64;
 pub const SYNC_MIN_INTERVAL: Duration = Duration::from_millis(300);
 /// A sync round with some connected peer at least this often, whatever heartbeats say.
 pub const SYNC_PERIOD: Duration = Duration::from_secs(10);
+/// How often peers are asked whom they know: addresses arrive late (identify runs after the
+/// connection), so one exchange on connect is not enough to complete the mesh.
+pub const PEER_EXCHANGE_PERIOD: Duration = Duration::from_secs(3);
+/// Connected peers asked per exchange round (bounds the cost in a large federation).
+pub const PEER_EXCHANGE_FANOUT: usize = 8;
 /// Longest wait between redials of a peer.
 pub const REDIAL_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// First wait before redialling a peer.
@@ -161,6 +166,7 @@ struct Node {
     settings: NodeSettings,
     started: Instant,
     last_periodic_sync: Instant,
+    last_peer_exchange: Instant,
     blocked: BTreeSet<PeerId>,
     partitions_seen: u64,
 }
@@ -225,6 +231,7 @@ pub async fn run(
         settings,
         started: Instant::now(),
         last_periodic_sync: Instant::now(),
+        last_peer_exchange: Instant::now(),
         blocked: BTreeSet::new(),
         partitions_seen: 0,
     };
@@ -923,6 +930,21 @@ impl Node {
         for d in dials {
             if let Err(e) = self.swarm.dial(d) {
                 tracing::debug!(%e, "dial refused");
+            }
+        }
+        if self.last_peer_exchange.elapsed() >= PEER_EXCHANGE_PERIOD {
+            self.last_peer_exchange = now;
+            let mut connected: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.connected)
+                .map(|(id, _)| *id)
+                .collect();
+            connected.sort();
+            let offset = (now_ms() / 1_000) as usize;
+            let n = connected.len();
+            for i in 0..n.min(PEER_EXCHANGE_FANOUT) {
+                self.send_request(connected[(offset + i) % n], SyncRequest::Peers);
             }
         }
         // Periodic anti-entropy with one connected peer, whatever heartbeats say.

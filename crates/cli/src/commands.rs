@@ -170,10 +170,35 @@ pub fn init_quiet(
 }
 
 /// `web4fed genesis`.
-pub fn genesis(out: &Path, pow_bits: u8, network_name: Option<String>) -> CmdResult {
+pub fn genesis(
+    out: &Path,
+    pow_bits: u8,
+    network_name: Option<String>,
+    set: &[String],
+) -> CmdResult {
     let mut g = Genesis::with_pow_bits(pow_bits);
     if let Some(n) = network_name {
         g.network_name = n;
+    }
+    if !set.is_empty() {
+        // Round-trip through TOML so every field is settable by its documented name and an
+        // unknown name is refused by the same `deny_unknown_fields` that guards the file.
+        let mut table = toml::Value::try_from(&g)?;
+        for kv in set {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("--set {kv}: expected NAME=VALUE"))?;
+            let v: i64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("--set {kv}: value must be an integer"))?;
+            let t = table.as_table_mut().ok_or("genesis is not a table")?;
+            if !t.contains_key(k.trim()) {
+                return Err(format!("--set {kv}: no genesis parameter named {k:?}").into());
+            }
+            t.insert(k.trim().to_string(), toml::Value::Integer(v));
+        }
+        g = table.try_into()?;
     }
     g.validate()?;
     save_genesis(out, &g)?;

@@ -47,6 +47,10 @@ enum Command {
         /// A name for the network (part of the network id).
         #[arg(long)]
         network_name: Option<String>,
+        /// Any other parameter, as `name=integer` (repeatable), e.g. `rate_base_thoughts=1000`.
+        /// Names are the fields of genesis.toml; an unknown name is refused.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
     },
     /// Run the node daemon.
     Run {
@@ -163,7 +167,8 @@ fn main() -> ExitCode {
             out,
             pow_bits,
             network_name,
-        } => commands::genesis(&out, pow_bits, network_name),
+            set,
+        } => commands::genesis(&out, pow_bits, network_name, &set),
         Command::Inspect { dir, json } => commands::inspect(&dir, json),
         Command::Run {
             dir,

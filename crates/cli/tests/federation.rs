@@ -1,189 +1,26 @@
 //! Real federations on loopback: separate `web4fed run` processes talking libp2p over TCP,
 //! driven through their HTTP APIs. No timing is asserted beyond generous deadlines.
 
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const DEADLINE: Duration = Duration::from_secs(60);
+use common::{agent, agree, sentence, start_federation, wait, web4fed, Node};
+use serde_json::Value;
+use std::path::Path;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Node {
-    name: String,
-    dir: PathBuf,
-    p2p: u16,
-    api: u16,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn init(root: &Path, name: &str) -> Self {
-        let dir = root.join(name);
-        let out = Command::new(env!("CARGO_BIN_EXE_web4fed"))
-            .args(["init", "--pow-bits", "8", "--name", name, "--dir"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self {
-            name: name.into(),
-            dir,
-            p2p: free_port(),
-            api: free_port(),
-            child: None,
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("/ip4/127.0.0.1/tcp/{}", self.p2p)
-    }
-
-    fn start(&mut self, peers: &[String], adversary: Option<&str>) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("node.log"))
-            .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_web4fed"));
-        cmd.arg("run")
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(["--listen", &self.addr()])
-            .args(["--api", &format!("127.0.0.1:{}", self.api)])
-            .args(["--heartbeat-ms", "250"])
-            .stdout(Stdio::null())
-            .stderr(log);
-        for p in peers {
-            cmd.args(["--peer", p]);
-        }
-        if let Some(a) = adversary {
-            cmd.args(["--adversary", a]);
-        }
-        self.child = Some(cmd.spawn().unwrap());
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.api)
-    }
-
-    fn get(&self, path: &str) -> Option<Value> {
-        let agent = agent();
-        let mut r = agent.get(self.url(path)).call().ok()?;
-        r.body_mut().read_json().ok()
-    }
-
-    fn post_raw(&self, body: &str) -> (u16, Value) {
-        let agent = agent();
-        let mut r = agent
-            .post(self.url("/v1/thoughts"))
-            .header("content-type", "application/json")
-            .send(body)
-            .unwrap();
-        (r.status().as_u16(), r.body_mut().read_json().unwrap())
-    }
-
-    fn submit(&self, content: &str) -> (u16, Value) {
-        self.post_raw(&json!({ "content": content }).to_string())
-    }
-
-    fn status(&self) -> Option<Value> {
-        self.get("/v1/status")
-    }
-
-    fn account(&self, member: &str) -> Option<Value> {
-        let state = self.get("/v1/state")?;
-        state["accounts"]
-            .as_array()?
-            .iter()
-            .find(|a| a["member"] == member)
-            .cloned()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .new_agent()
-}
-
-fn wait(what: &str, nodes: &[&Node], mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < DEADLINE {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for n in nodes {
-        eprintln!("==== {} log ====\n{}", n.name, n.log());
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn sentence(i: u64) -> String {
-    web4fed_core::testkit::sentence(i)
-}
-
-/// Starts three nodes: the first listens, the others know only the first (so they must learn
-/// each other through peer exchange).
 fn federation(root: &Path, adversary_last: Option<&str>) -> Vec<Node> {
     let mut nodes: Vec<Node> = ["legion", "thor", "sprout"]
         .iter()
-        .map(|n| Node::init(root, n))
+        .map(|n| Node::init(root, n, None))
         .collect();
-    let first = nodes[0].addr();
-    nodes[0].start(&[], None);
-    nodes[1].start(std::slice::from_ref(&first), None);
-    nodes[2].start(std::slice::from_ref(&first), adversary_last);
-    {
-        let refs: Vec<&Node> = nodes.iter().collect();
-        wait("full mesh and every registration everywhere", &refs, || {
-            nodes.iter().all(|n| {
-                n.status().is_some_and(|s| {
-                    s["peers_connected"].as_u64() == Some(2) && s["members"].as_u64() == Some(3)
-                })
-            })
-        });
+    match adversary_last {
+        Some(a) => start_federation(&mut nodes, &[(2, a)]),
+        None => start_federation(&mut nodes, &[]),
     }
     nodes
 }
 
 fn roots_equal(nodes: &[&Node], events: u64) -> bool {
-    let s: Vec<Value> = nodes.iter().filter_map(|n| n.status()).collect();
-    s.len() == nodes.len()
-        && s.iter().all(|v| v["events"].as_u64() == Some(events))
-        && s.iter().all(|v| v["state_root"] == s[0]["state_root"])
+    agree(nodes, Some(events))
 }
 
 /// The seed's Test 1 and Test 3 on real processes: thoughts posted on every node reach every
@@ -279,7 +116,7 @@ fn replicate_agree_and_catch_up_after_a_crash() {
     assert_eq!(st, 404);
 
     // The CLI client commands against the running node.
-    let out = Command::new(env!("CARGO_BIN_EXE_web4fed"))
+    let out = web4fed()
         .args(["state", "--json", "--api", &n.url("")])
         .output()
         .unwrap();
@@ -287,17 +124,14 @@ fn replicate_agree_and_catch_up_after_a_crash() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["accounts"].as_array().unwrap().len(), 3);
     for cmd in ["status", "peers", "thoughts"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_web4fed"))
-            .args([cmd, "--api", &n.url("")])
-            .output()
-            .unwrap();
+        let out = web4fed().args([cmd, "--api", &n.url("")]).output().unwrap();
         assert!(
             out.status.success(),
             "{cmd}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_web4fed"))
+    let out = web4fed()
         .args(["submit", "hi", "--api", &n.url("")])
         .output()
         .unwrap();

@@ -247,7 +247,18 @@ async fn thoughts(
     ask(s, Query::Thoughts { limit }).await
 }
 
-async fn submit(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn submit(
+    State(s): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError {
+        status: e.status(),
+        body: json!({
+            "error": "invalid_request",
+            "field": "body",
+            "message": format!("{} (limit {MAX_REQUEST_BYTES} bytes)", e.body_text()),
+        }),
+    })?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))?;
     let content = match v.get("content") {

@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod daemon;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -88,6 +89,24 @@ enum Command {
         /// Keep the nodes running afterwards (for the dashboards).
         #[arg(long)]
         keep: bool,
+    },
+    /// Run the deterministic simulator: scenarios with seeded faults and adversaries.
+    Sim {
+        /// A scenario name, `quick` (the CI set) or `all`.
+        #[arg(long, default_value = "quick")]
+        scenario: String,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seeds per scenario.
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+        /// Write report.md and SVG plots here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Soak: run ever new seeds of the scenarios for this many seconds, then summarise.
+        #[arg(long)]
+        soak_seconds: Option<u64>,
     },
     /// Submit a thought to a running node.
     Submit {
@@ -192,6 +211,19 @@ fn main() -> ExitCode {
             thoughts,
             keep,
         } => daemon::demo(dir, thoughts, keep),
+        Command::Sim {
+            scenario,
+            seed,
+            seeds,
+            report,
+            soak_seconds,
+        } => simulate::sim(simulate::SimArgs {
+            scenario,
+            seed,
+            seeds,
+            report,
+            soak_seconds,
+        }),
         Command::Submit { content, api } => {
             client::submit(&api.client(), &content, api.json).map_err(Into::into)
         }

@@ -230,12 +230,16 @@ impl Heartbeat {
     }
 }
 
-/// SHA-256 over a version vector (member, feed length), in member order.
-pub fn vv_digest<'a>(vv: impl IntoIterator<Item = (&'a MemberId, &'a u64)>) -> [u8; 32] {
+/// SHA-256 over every feed's (member, length, head id), in member order: equal digests mean
+/// equal logs, and two branches of a fork give different digests.
+pub fn vv_digest<'a>(
+    heads: impl IntoIterator<Item = (&'a MemberId, &'a (u64, crate::event::EventId))>,
+) -> [u8; 32] {
     let mut h = Sha256::new();
-    for (m, n) in vv {
+    for (m, (n, head)) in heads {
         h.update(m.0);
         h.update(n.to_be_bytes());
+        h.update(head.0);
     }
     h.finalize().into()
 }

@@ -679,6 +679,29 @@ impl Ledger {
             .collect()
     }
 
+    /// Every feed's length and head (the id of its last event held). Anti-entropy compares
+    /// heads as well as lengths: two nodes holding different branches of a fork have equal
+    /// lengths, and only the heads show it.
+    pub fn feed_heads(&self) -> BTreeMap<MemberId, (u64, EventId)> {
+        self.feeds
+            .iter()
+            .map(|(m, f)| {
+                (
+                    *m,
+                    (
+                        f.ids.len() as u64,
+                        f.ids.last().copied().unwrap_or_default(),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// The seq at which a member is proven to have forked, if it is.
+    pub fn fork_seq(&self, member: &MemberId) -> Option<u64> {
+        self.proofs.get(member).map(|p| p.seq)
+    }
+
     /// Equivocation proofs held, one per proven equivocator.
     pub fn proofs(&self) -> impl Iterator<Item = &Evidence> {
         self.proofs.values().map(|p| &p.evidence)

@@ -58,10 +58,10 @@ pub enum SyncRequest {
 /// Anti-entropy sync responses.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum SyncResponse {
-    /// Feed lengths by member.
+    /// Feed lengths and heads by member.
     Summary {
-        /// (member id, feed length).
-        feeds: Vec<(ByteBuf, u64)>,
+        /// (member id, feed length, id of the last event).
+        feeds: Vec<(ByteBuf, u64, ByteBuf)>,
     },
     /// Events in feed order.
     Events {

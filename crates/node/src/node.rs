@@ -620,7 +620,7 @@ impl Node {
         };
         let ours = self.ledger.epoch_root(hb.epoch);
         let matches = ours.map(|r| r == hb.root);
-        let my_digest = vv_digest(&self.ledger.version_vector());
+        let my_digest = vv_digest(&self.ledger.feed_heads());
         let differs = hb.vv_digest != my_digest;
         let was_down = self
             .peers
@@ -727,10 +727,16 @@ impl Node {
             SyncRequest::Summary => SyncResponse::Summary {
                 feeds: self
                     .ledger
-                    .version_vector()
+                    .feed_heads()
                     .into_iter()
                     .take(MAX_SUMMARY_FEEDS)
-                    .map(|(m, n)| (ByteBuf::from(m.0.to_vec()), n))
+                    .map(|(m, (n, head))| {
+                        (
+                            ByteBuf::from(m.0.to_vec()),
+                            n,
+                            ByteBuf::from(head.0.to_vec()),
+                        )
+                    })
                     .collect(),
             },
             SyncRequest::Range {
@@ -800,13 +806,22 @@ impl Node {
             SyncResponse::Summary { feeds } => {
                 self.peer(peer).summary_in_flight = false;
                 let mut wanted = Vec::new();
-                for (m, theirs) in feeds.into_iter().take(MAX_SUMMARY_FEEDS) {
+                let heads = self.ledger.feed_heads();
+                for (m, theirs, their_head) in feeds.into_iter().take(MAX_SUMMARY_FEEDS) {
                     let Ok(a) = <[u8; 32]>::try_from(m.as_slice()) else {
                         continue;
                     };
-                    let ours = self.ledger.feed_len(&MemberId(a));
+                    let member = MemberId(a);
+                    let (ours, our_head) = heads.get(&member).copied().unwrap_or_default();
+                    if self.ledger.fork_seq(&member).is_some_and(|f| ours > f) {
+                        continue; // nothing past a proven fork is ever admitted
+                    }
                     if theirs > ours {
-                        wanted.push((m, ours));
+                        // From our last seq, so a branch that diverges there shows as a fork.
+                        wanted.push((m, ours.saturating_sub(1)));
+                    } else if theirs == ours && ours > 0 && their_head.as_slice() != our_head.0 {
+                        // Same length, different head: they hold another branch.
+                        wanted.push((m, ours - 1));
                     }
                 }
                 for (m, from) in wanted {
@@ -977,7 +992,7 @@ impl Node {
             now_ms(),
             epoch,
             root,
-            vv_digest(&self.ledger.version_vector()),
+            vv_digest(&self.ledger.feed_heads()),
             self.ledger.len() as u64,
         );
         let topic = self.names.heartbeat_topic.clone();

@@ -1,0 +1,229 @@
+//! Named scenarios: the seed's tests, its research questions (latency, scale) and one per
+//! adversary. Each is a [`Config`]; a seed makes it one exact run.
+
+use crate::{Behaviour, Config, Crash, Dissemination, Partition};
+use web4fed_core::genesis::Genesis;
+
+/// PoW difficulty in the simulator: real proofs, cheap enough for hundreds of members.
+pub const SIM_POW_BITS: u8 = 8;
+
+fn base(name: &str, behaviours: Vec<Behaviour>) -> Config {
+    Config {
+        name: name.into(),
+        behaviours,
+        latency_ms: 10,
+        jitter_ms: 5,
+        loss_ppm: 0,
+        dup_ppm: 0,
+        dissemination: Dissemination::FullMesh,
+        fault_ms: 60_000,
+        heal_ms: 30_000,
+        partitions: Vec::new(),
+        crashes: Vec::new(),
+        max_skew_ms: 0,
+        honest_per_minute: 6,
+        sync_period_ms: 1_000,
+        genesis: Genesis::with_pow_bits(SIM_POW_BITS),
+        exempt_from_convergence: Vec::new(),
+        links: None,
+    }
+}
+
+fn honest(n: usize) -> Vec<Behaviour> {
+    vec![Behaviour::Honest; n]
+}
+
+fn with(mut v: Vec<Behaviour>, extra: &[Behaviour]) -> Vec<Behaviour> {
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Every scenario name, in report order.
+pub const ALL: &[&str] = &[
+    "basic",
+    "spam",
+    "partition",
+    "forger",
+    "faults",
+    "garbage",
+    "sybil",
+    "equivocator",
+    "atp-forger",
+    "timing",
+    "eclipse",
+    "eclipse-partial",
+    "silent",
+    "latency-1",
+    "latency-10",
+    "latency-100",
+    "latency-1000",
+    "scale-3-mesh",
+    "scale-10-mesh",
+    "scale-30-mesh",
+    "scale-100-mesh",
+    "scale-200-mesh",
+    "scale-3-gossip",
+    "scale-10-gossip",
+    "scale-30-gossip",
+    "scale-100-gossip",
+    "scale-200-gossip",
+];
+
+/// Scenarios quick enough for every CI run.
+pub const QUICK: &[&str] = &[
+    "basic",
+    "spam",
+    "partition",
+    "forger",
+    "faults",
+    "garbage",
+    "sybil",
+    "equivocator",
+    "atp-forger",
+    "timing",
+    "eclipse",
+    "eclipse-partial",
+    "silent",
+    "latency-1",
+    "latency-10",
+    "latency-100",
+    "latency-1000",
+    "scale-3-mesh",
+    "scale-10-mesh",
+    "scale-30-mesh",
+    "scale-10-gossip",
+    "scale-30-gossip",
+];
+
+/// What each scenario shows, for the report.
+pub fn describe(name: &str) -> &'static str {
+    match name {
+        "basic" => "Seed Test 1: three honest nodes post and replicate.",
+        "spam" => "Seed Test 2: a member signs thoughts far above its rate limit.",
+        "partition" => "Seed Test 3: {0} | {1,2} for 30 s with 1 % loss, then heal.",
+        "forger" => "Seed Test 4: a member relays events with forged signatures in envelopes it signs.",
+        "faults" => "Loss 5 %, duplication 2 %, 50 ms jitter, 2 s clock skew, a crash and restart, a one-way partition.",
+        "garbage" => "Corpus poisoning: low-quality and near-duplicate thoughts at the full rate.",
+        "sybil" => "Sybil swarm: five registrations with valid PoW, five without.",
+        "equivocator" => "Two different events at one seq, each sent to half the peers.",
+        "atp-forger" => "Transfers beyond the balance, and transfers claiming another member as author.",
+        "timing" => "Future-dated (+1 h) and back-dated events, bursts at the rate window's edge.",
+        "eclipse" => "Node 0's only links are six Sybils that drop everything: fully eclipsed.",
+        "eclipse-partial" => "As eclipse, but node 0 keeps one honest link.",
+        "silent" => "A member that relays and answers nothing, under gossip fan-out 2.",
+        n if n.starts_with("latency-") => "Research question 1: the same federation at one link latency.",
+        n if n.starts_with("scale-") => "Research question 2: messages per event and convergence as the federation grows.",
+        _ => "",
+    }
+}
+
+/// The configuration of a named scenario, or `None` for an unknown name.
+pub fn config(name: &str) -> Option<Config> {
+    use Behaviour::*;
+    let c = match name {
+        "basic" => base(name, honest(3)),
+        "spam" => base(name, with(honest(3), &[Spammer])),
+        "partition" => {
+            let mut c = base(name, honest(3));
+            c.loss_ppm = 10_000;
+            c.partitions.push(Partition {
+                from_ms: 10_000,
+                until_ms: 40_000,
+                groups: vec![vec![0], vec![1, 2]],
+                one_way: false,
+            });
+            c
+        }
+        "forger" => base(name, with(honest(3), &[Forger])),
+        "faults" => {
+            let mut c = base(name, honest(5));
+            c.loss_ppm = 50_000;
+            c.dup_ppm = 20_000;
+            c.jitter_ms = 50;
+            c.max_skew_ms = 2_000;
+            c.crashes.push(Crash {
+                node: 1,
+                at_ms: 20_000,
+                restart_ms: 35_000,
+            });
+            c.partitions.push(Partition {
+                from_ms: 10_000,
+                until_ms: 25_000,
+                groups: vec![vec![0, 1], vec![2, 3, 4]],
+                one_way: true,
+            });
+            c
+        }
+        "garbage" => base(name, with(honest(3), &[Garbage])),
+        "sybil" => base(
+            name,
+            with(
+                honest(3),
+                &[
+                    Sybil, Sybil, Sybil, Sybil, Sybil, SybilNoPow, SybilNoPow, SybilNoPow,
+                    SybilNoPow, SybilNoPow,
+                ],
+            ),
+        ),
+        "equivocator" => base(name, with(honest(4), &[Equivocator])),
+        "atp-forger" => base(name, with(honest(3), &[AtpForger])),
+        "timing" => {
+            let mut c = base(name, with(honest(3), &[Timing]));
+            c.max_skew_ms = 2_000;
+            c
+        }
+        "eclipse" | "eclipse-partial" => {
+            let mut c = base(name, with(honest(4), &[Sybil; 6]));
+            let sybils: Vec<usize> = (4..10).collect();
+            let mut links: Vec<Vec<usize>> = vec![Vec::new(); 10];
+            links[0] = sybils.clone();
+            if name == "eclipse-partial" {
+                links[0].push(1);
+            }
+            for (i, l) in links.iter_mut().enumerate().take(4).skip(1) {
+                *l = (0..10).filter(|j| *j != i && *j != 0).collect();
+                if name == "eclipse-partial" && i == 1 {
+                    l.push(0);
+                }
+            }
+            for &s in &sybils {
+                links[s] = (0..10).filter(|j| *j != s).collect();
+            }
+            c.links = Some(links);
+            if name == "eclipse" {
+                c.exempt_from_convergence = vec![0];
+            }
+            c
+        }
+        "silent" => {
+            let mut c = base(name, with(honest(4), &[Silent]));
+            c.dissemination = Dissemination::Gossip { fanout: 2 };
+            c
+        }
+        _ => {
+            if let Some(ms) = name.strip_prefix("latency-") {
+                let ms: u64 = ms.parse().ok()?;
+                let mut c = base(name, honest(3));
+                c.latency_ms = ms;
+                c.jitter_ms = ms / 2;
+                c
+            } else if let Some(rest) = name.strip_prefix("scale-") {
+                let (n, mode) = rest.split_once('-')?;
+                let n: usize = n.parse().ok()?;
+                let mut c = base(name, honest(n));
+                c.fault_ms = 30_000;
+                c.heal_ms = 30_000;
+                c.honest_per_minute = 2;
+                c.dissemination = match mode {
+                    "mesh" => Dissemination::FullMesh,
+                    "gossip" => Dissemination::Gossip { fanout: 6 },
+                    _ => return None,
+                };
+                c
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(c)
+}

@@ -235,3 +235,61 @@ pub fn state(api: &Api, json: bool) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `web4fed finality`.
+pub fn finality(api: &Api, limit: usize, export: Option<&Path>, json: bool) -> Result<(), String> {
+    let v = ok_or_fail(api.get(&format!("/v1/finality?limit={limit}"))?, json)?;
+    if let Some(dir) = export {
+        let latest = v["certificates"]
+            .as_array()
+            .and_then(|a| a.first())
+            .ok_or("no certificate yet")?;
+        let epoch = latest["epoch"].as_u64().unwrap_or(0);
+        let bytes = hex::decode(latest["certificate_hex"].as_str().unwrap_or(""))
+            .map_err(|e| format!("certificate_hex: {e}"))?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join(format!("cert-{epoch}.bin")), bytes).map_err(|e| e.to_string())?;
+        if latest["members"].is_object() {
+            let m = serde_json::to_string_pretty(&latest["members"]).unwrap_or_default();
+            std::fs::write(dir.join(format!("members-{epoch}.json")), m)
+                .map_err(|e| e.to_string())?;
+        }
+        println!("exported epoch {epoch} to {}", dir.display());
+    }
+    if json {
+        print_json(&v);
+        return Ok(());
+    }
+    println!("final epoch {}", v["final_epoch"]);
+    println!(
+        "{:>12} {:<18} {:>8} {:>10}  signers",
+        "epoch", "root", "weight", "latency"
+    );
+    for c in v["certificates"].as_array().into_iter().flatten() {
+        let signed = c["signed_weight_micro"].as_f64();
+        let total = c["total_weight_micro"].as_f64();
+        let share = match (signed, total) {
+            (Some(s), Some(t)) if t > 0.0 => format!("{:.0} %", 100.0 * s / t),
+            _ => "-".into(),
+        };
+        let latency = match (c["adopted_ms"].as_u64(), c["epoch_end_ms"].as_u64()) {
+            (Some(a), Some(e)) => format!("{} ms", a.saturating_sub(e)),
+            _ => "-".into(),
+        };
+        let names: Vec<String> = c["signers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s["name"].as_str().unwrap_or("?").to_string())
+            .collect();
+        println!(
+            "{:>12} {:<18} {:>8} {:>10}  {}",
+            c["epoch"],
+            &c["root"].as_str().unwrap_or("?")[..16],
+            share,
+            latency,
+            names.join(", ")
+        );
+    }
+    Ok(())
+}

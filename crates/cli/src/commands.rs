@@ -276,3 +276,40 @@ pub fn inspect(dir: &Path, json: bool) -> CmdResult {
     }
     Ok(())
 }
+
+/// `web4fed verify-cert`: checks a certificate against a member list, with no node.
+pub fn verify_cert(file: &Path, members: &Path) -> CmdResult {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let cert = web4fed_core::finality::Certificate::decode(&bytes)
+        .map_err(|e| format!("{}: not a certificate: {e}", file.display()))?;
+    let text =
+        std::fs::read_to_string(members).map_err(|e| format!("{}: {e}", members.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", members.display()))?;
+    let network: [u8; 32] = hex::decode(v["network"].as_str().unwrap_or(""))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or("members file: \"network\" must be 64 hex characters")?;
+    let mut weights = std::collections::BTreeMap::new();
+    for (m, w) in v["weights"]
+        .as_object()
+        .ok_or("members file: \"weights\" must be an object")?
+    {
+        let id = MemberId::from_hex(m).ok_or_else(|| format!("members file: bad member id {m}"))?;
+        let w = w
+            .as_u64()
+            .ok_or_else(|| format!("members file: weight of {m} must be an integer"))?;
+        weights.insert(id, w);
+    }
+    let (signed, total) = cert
+        .verify(&network, &weights)
+        .map_err(|e| format!("certificate refused: {e}"))?;
+    println!(
+        "valid: epoch {} root {} signed by {} members holding {signed} of {total} trust weight ({:.1} %)",
+        cert.body.epoch,
+        hex::encode(cert.body.root),
+        cert.signatures.len(),
+        100.0 * signed as f64 / total as f64
+    );
+    Ok(())
+}

@@ -133,6 +133,26 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Recent finality certificates (epoch, root, signers and their weight).
+    Finality {
+        /// How many.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Write the latest certificate (`cert-EPOCH.bin`) and its member list
+        /// (`members-EPOCH.json`) here, for `verify-cert`.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Verify a finality certificate against a member list, without running a node.
+    VerifyCert {
+        /// The certificate (binary, as written by `finality --export`).
+        file: PathBuf,
+        /// The member list: {"network": hex, "weights": {member hex: trust in millionths}}.
+        #[arg(long)]
+        members: PathBuf,
+    },
     /// Every member's trust, ATP, level and status, and the state root.
     State {
         #[command(flatten)]
@@ -233,6 +253,10 @@ fn main() -> ExitCode {
             client::thoughts(&api.client(), limit, api.json).map_err(Into::into)
         }
         Command::State { api } => client::state(&api.client(), api.json).map_err(Into::into),
+        Command::Finality { limit, export, api } => {
+            client::finality(&api.client(), limit, export.as_deref(), api.json).map_err(Into::into)
+        }
+        Command::VerifyCert { file, members } => commands::verify_cert(&file, &members),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

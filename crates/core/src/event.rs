@@ -296,6 +296,8 @@ pub enum Evidence {
     },
     /// An envelope signed by its sender that carried an event with a forged signature.
     ForgedEnvelope(crate::envelope::Envelope),
+    /// Two different finality votes of one member for one epoch.
+    DoubleVote(crate::finality::Vote, crate::finality::Vote),
 }
 
 impl Evidence {
@@ -304,6 +306,7 @@ impl Evidence {
         match self {
             Self::Equivocation { a, .. } => a.header.author,
             Self::ForgedEnvelope(e) => e.sender,
+            Self::DoubleVote(a, _) => a.signer,
         }
     }
 }
@@ -379,6 +382,11 @@ impl Body {
                 Evidence::ForgedEnvelope(env) => {
                     w.u8(1);
                     env.write(&mut w);
+                }
+                Evidence::DoubleVote(a, b) => {
+                    w.u8(2);
+                    a.write(&mut w);
+                    b.write(&mut w);
                 }
             },
         }
@@ -479,6 +487,10 @@ impl Body {
                 }
                 1 => Self::Evidence(Box::new(Evidence::ForgedEnvelope(
                     crate::envelope::Envelope::read(&mut r, MAX_CARRIED_EVENT_BYTES)?,
+                ))),
+                2 => Self::Evidence(Box::new(Evidence::DoubleVote(
+                    crate::finality::Vote::read(&mut r)?,
+                    crate::finality::Vote::read(&mut r)?,
                 ))),
                 _ => {
                     return Err(DecodeError::Invalid {

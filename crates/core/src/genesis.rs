@@ -98,6 +98,8 @@ pub struct Genesis {
     pub epoch_ms: u64,
     /// Members drawn to rate each thought (`Validate` committee size).
     pub committee_size: u32,
+    /// Checkpoint every this many epochs: members sign roots and certificates form only there.
+    pub finality_every_epochs: u64,
 }
 
 impl Default for Genesis {
@@ -142,6 +144,7 @@ impl Default for Genesis {
             max_future_skew_ms: 5_000,
             epoch_ms: 1_000,
             committee_size: 3,
+            finality_every_epochs: 5,
         }
     }
 }
@@ -217,6 +220,9 @@ impl Genesis {
         if self.eject_violations == 0 {
             return err("eject_violations must be at least 1");
         }
+        if self.finality_every_epochs == 0 {
+            return err("finality_every_epochs must be at least 1");
+        }
         if self.committee_size > 64 {
             return err("committee_size above 64");
         }
@@ -272,6 +278,7 @@ impl Genesis {
         }
         w.u32(self.eject_violations);
         w.u32(self.committee_size);
+        w.u64(self.finality_every_epochs);
         w.finish()
     }
 

@@ -27,11 +27,12 @@
 use crate::attest::{level_for, LevelReason, NoHardware, Verifier};
 use crate::envelope::Envelope;
 use crate::event::{Body, Event, EventId, Evidence, Level, OrderKey};
+use crate::finality::VoteBody;
 use crate::genesis::Genesis;
 use crate::identity::{Keypair, MemberId};
 use crate::pow::{self, PowError};
 use crate::state::{check_evidence, State};
-use crate::verdict::{EjectCause, Verdict};
+use crate::verdict::Verdict;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -51,6 +52,8 @@ pub const MAX_SNAPSHOTS: usize = 4;
 pub const MAX_FORGERIES: usize = 16_384;
 /// Recent epoch roots kept: enough to compare with peers a minute behind at 1 s epochs.
 pub const EPOCH_ROOTS_KEPT: usize = 64;
+/// Certificates kept in memory (all are in the store).
+pub const CERTS_KEPT: usize = 256;
 /// Most outputs waiting to be drained; the driver drains after every call, so reaching this
 /// means a driver bug. Beyond it the oldest are dropped, never unbounded growth.
 pub const MAX_OUTPUTS: usize = 65_536;
@@ -134,6 +137,8 @@ pub enum Output {
     Admitted(Arc<Event>),
     /// A new equivocation proof: persist it and publish it in an `Evidence` event.
     Proof(Box<Evidence>),
+    /// A certificate adopted: persist it and pass it on.
+    Certificate(Box<crate::finality::Certificate>),
 }
 
 #[derive(Debug, Clone)]
@@ -145,40 +150,7 @@ struct Feed {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Item {
-    /// Sorts before an event at the same key.
-    Eject(MemberId),
-    /// A forged envelope, by its hash: a violation of its sender at the envelope's time.
-    Forgery([u8; 32]),
     Event(EventId),
-}
-
-/// A proof and the ejection point it places.
-#[derive(Debug, Clone)]
-struct Proof {
-    evidence: Evidence,
-    seq: u64,
-    key: OrderKey,
-    rank: (u64, EventId, EventId),
-}
-
-/// The equivocation proof in `e`, if it is one.
-fn proof_of(e: Evidence) -> Option<Proof> {
-    let Evidence::Equivocation { a, b } = &e else {
-        return None;
-    };
-    let (ia, ib) = (a.header.id(), b.header.id());
-    let seq = a.header.seq;
-    let key = OrderKey {
-        timestamp_ms: a.header.timestamp_ms.min(b.header.timestamp_ms),
-        author: a.header.author,
-        seq,
-    };
-    Some(Proof {
-        seq,
-        key,
-        rank: (seq, ia.min(ib), ia.max(ib)),
-        evidence: e,
-    })
 }
 
 /// The log and its fold. See the module docs.
@@ -189,8 +161,15 @@ pub struct Ledger {
     events: HashMap<EventId, Arc<Event>>,
     feeds: HashMap<MemberId, Feed>,
     order: BTreeMap<(OrderKey, Item), ()>,
-    proofs: HashMap<MemberId, Proof>,
+    /// The first equivocation proof known against each member (found here or carried).
+    proofs: BTreeMap<MemberId, Evidence>,
+    /// Lowest fork seq known per member: its later events are refused at admission.
+    forks: HashMap<MemberId, u64>,
+    /// Lowest fork seq per member proven by an `Evidence` event in the log: the fold ignores
+    /// the member's uncertified events from there on, whichever branch this node holds.
+    carried_forks: BTreeMap<MemberId, u64>,
     forgeries: BTreeMap<[u8; 32], Envelope>,
+    double_votes: BTreeMap<MemberId, Evidence>,
     evidence_checks: HashMap<EventId, Result<(), String>>,
     orphans: BTreeMap<(MemberId, u64), Arc<Event>>,
     future: BTreeMap<(u64, EventId), Arc<Event>>,
@@ -203,6 +182,32 @@ pub struct Ledger {
     outputs: VecDeque<Output>,
     /// Roots of recent epochs, recorded as the fold crosses each epoch boundary.
     epoch_roots: BTreeMap<u64, [u8; 32]>,
+    /// Figures of recent checkpoint epochs (root, frontier, weights).
+    checkpoints: BTreeMap<u64, Checkpoint>,
+    /// The certificate chain: epoch → the certified epoch it built on.
+    chain: BTreeMap<u64, Option<u64>>,
+    /// Recent certificates.
+    certs: BTreeMap<u64, crate::finality::Certificate>,
+    /// Per member, (events covered, certified epoch) each time a certificate covered more.
+    steps: HashMap<MemberId, Vec<(u64, u64)>>,
+    votes: crate::finality::VoteBook,
+    /// Logical time of the last folded item.
+    fold_ms: u64,
+}
+
+/// What a node knows of a checkpoint epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The state root at the end of the epoch.
+    pub root: [u8; 32],
+    /// Events covered per feed.
+    pub frontier: crate::finality::Frontier,
+    /// Active members' trust: the weights of votes.
+    pub weights: BTreeMap<MemberId, u64>,
+    /// Every member's ATP at the end of the epoch (final once the epoch is certified).
+    pub atp: BTreeMap<MemberId, u64>,
+    /// The certified epoch the fold built on.
+    pub prev: Option<u64>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -230,8 +235,11 @@ impl Ledger {
             events: HashMap::new(),
             feeds: HashMap::new(),
             order: BTreeMap::new(),
-            proofs: HashMap::new(),
+            proofs: BTreeMap::new(),
+            forks: HashMap::new(),
+            carried_forks: BTreeMap::new(),
             forgeries: BTreeMap::new(),
+            double_votes: BTreeMap::new(),
             evidence_checks: HashMap::new(),
             orphans: BTreeMap::new(),
             future: BTreeMap::new(),
@@ -243,6 +251,12 @@ impl Ledger {
             folded_count: 0,
             outputs: VecDeque::new(),
             epoch_roots: BTreeMap::new(),
+            checkpoints: BTreeMap::new(),
+            chain: BTreeMap::new(),
+            certs: BTreeMap::new(),
+            steps: HashMap::new(),
+            votes: Default::default(),
+            fold_ms: 0,
         }
     }
 
@@ -304,67 +318,96 @@ impl Ledger {
         self.settle();
     }
 
-    /// Records a proof found earlier (reloaded from the store on restart).
+    /// Records a proof found earlier (reloaded from the store on restart). Evidence takes
+    /// effect on the state only through the `Evidence` event that publishes it.
     pub fn handle_proof(&mut self, e: Evidence) -> Result<(), String> {
         check_evidence(&self.network, &e)?;
         self.add_proof(e, false);
-        self.settle();
         Ok(())
     }
 
-    fn add_proof(&mut self, e: Evidence, announce: bool) {
-        if let Evidence::ForgedEnvelope(env) = e {
-            self.add_forgery(env, announce);
-            return;
-        }
-        let Some(p) = proof_of(e) else { return };
-        let author = p.key.author;
-        if let Some(old) = self.proofs.get(&author) {
-            if old.rank <= p.rank {
-                return;
+    /// Remembers evidence (bounded), and with `announce` hands it to the driver to persist and
+    /// publish in an `Evidence` event.
+    fn add_proof(&mut self, e: Evidence, announce: bool) -> bool {
+        let new = match &e {
+            Evidence::Equivocation { a, .. } => {
+                let m = a.header.author;
+                let seq = a.header.seq;
+                let f = self.forks.entry(m).or_insert(seq);
+                *f = (*f).min(seq);
+                match self.proofs.entry(m) {
+                    std::collections::btree_map::Entry::Occupied(_) => false,
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(e.clone());
+                        true
+                    }
+                }
             }
-            let old_key = (old.key, Item::Eject(author));
-            self.order.remove(&old_key);
-            self.mark_dirty(old_key);
-        }
-        if announce {
-            self.push_output(Output::Proof(Box::new(p.evidence.clone())));
-        }
-        let k = (p.key, Item::Eject(author));
-        self.order.insert(k, ());
-        self.mark_dirty(k);
-        self.proofs.insert(author, p);
-    }
-
-    fn add_forgery(&mut self, env: Envelope, announce: bool) {
-        let hash = env.hash();
-        if self.forgeries.contains_key(&hash) || self.forgeries.len() >= MAX_FORGERIES {
-            return;
-        }
-        if announce {
-            self.push_output(Output::Proof(Box::new(Evidence::ForgedEnvelope(
-                env.clone(),
-            ))));
-        }
-        let key = OrderKey {
-            timestamp_ms: env.sent_ms,
-            author: env.sender,
-            seq: 0,
+            Evidence::ForgedEnvelope(env) => {
+                let hash = env.hash();
+                if self.forgeries.contains_key(&hash) || self.forgeries.len() >= MAX_FORGERIES {
+                    false
+                } else {
+                    self.forgeries.insert(hash, env.clone());
+                    true
+                }
+            }
+            Evidence::DoubleVote(a, _) => match self.double_votes.entry(a.signer) {
+                std::collections::btree_map::Entry::Occupied(_) => false,
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(e.clone());
+                    true
+                }
+            },
         };
-        let k = (key, Item::Forgery(hash));
-        self.order.insert(k, ());
-        self.mark_dirty(k);
-        self.forgeries.insert(hash, env);
+        if new && announce {
+            self.push_output(Output::Proof(Box::new(e)));
+        }
+        new
     }
 
     /// Hands the ledger an envelope whose carried event failed to decode or verify. When the
-    /// envelope's own signature holds, it is evidence against its sender: recorded, folded as
-    /// a violation, and returned in [`Output::Proof`] for the node to persist and publish.
+    /// envelope's own signature holds, it is evidence against its sender, returned in
+    /// [`Output::Proof`] for the node to persist and publish in an `Evidence` event.
     pub fn handle_forged_envelope(&mut self, env: Envelope) -> Result<(), String> {
         env.proves_forgery(&self.network)?;
-        self.add_forgery(env, true);
-        self.settle();
+        self.add_proof(Evidence::ForgedEnvelope(env), true);
         Ok(())
+    }
+
+    /// Hands the ledger two different votes of one member for one epoch (found by the
+    /// driver's vote book): evidence, returned in [`Output::Proof`].
+    pub fn handle_double_vote(
+        &mut self,
+        a: crate::finality::Vote,
+        b: crate::finality::Vote,
+    ) -> Result<(), String> {
+        crate::finality::check_double_vote(&self.network, &a, &b)?;
+        self.add_proof(Evidence::DoubleVote(a, b), true);
+        Ok(())
+    }
+
+    fn double_vote_known(&self, m: &MemberId) -> bool {
+        self.double_votes.contains_key(m)
+    }
+
+    /// A fork proven by an event in the log: the member's events from `seq` on fold as
+    /// ignored, so re-fold from the first of them held.
+    fn carry_fork(&mut self, member: MemberId, seq: u64) {
+        let cur = self.carried_forks.get(&member).copied();
+        if cur.is_some_and(|c| c <= seq) {
+            return;
+        }
+        self.carried_forks.insert(member, seq);
+        let first = self
+            .feeds
+            .get(&member)
+            .and_then(|f| f.ids.get(seq as usize))
+            .and_then(|id| self.events.get(id))
+            .map(|e| (self.order_key_of(e), Item::Event(e.id())));
+        if let Some(k) = first {
+            self.mark_dirty(k);
+        }
     }
 
     fn mark_dirty(&mut self, k: (OrderKey, Item)) {
@@ -382,9 +425,9 @@ impl Ledger {
         }
         let author = ev.author();
         let seq = ev.seq();
-        if let Some(p) = self.proofs.get(&author) {
-            if seq >= p.seq {
-                return Err(InsertError::AuthorEquivocated { fork_seq: p.seq });
+        if let Some(&fork_seq) = self.forks.get(&author) {
+            if seq >= fork_seq {
+                return Err(InsertError::AuthorEquivocated { fork_seq });
             }
         }
         // A conflict with an event already held is evidence, whatever the timestamps.
@@ -505,13 +548,16 @@ impl Ledger {
             let check = check_evidence(&self.network, e.as_ref());
             if check.is_ok() {
                 self.add_proof(e.as_ref().clone(), false);
+                if let Evidence::Equivocation { a, .. } = e.as_ref() {
+                    self.carry_fork(a.header.author, a.header.seq);
+                }
             }
             self.evidence_checks.insert(ev.id(), check);
         }
         if let Some(f) = self.feeds.get_mut(&author) {
             f.ids.push(ev.id());
         }
-        let k = (ev.order_key(), Item::Event(ev.id()));
+        let k = (self.order_key_of(&ev), Item::Event(ev.id()));
         self.order.insert(k, ());
         self.mark_dirty(k);
         self.events.insert(ev.id(), ev.clone());
@@ -531,16 +577,20 @@ impl Ledger {
                     self.state = s.clone();
                     self.folded_upto = Some(*k);
                     self.folded_count = *n;
+                    self.fold_ms = k.0.timestamp_ms;
                     // Roots of boundaries after the snapshot may change; earlier ones cover
                     // only events before it.
                     let last_kept = (k.0.timestamp_ms / self.genesis.epoch_ms).saturating_sub(1);
                     self.epoch_roots.retain(|e, _| *e <= last_kept);
+                    self.checkpoints.retain(|e, _| *e <= last_kept);
                 }
                 None => {
                     self.state = State::default();
                     self.folded_upto = None;
                     self.folded_count = 0;
+                    self.fold_ms = 0;
                     self.epoch_roots.clear();
+                    self.checkpoints.clear();
                 }
             }
         }
@@ -570,7 +620,7 @@ impl Ledger {
     /// Records the roots of the epochs whose end this item's time crosses (recent ones only).
     fn record_epoch_roots(&mut self, t: u64) {
         let epoch_ms = self.genesis.epoch_ms;
-        let head = self.state.head_ms();
+        let head = self.fold_ms;
         if t / epoch_ms <= head / epoch_ms {
             return;
         }
@@ -585,54 +635,315 @@ impl Ledger {
         for e in from..=last {
             let root = self.state.root_at(&self.genesis, (e + 1) * epoch_ms);
             self.epoch_roots.insert(e, root);
+            if self.is_checkpoint(e) {
+                let cp = self.checkpoint_now((e + 1) * epoch_ms);
+                self.checkpoints.insert(e, cp);
+            }
         }
         while self.epoch_roots.len() > EPOCH_ROOTS_KEPT {
             self.epoch_roots.pop_first();
+        }
+        while self.checkpoints.len() > EPOCH_ROOTS_KEPT {
+            self.checkpoints.pop_first();
         }
     }
 
     fn fold_one(&mut self, (key, item): (OrderKey, Item)) {
         self.record_epoch_roots(key.timestamp_ms);
+        self.fold_ms = key.timestamp_ms;
         let g = &self.genesis;
-        match item {
-            Item::Eject(member) => {
-                self.state.advance(key.timestamp_ms);
-                self.state
-                    .eject(member, EjectCause::Equivocation { seq: key.seq });
-            }
-            Item::Forgery(hash) => {
-                let rule = crate::verdict::Rule::ForgedEnvelope {
-                    envelope: hex::encode(hash),
-                };
-                self.state.penalize(g, key.author, key.timestamp_ms, &rule);
-            }
-            Item::Event(id) => {
-                let Some(ev) = self.events.get(&id) else {
-                    return;
-                };
-                let forked = self
-                    .proofs
-                    .get(&ev.author())
-                    .is_some_and(|p| ev.seq() >= p.seq);
-                let verdict = if forked {
-                    Verdict::Ignored(crate::verdict::Ignored::AuthorEjected)
-                } else if ev.seq() == 0 {
-                    let (level, reason) = self
-                        .feeds
-                        .get(&ev.author())
-                        .map_or((Level::L4, LevelReason::ClaimedL4), |f| {
-                            (f.level, f.level_reason.clone())
-                        });
-                    self.state.register(g, ev, level, reason)
-                } else {
-                    let check = self.evidence_checks.get(&id).cloned().unwrap_or(Ok(()));
-                    let v = self.state.judge(g, ev, check);
-                    self.state.apply(g, ev, &v);
-                    v
-                };
-                self.verdicts.insert(id, verdict);
+        let Item::Event(id) = item;
+        let Some(ev) = self.events.get(&id) else {
+            return;
+        };
+        self.state.note_folded(ev.author(), ev.seq());
+        // Past a proven fork every uncertified event of the member is ignored, whichever
+        // branch this node happens to hold.
+        let forked = self
+            .carried_forks
+            .get(&ev.author())
+            .is_some_and(|f| ev.seq() >= *f && ev.seq() >= self.certified_len(&ev.author()));
+        let verdict = if forked {
+            self.state.advance(key.timestamp_ms);
+            Verdict::Ignored(crate::verdict::Ignored::AuthorEjected)
+        } else if ev.seq() == 0 {
+            let (level, reason) = self
+                .feeds
+                .get(&ev.author())
+                .map_or((Level::L4, LevelReason::ClaimedL4), |f| {
+                    (f.level, f.level_reason.clone())
+                });
+            self.state.register(g, ev, level, reason)
+        } else {
+            let check = self.evidence_checks.get(&id).cloned().unwrap_or(Ok(()));
+            let v = self.state.judge(g, ev, check);
+            self.state.apply(g, ev, &v);
+            v
+        };
+        self.verdicts.insert(id, verdict);
+    }
+
+    // ---- finality ----------------------------------------------------------------------
+
+    /// End of epoch `e` in ms.
+    fn epoch_end(&self, e: u64) -> u64 {
+        e.saturating_add(1).saturating_mul(self.genesis.epoch_ms)
+    }
+
+    /// Events of `member` covered by the latest certificate.
+    fn certified_len(&self, member: &MemberId) -> u64 {
+        self.steps
+            .get(member)
+            .and_then(|st| st.last())
+            .map_or(0, |(count, _)| *count)
+    }
+
+    /// An event's position in the canonical order: its timestamp, but never before the end
+    /// of the certified epoch preceding the first certificate that covers it (or the latest
+    /// certificate, if none covers it yet). So late events settle after final history.
+    fn order_key_of(&self, ev: &Event) -> OrderKey {
+        let mut k = ev.order_key();
+        let Some((&latest, _)) = self.chain.last_key_value() else {
+            return k;
+        };
+        let covering = self.steps.get(&ev.author()).and_then(|st| {
+            let i = st.partition_point(|(count, _)| *count <= ev.seq());
+            st.get(i).map(|(_, e)| *e)
+        });
+        let prev = match covering {
+            Some(e) => self.chain.get(&e).copied().flatten(),
+            None => Some(latest),
+        };
+        if let Some(p) = prev {
+            k.timestamp_ms = k.timestamp_ms.max(self.epoch_end(p));
+        }
+        k
+    }
+
+    /// The order keys of every event the latest certificate does not cover: the only events
+    /// whose keys a change of the chain can move.
+    fn uncertified_keys(&self) -> Vec<(EventId, OrderKey)> {
+        let covered = self.certified_frontier();
+        let mut out = Vec::new();
+        for (m, f) in &self.feeds {
+            let from = covered.get(m).copied().unwrap_or(0) as usize;
+            for id in f.ids.iter().skip(from) {
+                if let Some(ev) = self.events.get(id) {
+                    out.push((*id, self.order_key_of(ev)));
+                }
             }
         }
+        out
+    }
+
+    /// Moves the events whose keys were `old` to their keys under the current chain, marking
+    /// the fold dirty from the earliest change.
+    fn rekey(&mut self, old: Vec<(EventId, OrderKey)>) {
+        for (id, old_key) in old {
+            let Some(ev) = self.events.get(&id) else {
+                continue;
+            };
+            let new_key = self.order_key_of(ev);
+            if new_key != old_key && self.order.remove(&(old_key, Item::Event(id))).is_some() {
+                self.order.insert((new_key, Item::Event(id)), ());
+                self.mark_dirty((old_key.min(new_key), Item::Event(id)));
+            }
+        }
+    }
+
+    /// The checkpoint figures of epoch `e`, if recent enough to be held (or computable from
+    /// the head of the fold).
+    pub fn checkpoint(&self, e: u64) -> Option<Checkpoint> {
+        let end = self.epoch_end(e);
+        if self.fold_ms < end {
+            return Some(self.checkpoint_now(end));
+        }
+        self.checkpoints.get(&e).cloned()
+    }
+
+    fn checkpoint_now(&self, end: u64) -> Checkpoint {
+        Checkpoint {
+            root: self.state.root_at(&self.genesis, end),
+            frontier: self.state.frontier().clone(),
+            weights: self.state.weights_at(&self.genesis, end),
+            atp: self
+                .state
+                .accounts()
+                .map(|(m, a)| (*m, a.atp_at(&self.genesis, end)))
+                .collect(),
+            prev: self.chain.last_key_value().map(|(e, _)| *e),
+        }
+    }
+
+    /// True for checkpoint epochs (where members vote).
+    pub fn is_checkpoint(&self, e: u64) -> bool {
+        e.is_multiple_of(self.genesis.finality_every_epochs)
+    }
+
+    /// The body this node would sign for checkpoint epoch `e`.
+    pub fn vote_body(&self, e: u64) -> Option<VoteBody> {
+        if !self.is_checkpoint(e) || self.chain.last_key_value().is_some_and(|(l, _)| *l >= e) {
+            return None;
+        }
+        let c = self.checkpoint(e)?;
+        Some(VoteBody {
+            epoch: e,
+            prev: c.prev,
+            root: c.root,
+            frontier: crate::finality::frontier_digest(&c.frontier),
+        })
+    }
+
+    /// Records a vote; when the votes matching this node's own view of the epoch reach two
+    /// thirds of the active trust weight, forms and adopts the certificate (returned in
+    /// [`Output::Certificate`]). Two different votes of one member become evidence.
+    /// Returns whether the vote was new here (a driver that relays votes relays only those).
+    pub fn handle_vote(&mut self, v: crate::finality::Vote) -> Result<bool, String> {
+        use crate::finality::VoteOutcome;
+        let e = v.body.epoch;
+        match self.votes.add(&self.network, v) {
+            VoteOutcome::BadSignature => return Err("vote signature does not verify".into()),
+            VoteOutcome::DoubleVote(a, b) => {
+                let known = self.double_vote_known(&a.signer);
+                self.handle_double_vote(*a, *b)?;
+                return Ok(!known);
+            }
+            VoteOutcome::Duplicate => return Ok(false),
+            VoteOutcome::Recorded => {}
+        }
+        let Some(body) = self.vote_body(e) else {
+            return Ok(true);
+        };
+        let Some(cp) = self.checkpoint(e) else {
+            return Ok(true);
+        };
+        let mut signatures = self.votes.matching(&body);
+        signatures.sort_by_key(|(m, _)| *m);
+        let cert = crate::finality::Certificate {
+            body,
+            frontier: cp.frontier.clone(),
+            signatures,
+        };
+        if cert.verify(&self.network, &cp.weights).is_ok() {
+            self.adopt(cert);
+        }
+        Ok(true)
+    }
+
+    /// Checks a certificate received from elsewhere against this node's own fold and adopts
+    /// it. It must extend the chain held here (its `prev` is the latest certificate held), the
+    /// node must hold every event it covers, and with it applied this node's root for the
+    /// epoch must be the certified one, signed by two thirds of the weight.
+    pub fn handle_certificate(
+        &mut self,
+        cert: crate::finality::Certificate,
+    ) -> Result<(), crate::finality::CertError> {
+        use crate::finality::CertError;
+        let e = cert.body.epoch;
+        let latest = self.chain.last_key_value().map(|(l, _)| *l);
+        if latest.is_some_and(|l| l >= e) {
+            return match self.certs.get(&e) {
+                Some(c) if c.body == cert.body => Ok(()),
+                _ => Err(CertError::Unverifiable(e)),
+            };
+        }
+        if !self.is_checkpoint(e) || cert.body.prev != latest {
+            return Err(CertError::Unverifiable(e));
+        }
+        if crate::finality::frontier_digest(&cert.frontier) != cert.body.frontier {
+            return Err(CertError::FrontierMismatch);
+        }
+        if cert.frontier.iter().any(|(m, n)| self.feed_len(m) < *n) {
+            return Err(CertError::MissingEvents);
+        }
+        // Apply tentatively, then compare roots; undo on any mismatch.
+        let old = self.uncertified_keys();
+        self.link(&cert);
+        self.rekey(old.clone());
+        self.settle();
+        let check = match self.checkpoint(e) {
+            None => Err(CertError::Unverifiable(e)),
+            Some(cp) if cp.root != cert.body.root || cp.frontier != cert.frontier => {
+                Err(CertError::RootMismatch { epoch: e })
+            }
+            Some(cp) => cert.verify(&self.network, &cp.weights).map(|_| ()),
+        };
+        if let Err(err) = check {
+            let moved: Vec<(EventId, OrderKey)> = old
+                .iter()
+                .filter_map(|(id, _)| self.events.get(id).map(|ev| (*id, self.order_key_of(ev))))
+                .collect();
+            self.unlink(e);
+            self.rekey(moved);
+            self.settle();
+            return Err(err);
+        }
+        self.push_output(Output::Certificate(Box::new(cert)));
+        Ok(())
+    }
+
+    fn certified_frontier(&self) -> BTreeMap<MemberId, u64> {
+        self.steps
+            .iter()
+            .filter_map(|(m, st)| st.last().map(|(n, _)| (*m, *n)))
+            .collect()
+    }
+
+    fn link(&mut self, cert: &crate::finality::Certificate) {
+        let e = cert.body.epoch;
+        self.chain.insert(e, cert.body.prev);
+        for (m, n) in &cert.frontier {
+            let st = self.steps.entry(*m).or_default();
+            if st.last().is_none_or(|(c, _)| c < n) {
+                st.push((*n, e));
+            }
+        }
+        self.certs.insert(e, cert.clone());
+        while self.certs.len() > CERTS_KEPT {
+            self.certs.pop_first();
+        }
+    }
+
+    fn unlink(&mut self, e: u64) {
+        self.chain.remove(&e);
+        self.certs.remove(&e);
+        for st in self.steps.values_mut() {
+            if st.last().is_some_and(|(_, ce)| *ce == e) {
+                st.pop();
+            }
+        }
+    }
+
+    fn adopt(&mut self, cert: crate::finality::Certificate) {
+        let old = self.uncertified_keys();
+        self.link(&cert);
+        self.rekey(old);
+        self.settle();
+        self.push_output(Output::Certificate(Box::new(cert)));
+    }
+
+    /// Re-adopts a certificate this node adopted before (from the store on restart), without
+    /// the root check (the events it covers are re-admitted from the same log).
+    pub fn restore_certificate(&mut self, cert: crate::finality::Certificate) {
+        let old = self.uncertified_keys();
+        self.link(&cert);
+        self.rekey(old);
+        self.settle();
+    }
+
+    /// The latest certified epoch.
+    pub fn final_epoch(&self) -> Option<u64> {
+        self.chain.last_key_value().map(|(e, _)| *e)
+    }
+
+    /// A recent certificate.
+    pub fn certificate(&self, e: u64) -> Option<&crate::finality::Certificate> {
+        self.certs.get(&e)
+    }
+
+    /// Recent certificates, oldest first.
+    pub fn certificates(&self) -> impl Iterator<Item = &crate::finality::Certificate> {
+        self.certs.values()
     }
 
     /// The folded state.
@@ -697,14 +1008,15 @@ impl Ledger {
             .collect()
     }
 
-    /// The seq at which a member is proven to have forked, if it is.
+    /// The seq at which a member is known to have forked, if it is.
     pub fn fork_seq(&self, member: &MemberId) -> Option<u64> {
-        self.proofs.get(member).map(|p| p.seq)
+        self.forks.get(member).copied()
     }
 
-    /// Equivocation proofs held, one per proven equivocator.
+    /// Evidence known here: one equivocation proof per proven equivocator, and every double
+    /// vote.
     pub fn proofs(&self) -> impl Iterator<Item = &Evidence> {
-        self.proofs.values().map(|p| &p.evidence)
+        self.proofs.values().chain(self.double_votes.values())
     }
 
     /// Forged envelopes held.
@@ -722,7 +1034,7 @@ impl Ledger {
     /// recent epochs kept. Two nodes holding the same events dated before the end agree.
     pub fn epoch_root(&self, e: u64) -> Option<[u8; 32]> {
         let end = e.checked_add(1)?.checked_mul(self.genesis.epoch_ms)?;
-        if self.state.head_ms() < end {
+        if self.fold_ms < end {
             return Some(self.state.root_at(&self.genesis, end));
         }
         self.epoch_roots.get(&e).copied()

@@ -225,6 +225,10 @@ pub struct State {
     head_ms: u64,
     /// Thoughts removed by layer 7 pruning over the state's life.
     pub pruned_total: u64,
+    /// Events folded per feed: the frontier a root covers.
+    frontier: BTreeMap<MemberId, u64>,
+    /// Forged envelopes already counted (each counts once, however many report it).
+    forgeries_applied: BTreeSet<[u8; 32]>,
 }
 
 /// The committee for a thought: the `k` active members other than the author with the
@@ -293,6 +297,26 @@ impl State {
     /// Latest logical time folded.
     pub fn head_ms(&self) -> u64 {
         self.head_ms
+    }
+
+    /// Events folded per feed (each feed folds in seq order, so a count says which).
+    pub fn frontier(&self) -> &BTreeMap<MemberId, u64> {
+        &self.frontier
+    }
+
+    /// Records that `author`'s event at `seq` was folded.
+    pub fn note_folded(&mut self, author: MemberId, seq: u64) {
+        let f = self.frontier.entry(author).or_insert(0);
+        *f = (*f).max(seq + 1);
+    }
+
+    /// Every active member's trust at `t`: the weights of finality votes.
+    pub fn weights_at(&self, g: &Genesis, t: u64) -> BTreeMap<MemberId, u64> {
+        self.accounts
+            .iter()
+            .filter(|(_, a)| a.status == Status::Active)
+            .map(|(m, a)| (*m, a.trust_at(g, t)))
+            .collect()
     }
 
     /// Adds a registered member. Registration validity (PoW, encoding, signature) is checked
@@ -384,10 +408,15 @@ impl State {
             Body::Evidence(e) => match evidence_ok {
                 Err(reason) => Verdict::Refused(Rule::InvalidEvidence { reason }),
                 Ok(()) => match self.accounts.get(&e.accused()) {
-                    Some(a) if a.status == Status::Ejected => {
-                        Verdict::Ignored(Ignored::EvidenceAlreadyApplied)
-                    }
-                    _ => Verdict::Accepted,
+                    Some(a) if a.status == Status::Active => match e.as_ref() {
+                        Evidence::ForgedEnvelope(env)
+                            if self.forgeries_applied.contains(&env.hash()) =>
+                        {
+                            Verdict::Ignored(Ignored::EvidenceAlreadyApplied)
+                        }
+                        _ => Verdict::Accepted,
+                    },
+                    _ => Verdict::Ignored(Ignored::EvidenceAlreadyApplied),
                 },
             },
         }
@@ -484,9 +513,27 @@ impl State {
                         sender.atp_milli -= credited;
                     }
                 }
-                // Evidence takes effect through the ledger's ejection points, at the position
-                // of the offence rather than of the report.
-                Body::Evidence(_) | Body::Register(_) => {}
+                // Evidence takes effect where the event that publishes it folds: a position
+                // every node agrees on, and one a certificate can fix.
+                Body::Evidence(e) => match e.as_ref() {
+                    Evidence::Equivocation { a, .. } => {
+                        let seq = a.header.seq;
+                        self.eject(a.header.author, EjectCause::Equivocation { seq });
+                    }
+                    Evidence::ForgedEnvelope(env) => {
+                        if self.forgeries_applied.insert(env.hash()) {
+                            let rule = Rule::ForgedEnvelope {
+                                envelope: hex::encode(env.hash()),
+                            };
+                            self.penalize(g, env.sender, t, &rule);
+                        }
+                    }
+                    Evidence::DoubleVote(a, _) => {
+                        let epoch = a.body.epoch;
+                        self.eject(a.signer, EjectCause::DoubleVote { epoch });
+                    }
+                },
+                Body::Register(_) => {}
             },
         }
     }
@@ -676,5 +723,6 @@ pub fn check_evidence(network: &[u8; 32], e: &Evidence) -> Result<(), String> {
             Ok(())
         }
         Evidence::ForgedEnvelope(env) => env.proves_forgery(network),
+        Evidence::DoubleVote(a, b) => crate::finality::check_double_vote(network, a, b),
     }
 }

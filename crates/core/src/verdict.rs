@@ -158,6 +158,11 @@ pub enum EjectCause {
         /// The seq at which it forked.
         seq: u64,
     },
+    /// It signed two different roots for one checkpoint epoch.
+    DoubleVote {
+        /// The epoch.
+        epoch: u64,
+    },
 }
 
 /// Notifications from the fold for the node to act on (disconnect, log, count).

@@ -110,8 +110,15 @@ fn history(steps: &[Step]) -> (Genesis, Vec<Event>) {
                     t + 1,
                     Body::Thought(sentence(2_000 + seq)),
                 );
+                // As in the protocol, an honest member that sees both publishes the proof.
+                let proof = web4fed_core::event::Evidence::Equivocation {
+                    a: one.signed_header(),
+                    b: other.signed_header(),
+                };
                 events.push(other);
                 equivocated[member] = true;
+                clocks[0] = clocks[0].max(t + 2);
+                events.push(authors[0].next(clocks[0], Body::Evidence(Box::new(proof))));
                 one
             }
         };
@@ -191,6 +198,7 @@ proptest! {
         // And the batch path (one fold at the end) agrees too.
         let mut batch = Ledger::new(g.clone());
         batch.handle_batch(T0 + 10 * 365 * 86_400_000, order.iter().rev().map(|&i| events[i].clone()));
+        prop_assert_eq!(dump(&batch), dump(&reference));
         prop_assert_eq!(batch.state_root(), reference.state_root());
     }
 

@@ -613,6 +613,17 @@ fn regression_duplicate_orphan_is_not_a_fork_but_conflicting_orphans_are() {
         Err(InsertError::Equivocation { seq: 1 })
     );
     admit(&mut l, T0 + 2, reg);
+    // The fork is known here (later events are refused) and the proof is handed out to be
+    // published; the state changes when the published Evidence event folds, everywhere alike.
+    assert_eq!(l.fork_seq(&x.id()), Some(1));
+    let proof = std::iter::from_fn(|| l.poll_output())
+        .find_map(|o| match o {
+            web4fed_core::ledger::Output::Proof(p) => Some(*p),
+            _ => None,
+        })
+        .expect("a proof is handed out");
+    let ev = m.next(T0 + 3, Body::Evidence(Box::new(proof)));
+    admit(&mut l, T0 + 3, ev);
     assert_eq!(l.state().account(&x.id()).unwrap().status, Status::Ejected);
 }
 
@@ -643,14 +654,31 @@ fn seed_test4_forged_envelopes_are_evidence_and_eject_the_sender() {
             .map(|e| !e.verify(&net))
             .unwrap_or(true));
         a.handle_forged_envelope(env).unwrap();
-        let acct = a.state().account(&byz.id()).unwrap();
-        assert_eq!(acct.violations, (i + 1) as u32);
         for o in std::iter::from_fn(|| a.poll_output()) {
             if let web4fed_core::ledger::Output::Proof(p) = o {
                 evidence.push(*p);
             }
         }
     }
+    // The evidence takes effect when an Evidence event publishes it: on a and b alike.
+    assert_eq!(evidence.len(), 3);
+    for (i, e) in evidence.iter().enumerate() {
+        let ev = ms[1].next(T0 + 40 + i as u64, Body::Evidence(Box::new(e.clone())));
+        a.handle_event(T0 + 50, ev.clone()).unwrap();
+        b.handle_event(T0 + 50, ev).unwrap();
+        if i < 2 {
+            assert_eq!(
+                a.state().account(&byz.id()).unwrap().violations,
+                (i + 1) as u32
+            );
+        }
+    }
+    // The same forgery reported again (by another detector) counts once.
+    let again = ms[2].next(T0 + 60, Body::Evidence(Box::new(evidence[0].clone())));
+    let id = again.id();
+    a.handle_event(T0 + 60, again.clone()).unwrap();
+    b.handle_event(T0 + 60, again).unwrap();
+    assert!(matches!(a.verdict(&id), Some(Verdict::Ignored(_))));
     let acct = a.state().account(&byz.id()).unwrap();
     assert_eq!(acct.status, Status::Ejected);
     assert_eq!(acct.trust_at(&g, T0 + 20), 0);
@@ -659,13 +687,6 @@ fn seed_test4_forged_envelopes_are_evidence_and_eject_the_sender() {
     let honest = ms[2].thought(T0 + 30, &sentence(9));
     let env = Envelope::seal(&ms[2].keypair, &net, T0 + 30, honest.bytes());
     assert!(a.handle_forged_envelope(env).is_err());
-    // The evidence travels in an Evidence event; b folds it to the same state.
-    assert_eq!(evidence.len(), 3);
-    for (i, e) in evidence.into_iter().enumerate() {
-        let ev = ms[1].next(T0 + 40 + i as u64, Body::Evidence(Box::new(e)));
-        a.handle_event(T0 + 50, ev.clone()).unwrap();
-        b.handle_event(T0 + 50, ev).unwrap();
-    }
     assert_eq!(
         b.state().account(&byz.id()).unwrap().status,
         Status::Ejected

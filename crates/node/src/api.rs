@@ -42,6 +42,11 @@ pub enum Query {
     },
     /// Peers and their agreement.
     Peers,
+    /// Recent finality certificates.
+    Finality {
+        /// How many.
+        limit: usize,
+    },
 }
 
 /// What the API asks of the node task.
@@ -169,6 +174,7 @@ pub fn router(tx: mpsc::Sender<Command>, metrics: Arc<Metrics>, token: Option<St
             get(|s: State<AppState>| ask(s, Query::Status)),
         )
         .route("/v1/peers", get(|s: State<AppState>| ask(s, Query::Peers)))
+        .route("/v1/finality", get(finality))
         .route("/metrics", get(metrics_text))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -245,6 +251,15 @@ async fn thoughts(
     let QueryParams(p) = params.map_err(|e| ApiError::bad_request("limit", e.body_text()))?;
     let limit = p.limit.unwrap_or(100).min(MAX_THOUGHTS_PAGE);
     ask(s, Query::Thoughts { limit }).await
+}
+
+async fn finality(
+    s: State<AppState>,
+    params: Result<QueryParams<ThoughtsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let QueryParams(p) = params.map_err(|e| ApiError::bad_request("limit", e.body_text()))?;
+    let limit = p.limit.unwrap_or(10).min(MAX_THOUGHTS_PAGE);
+    ask(s, Query::Finality { limit }).await
 }
 
 async fn submit(

@@ -57,6 +57,10 @@ pub struct Metrics {
     pub evidence_found: Family<KindLabel, Counter>,
     /// Events in the log.
     pub log_events: Gauge,
+    /// Seconds from a checkpoint epoch's end to this node adopting its certificate.
+    pub finality_latency: Histogram,
+    /// The latest certified epoch.
+    pub final_epoch: Gauge,
 }
 
 impl Metrics {
@@ -81,6 +85,8 @@ impl Metrics {
             heartbeats: Counter::default(),
             evidence_found: Family::default(),
             log_events: Gauge::default(),
+            finality_latency: Histogram::new([0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 60.0]),
+            final_epoch: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -150,6 +156,16 @@ impl Metrics {
             m.evidence_found.clone(),
         );
         registry.register("log_events", "Events in the log", m.log_events.clone());
+        registry.register(
+            "finality_latency_seconds",
+            "From a checkpoint epoch's end to its certificate here",
+            m.finality_latency.clone(),
+        );
+        registry.register(
+            "final_epoch",
+            "The latest certified epoch",
+            m.final_epoch.clone(),
+        );
         Self { registry, ..m }
     }
 

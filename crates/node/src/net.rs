@@ -21,6 +21,8 @@ pub const MAX_SYNC_BATCH_EVENTS: u32 = 512;
 pub const MAX_SYNC_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Most bytes of events in one push request (the codec refuses requests over 1 MiB).
 pub const MAX_PUSH_BATCH_BYTES: usize = 768 * 1024;
+/// Most certificates in one sync response.
+pub const MAX_SYNC_CERTIFICATES: usize = 16;
 /// Most members listed in one summary; a larger federation needs paging, not yet built.
 pub const MAX_SUMMARY_FEEDS: usize = 100_000;
 /// Most established connections, in and out: a federation is a few hundred nodes.
@@ -48,6 +50,11 @@ pub enum SyncRequest {
     Evidence,
     /// "Which peers do you know, and where?"
     Peers,
+    /// "Send me the certificates after this epoch" (in chain order).
+    Certificates {
+        /// The requester's latest certified epoch.
+        after: Option<u64>,
+    },
     /// Events queued for us while we were unreachable.
     Push {
         /// Event wire bytes.
@@ -77,6 +84,11 @@ pub enum SyncResponse {
     Peers {
         /// (peer id bytes, multiaddrs).
         peers: Vec<(ByteBuf, Vec<String>)>,
+    },
+    /// Certificates in chain order.
+    Certificates {
+        /// Encoded certificates.
+        items: Vec<ByteBuf>,
     },
     /// Push received.
     Ack,
@@ -137,6 +149,8 @@ pub struct Names {
     pub events_topic: gossipsub::IdentTopic,
     /// Gossip topic for heartbeats.
     pub heartbeat_topic: gossipsub::IdentTopic,
+    /// Gossip topic for finality votes and certificates.
+    pub finality_topic: gossipsub::IdentTopic,
     /// Request-response protocol.
     pub sync_protocol: StreamProtocol,
 }
@@ -149,6 +163,7 @@ impl Names {
             protocol_version: format!("/web4fed/1.0.0/{}", hex::encode(network)),
             events_topic: gossipsub::IdentTopic::new(format!("web4fed/{short}/events/1")),
             heartbeat_topic: gossipsub::IdentTopic::new(format!("web4fed/{short}/heartbeat/1")),
+            finality_topic: gossipsub::IdentTopic::new(format!("web4fed/{short}/finality/1")),
             sync_protocol: StreamProtocol::try_from_owned(format!("/web4fed/{short}/sync/1"))
                 .unwrap_or(StreamProtocol::new("/web4fed/sync/1")),
         }
@@ -159,7 +174,11 @@ impl Names {
 /// quiet federation is not punished for delivering few messages.
 fn peer_score(names: &Names) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
     let mut params = gossipsub::PeerScoreParams::default();
-    for topic in [&names.events_topic, &names.heartbeat_topic] {
+    for topic in [
+        &names.events_topic,
+        &names.heartbeat_topic,
+        &names.finality_topic,
+    ] {
         let t = gossipsub::TopicScoreParams {
             topic_weight: 1.0,
             mesh_message_deliveries_weight: 0.0,
@@ -216,6 +235,8 @@ pub fn build_swarm(
             gs.subscribe(&names_c.events_topic)
                 .map_err(|e| e.to_string())?;
             gs.subscribe(&names_c.heartbeat_topic)
+                .map_err(|e| e.to_string())?;
+            gs.subscribe(&names_c.finality_topic)
                 .map_err(|e| e.to_string())?;
             let sync = request_response::cbor::Behaviour::new(
                 [(

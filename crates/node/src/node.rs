@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use web4fed_core::envelope::{vv_digest, Envelope, Heartbeat};
 use web4fed_core::event::{Body, Event, EventId, Evidence, Kind};
+use web4fed_core::finality::{CertError, Certificate, Vote};
 use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::{Keypair, MemberId};
 use web4fed_core::ledger::{Admission, InsertError, Ledger};
@@ -56,6 +57,8 @@ pub const RECENT_THOUGHTS: usize = 2_000;
 /// Heartbeats report the root of the epoch this many epochs before the current one, so that
 /// events in flight have landed on every node.
 pub const HEARTBEAT_EPOCH_LAG: u64 = 2;
+/// Certificates waiting until this node can check them (it lacks events or the previous one).
+pub const PENDING_CERTS_MAX: usize = 16;
 /// Timer period for future-dated events, redials and down detection.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -169,6 +172,10 @@ struct Node {
     last_peer_exchange: Instant,
     blocked: BTreeSet<PeerId>,
     partitions_seen: u64,
+    last_vote: Option<u64>,
+    pending_certs: Vec<Certificate>,
+    /// Certified epochs and when this node adopted them (for latency figures).
+    finality_seen: VecDeque<(u64, u64)>,
 }
 
 /// Why the node could not start.
@@ -234,7 +241,11 @@ pub async fn run(
         last_peer_exchange: Instant::now(),
         blocked: BTreeSet::new(),
         partitions_seen: 0,
+        last_vote: None,
+        pending_certs: Vec::new(),
+        finality_seen: VecDeque::new(),
     };
+    node.last_vote = node.store.last_vote()?;
     node.recent_from_log();
     node.block_ejected();
     let mut tick = tokio::time::interval(TICK);
@@ -344,7 +355,7 @@ impl Node {
 
     /// Persists the ledger's outputs and acts on new evidence and ejections.
     fn after_ledger_change(&mut self) {
-        let proofs = match self.store.persist_outputs(&mut self.ledger) {
+        let persisted = match self.store.persist_outputs(&mut self.ledger) {
             Ok(p) => p,
             Err(e) => {
                 // Without the disk the node must not acknowledge anything: stop loudly.
@@ -353,10 +364,14 @@ impl Node {
             }
         };
         self.metrics.log_events.set(self.ledger.len() as i64);
-        for p in proofs {
+        for c in persisted.certificates {
+            self.on_new_certificate(c);
+        }
+        for p in persisted.proofs {
             let kind = match &p {
                 Evidence::Equivocation { .. } => "equivocation",
                 Evidence::ForgedEnvelope(_) => "forged_envelope",
+                Evidence::DoubleVote(..) => "double_vote",
             };
             tracing::warn!(accused = %p.accused(), kind, "evidence found; publishing it");
             self.metrics
@@ -547,6 +562,8 @@ impl Node {
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, msg: gossipsub::Message) {
         let acceptance = if msg.topic == self.names.heartbeat_topic.hash() {
             self.on_heartbeat(source, &msg.data)
+        } else if msg.topic == self.names.finality_topic.hash() {
+            self.on_finality(source, &msg.data)
         } else if msg.topic == self.names.events_topic.hash() {
             self.on_envelope(source, &msg.data)
         } else {
@@ -645,6 +662,166 @@ impl Node {
         Accept
     }
 
+    // ---- finality ----------------------------------------------------------------------
+
+    fn on_finality(&mut self, source: PeerId, data: &[u8]) -> gossipsub::MessageAcceptance {
+        use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
+        match data.split_first() {
+            Some((0, rest)) => {
+                let Ok(v) = Vote::decode(rest) else {
+                    return Reject;
+                };
+                let r = self.ledger.handle_vote(v);
+                self.after_ledger_change();
+                if r.is_ok() {
+                    Accept
+                } else {
+                    Reject
+                }
+            }
+            Some((1, rest)) => {
+                let Ok(c) = Certificate::decode(rest) else {
+                    return Reject;
+                };
+                if self.ledger.final_epoch() >= Some(c.body.epoch) {
+                    return Ignore;
+                }
+                match self.ledger.handle_certificate(c.clone()) {
+                    Ok(()) => {
+                        self.after_ledger_change();
+                        Accept
+                    }
+                    Err(
+                        CertError::MissingEvents
+                        | CertError::Unverifiable(_)
+                        | CertError::RootMismatch { .. },
+                    ) => {
+                        // Not checkable yet: sync, then try again.
+                        if self.pending_certs.len() < PENDING_CERTS_MAX {
+                            self.pending_certs.push(c);
+                        }
+                        self.start_sync(source);
+                        Ignore
+                    }
+                    Err(e) => {
+                        tracing::warn!(%e, "certificate refused");
+                        Reject
+                    }
+                }
+            }
+            _ => Reject,
+        }
+    }
+
+    fn retry_certs(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending_certs);
+        pending.sort_by_key(|c| c.body.epoch);
+        let mut keep = Vec::new();
+        let mut changed = false;
+        for c in pending {
+            if self.ledger.final_epoch() >= Some(c.body.epoch) {
+                continue;
+            }
+            match self.ledger.handle_certificate(c.clone()) {
+                Ok(()) => changed = true,
+                Err(
+                    CertError::MissingEvents
+                    | CertError::Unverifiable(_)
+                    | CertError::RootMismatch { .. },
+                ) => keep.push(c),
+                Err(_) => {}
+            }
+        }
+        keep.truncate(PENDING_CERTS_MAX);
+        self.pending_certs = keep;
+        if changed {
+            self.after_ledger_change();
+        }
+    }
+
+    /// Signs this node's root for the latest settled checkpoint it has not voted for. The
+    /// vote is recorded on disk first: a restarted node never signs a second root for an
+    /// epoch (that would be evidence against it).
+    fn vote(&mut self) {
+        let g = &self.genesis;
+        let settled = (now_ms() / g.epoch_ms).saturating_sub(1 + HEARTBEAT_EPOCH_LAG);
+        let e = settled - settled % g.finality_every_epochs;
+        if self.last_vote.is_some_and(|v| v >= e) {
+            return;
+        }
+        let Some(body) = self.ledger.vote_body(e) else {
+            return;
+        };
+        if let Err(err) = self.store.record_vote(e) {
+            tracing::error!(%err, "cannot record the vote; not voting");
+            return;
+        }
+        self.last_vote = Some(e);
+        let v = Vote::sign(&self.keypair, &self.network, body);
+        let mut msg = vec![0u8];
+        msg.extend_from_slice(&v.encode());
+        let _ = self.ledger.handle_vote(v);
+        self.after_ledger_change();
+        let topic = self.names.finality_topic.clone();
+        let _ = self.swarm.behaviour_mut().gossipsub.publish(topic, msg);
+    }
+
+    fn on_new_certificate(&mut self, c: Certificate) {
+        let e = c.body.epoch;
+        let end = (e + 1) * self.genesis.epoch_ms;
+        let now = now_ms();
+        self.metrics
+            .finality_latency
+            .observe(now.saturating_sub(end) as f64 / 1e3);
+        self.metrics.final_epoch.set(e as i64);
+        if self.finality_seen.len() >= RECENT_THOUGHTS {
+            self.finality_seen.pop_front();
+        }
+        self.finality_seen.push_back((e, now));
+        let mut msg = vec![1u8];
+        msg.extend_from_slice(&c.encode());
+        let topic = self.names.finality_topic.clone();
+        let _ = self.swarm.behaviour_mut().gossipsub.publish(topic, msg);
+    }
+
+    fn finality_json(&self, limit: usize) -> Value {
+        let certs = self.store.certificates(limit).unwrap_or_default();
+        let items: Vec<Value> = certs
+            .iter()
+            .map(|c| {
+                let cp = self.ledger.checkpoint(c.body.epoch);
+                let weights = cp.as_ref().map(|cp| cp.weights.clone()).unwrap_or_default();
+                let signed: u64 = c.signatures.iter().filter_map(|(m, _)| weights.get(m)).sum();
+                let total: u64 = weights.values().sum();
+                let adopted = self
+                    .finality_seen
+                    .iter()
+                    .find(|(e, _)| *e == c.body.epoch)
+                    .map(|(_, t)| *t);
+                json!({
+                    "epoch": c.body.epoch,
+                    "epoch_end_ms": (c.body.epoch + 1) * self.genesis.epoch_ms,
+                    "adopted_ms": adopted,
+                    "root": hex::encode(c.body.root),
+                    "prev": c.body.prev,
+                    "signers": c.signatures.iter().map(|(m, _)| json!({
+                        "member": m.to_hex(),
+                        "name": self.ledger.state().account(m).map(|a| a.name.clone()),
+                        "weight_micro": weights.get(m),
+                    })).collect::<Vec<_>>(),
+                    "signed_weight_micro": (total > 0).then_some(signed),
+                    "total_weight_micro": (total > 0).then_some(total),
+                    "members": (total > 0).then(|| json!({
+                        "network": hex::encode(self.network),
+                        "weights": weights.iter().map(|(m, w)| (m.to_hex(), *w)).collect::<BTreeMap<_, _>>(),
+                    })),
+                    "certificate_hex": hex::encode(c.encode()),
+                })
+            })
+            .collect();
+        json!({ "final_epoch": self.ledger.final_epoch(), "certificates": items })
+    }
+
     // ---- sync ------------------------------------------------------------------------
 
     fn send_request(&mut self, peer: PeerId, req: SyncRequest) {
@@ -653,6 +830,7 @@ impl Node {
             SyncRequest::Range { .. } => "range",
             SyncRequest::Evidence => "evidence",
             SyncRequest::Peers => "peers",
+            SyncRequest::Certificates { .. } => "certificates",
             SyncRequest::Push { .. } => "push",
         };
         self.metrics
@@ -675,6 +853,8 @@ impl Node {
         p.last_sync = Some(Instant::now());
         self.send_request(peer, SyncRequest::Summary);
         self.send_request(peer, SyncRequest::Evidence);
+        let after = self.ledger.final_epoch();
+        self.send_request(peer, SyncRequest::Certificates { after });
     }
 
     fn flush_queue(&mut self, peer: PeerId) {
@@ -793,6 +973,15 @@ impl Node {
                     })
                     .collect(),
             },
+            SyncRequest::Certificates { after } => SyncResponse::Certificates {
+                items: self
+                    .ledger
+                    .certificates()
+                    .filter(|c| after.is_none_or(|a| c.body.epoch > a))
+                    .take(net::MAX_SYNC_CERTIFICATES)
+                    .map(|c| ByteBuf::from(c.encode()))
+                    .collect(),
+            },
             SyncRequest::Push { events } => {
                 let evs = decode_all(&events);
                 self.ingest(evs, Source::Push);
@@ -896,6 +1085,18 @@ impl Node {
                     }
                 }
             }
+            SyncResponse::Certificates { items } => {
+                for item in items.iter().take(net::MAX_SYNC_CERTIFICATES) {
+                    if let Ok(c) = Certificate::decode(item) {
+                        if self.pending_certs.len() < PENDING_CERTS_MAX
+                            && self.ledger.final_epoch() < Some(c.body.epoch)
+                        {
+                            self.pending_certs.push(c);
+                        }
+                    }
+                }
+                self.retry_certs();
+            }
             SyncResponse::Ack => {}
             SyncResponse::Error { message } => {
                 tracing::debug!(%peer, %message, "peer refused a sync request");
@@ -984,6 +1185,8 @@ impl Node {
     }
 
     fn send_heartbeat(&mut self) {
+        self.vote();
+        self.retry_certs();
         let epoch = self.current_epoch();
         let root = self.ledger.epoch_root(epoch).unwrap_or([0; 32]);
         let hb = Heartbeat::sign(
@@ -1016,6 +1219,7 @@ impl Node {
                     Query::State => self.state_json(),
                     Query::Thoughts { limit } => self.thoughts_json(limit),
                     Query::Peers => self.peers_json(),
+                    Query::Finality { limit } => self.finality_json(limit),
                 };
                 let _ = reply.send(v);
             }
@@ -1128,14 +1332,30 @@ impl Node {
     fn state_json(&self) -> Value {
         let epoch = self.current_epoch();
         let t = now_ms().max(self.ledger.state().head_ms());
+        let fin = self.ledger.final_epoch();
+        let cp = fin.and_then(|e| self.ledger.checkpoint(e));
         let accounts: Vec<Value> = self
             .ledger
             .state()
             .accounts()
-            .map(|(m, _)| self.account_json(m, t))
+            .map(|(m, _)| {
+                let mut a = self.account_json(m, t);
+                // The figures above are optimistic (every event held); these are final.
+                a["optimistic"] = json!(true);
+                a["final"] = match &cp {
+                    Some(cp) => json!({
+                        "epoch": fin,
+                        "trust_micro": cp.weights.get(m),
+                        "atp_milli": cp.atp.get(m),
+                    }),
+                    None => Value::Null,
+                };
+                a
+            })
             .collect();
         json!({
             "epoch": epoch,
+            "final_epoch": fin,
             "epoch_root": self.ledger.epoch_root(epoch).map(hex::encode),
             "state_root": hex::encode(self.ledger.state_root()),
             "head_ms": self.ledger.state().head_ms(),

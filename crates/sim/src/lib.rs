@@ -33,10 +33,11 @@ pub mod rng;
 pub mod scenario;
 
 use rng::Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use web4fed_core::envelope::Envelope;
 use web4fed_core::event::{Body, Event, EventId, Register};
+use web4fed_core::finality::{Certificate, Vote};
 use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::{Keypair, MemberId};
 use web4fed_core::ledger::{Admission, InsertError, Ledger, Output, MAX_FUTURE, MAX_ORPHANS};
@@ -48,6 +49,10 @@ use web4fed_core::verdict::{EjectCause, Verdict};
 pub const SYNC_BATCH_EVENTS: usize = 512;
 /// Messages in flight on one directed link; beyond this new ones are dropped and counted.
 pub const MAX_IN_FLIGHT_PER_LINK: usize = 10_000;
+/// Certificates a node keeps waiting for the events they cover.
+const PENDING_CERTS_MAX: usize = 16;
+/// Epochs after an epoch's end before a node signs its root (as the daemon does).
+pub const VOTE_LAG_EPOCHS: u64 = 2;
 /// Bytes of framing counted per message beside its payload.
 const MESSAGE_OVERHEAD_BYTES: u64 = 64;
 
@@ -86,6 +91,10 @@ pub enum Behaviour {
     Sybil,
     /// A Sybil whose registration carries an invalid proof of work.
     SybilNoPow,
+    /// Signs two different roots for each checkpoint, one to each half of its peers.
+    DoubleVoter,
+    /// Registers and relays, but never signs a root (withholds its weight from finality).
+    Withholder,
 }
 
 impl Behaviour {
@@ -157,14 +166,18 @@ pub struct Config {
     pub exempt_from_convergence: Vec<usize>,
     /// Links, if not a full mesh: `links[i]` are the peers of node `i`.
     pub links: Option<Vec<Vec<usize>>>,
+    /// Whether finality must advance in the healed phase (an invariant when set).
+    pub expect_finality: bool,
 }
 
 /// A message on the fake network.
 #[derive(Debug, Clone)]
 enum Msg {
     Push(Arc<Envelope>),
-    SyncRequest(Arc<BTreeMap<MemberId, (u64, EventId)>>),
+    SyncRequest(Arc<BTreeMap<MemberId, (u64, EventId)>>, Option<u64>),
     SyncResponse(Arc<Vec<Arc<Event>>>),
+    Vote(Arc<Vote>),
+    Cert(Arc<Certificate>),
 }
 
 impl Msg {
@@ -172,8 +185,10 @@ impl Msg {
         MESSAGE_OVERHEAD_BYTES
             + match self {
                 Msg::Push(e) => e.event.len() as u64 + 109,
-                Msg::SyncRequest(vv) => vv.len() as u64 * 72,
+                Msg::SyncRequest(vv, _) => vv.len() as u64 * 72 + 8,
                 Msg::SyncResponse(evs) => evs.iter().map(|e| e.bytes().len() as u64).sum(),
+                Msg::Vote(_) => 152,
+                Msg::Cert(c) => c.encode().len() as u64,
             }
     }
 }
@@ -197,6 +212,8 @@ struct Node {
     skew_ms: i64,
     posted: u64,
     attack_step: u64,
+    last_vote: Option<u64>,
+    pending_certs: Vec<Arc<Certificate>>,
 }
 
 /// Counters of a run, all deterministic.
@@ -228,6 +245,11 @@ pub struct Stats {
     pub converged: u64,
     /// Honest nodes checked.
     pub honest_nodes: u64,
+    /// Per certified epoch, ms from the epoch's end until every checked honest node held
+    /// its certificate.
+    pub finality_ms: Vec<u64>,
+    /// Certified epochs on the reference node.
+    pub finalized: Vec<u64>,
 }
 
 /// The outcome of one run.
@@ -273,6 +295,8 @@ struct Sim {
     seen_count: BTreeMap<EventId, usize>,
     first_attack_ms: Option<u64>,
     links: Vec<Vec<usize>>,
+    /// Per node, certified epoch → (root, when adopted).
+    finalized: Vec<BTreeMap<u64, ([u8; 32], u64)>>,
 }
 
 impl Sim {
@@ -398,6 +422,17 @@ impl Sim {
                     self.nodes[n].durable.push(e);
                 }
                 Output::Proof(p) => proofs.push(*p),
+                Output::Certificate(c) => {
+                    self.finalized[n]
+                        .entry(c.body.epoch)
+                        .or_insert((c.body.root, self.now));
+                    if self.nodes[n].behaviour.is_honest() {
+                        let c = Arc::new(*c);
+                        for p in self.peers_of(n) {
+                            self.send(n, p, Msg::Cert(c.clone()));
+                        }
+                    }
+                }
             }
         }
         if self.nodes[n].behaviour.is_honest() {
@@ -476,7 +511,7 @@ impl Sim {
                     }
                 }
             }
-            Msg::SyncRequest(vv) => {
+            Msg::SyncRequest(vv, their_final) => {
                 if silent {
                     return;
                 }
@@ -510,11 +545,105 @@ impl Sim {
                 if !out.is_empty() {
                     self.send(to, from, Msg::SyncResponse(Arc::new(out)));
                 }
+                // Certificates the requester lacks, in chain order (it adopts them in order).
+                let certs: Vec<Arc<Certificate>> = self.nodes[to]
+                    .ledger
+                    .certificates()
+                    .filter(|c| their_final.is_none_or(|f| c.body.epoch > f))
+                    .take(PENDING_CERTS_MAX)
+                    .map(|c| Arc::new(c.clone()))
+                    .collect();
+                for c in certs {
+                    self.send(to, from, Msg::Cert(c));
+                }
             }
             Msg::SyncResponse(evs) => {
                 let evs: Vec<Event> = evs.iter().map(|e| (**e).clone()).collect();
                 self.ingest(to, evs);
+                self.retry_certs(to);
             }
+            Msg::Vote(v) => {
+                if silent {
+                    return;
+                }
+                let new = self.nodes[to].ledger.handle_vote((*v).clone());
+                self.drain(to);
+                // Relay new votes once, as gossipsub does in the daemon: this is how two
+                // halves that got different votes from a double voter learn of both.
+                if new == Ok(true) && self.nodes[to].behaviour.is_honest() {
+                    for p in self.peers_of(to) {
+                        if p != from {
+                            self.send(to, p, Msg::Vote(v.clone()));
+                        }
+                    }
+                }
+            }
+            Msg::Cert(c) => {
+                if silent {
+                    return;
+                }
+                self.nodes[to].pending_certs.push(c);
+                self.retry_certs(to);
+            }
+        }
+    }
+
+    /// Tries the certificates a node could not yet check (it lacked events or the previous
+    /// certificate), oldest first; keeps a bounded few.
+    fn retry_certs(&mut self, n: usize) {
+        let mut pending = std::mem::take(&mut self.nodes[n].pending_certs);
+        pending.sort_by_key(|c| c.body.epoch);
+        let mut keep = Vec::new();
+        for c in pending {
+            match self.nodes[n].ledger.handle_certificate((*c).clone()) {
+                Ok(()) => {}
+                Err(web4fed_core::finality::CertError::MissingEvents)
+                | Err(web4fed_core::finality::CertError::Unverifiable(_)) => keep.push(c),
+                Err(_) => {}
+            }
+        }
+        keep.truncate(PENDING_CERTS_MAX);
+        self.nodes[n].pending_certs = keep;
+        self.drain(n);
+    }
+
+    /// Signs this node's root for the latest settled checkpoint it has not voted for.
+    fn vote(&mut self, n: usize) {
+        let b = self.nodes[n].behaviour;
+        if !(b.is_honest() || b == Behaviour::DoubleVoter) {
+            return;
+        }
+        let g = &self.cfg.genesis;
+        let settled = (self.local_now(n) / g.epoch_ms).saturating_sub(1 + VOTE_LAG_EPOCHS);
+        let e = settled - settled % g.finality_every_epochs;
+        if self.nodes[n].last_vote.is_some_and(|v| v >= e) {
+            return;
+        }
+        let Some(body) = self.nodes[n].ledger.vote_body(e) else {
+            return;
+        };
+        self.nodes[n].last_vote = Some(e);
+        let kp = self.nodes[n].keypair.clone();
+        let net = *self.nodes[n].ledger.network();
+        let v = Arc::new(Vote::sign(&kp, &net, body.clone()));
+        let peers = self.peers_of(n);
+        if b == Behaviour::DoubleVoter {
+            let mut other = body;
+            other.root[0] ^= 0xff;
+            let v2 = Arc::new(Vote::sign(&kp, &net, other));
+            self.mark_attack();
+            let (left, right) = peers.split_at(peers.len() / 2);
+            for (half, vote) in [(left.to_vec(), &v), (right.to_vec(), &v2)] {
+                for p in half {
+                    self.send(n, p, Msg::Vote(vote.clone()));
+                }
+            }
+            return;
+        }
+        let _ = self.nodes[n].ledger.handle_vote((*v).clone());
+        self.drain(n);
+        for p in peers {
+            self.send(n, p, Msg::Vote(v.clone()));
         }
     }
 
@@ -531,11 +660,14 @@ impl Sim {
         let peers = self.peers_of(n);
         if let Some(&p) = self.pick(&peers, 1, None).first() {
             let vv = Arc::new(self.nodes[n].ledger.feed_heads());
-            self.send(n, p, Msg::SyncRequest(vv));
+            let fin = self.nodes[n].ledger.final_epoch();
+            self.send(n, p, Msg::SyncRequest(vv, fin));
         }
         let t = self.local_now(n);
         self.nodes[n].ledger.handle_tick(t);
         self.drain(n);
+        self.vote(n);
+        self.retry_certs(n);
     }
 
     fn on_post(&mut self, n: usize) {
@@ -728,9 +860,12 @@ impl Sim {
                 }
                 again(20_000)
             }
-            Behaviour::Honest | Behaviour::Silent | Behaviour::Sybil | Behaviour::SybilNoPow => {
-                return
-            }
+            Behaviour::Honest
+            | Behaviour::Silent
+            | Behaviour::Sybil
+            | Behaviour::SybilNoPow
+            | Behaviour::DoubleVoter
+            | Behaviour::Withholder => return,
         };
         self.schedule(self.now + next, Item::Attack(n));
     }
@@ -747,6 +882,11 @@ impl Sim {
             .map(|e| (**e).clone())
             .collect();
         l.handle_batch(self.local_now(n), durable);
+        // Certificates are durable too (the daemon stores them with the events).
+        let certs: Vec<Certificate> = self.nodes[n].ledger.certificates().cloned().collect();
+        for c in certs {
+            l.restore_certificate(c);
+        }
         while l.poll_output().is_some() {}
         self.nodes[n].ledger = l;
         self.nodes[n].up = true;
@@ -783,6 +923,8 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
                 skew_ms: skew,
                 posted: 0,
                 attack_step: 0,
+                last_vote: None,
+                pending_certs: Vec::new(),
             }
         })
         .collect();
@@ -805,6 +947,7 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
         seen_count: BTreeMap::new(),
         first_attack_ms: None,
         links,
+        finalized: vec![BTreeMap::new(); n],
     };
     // Registrations: every member mines its PoW (Sybils without PoW claim one they lack).
     for i in 0..n {
@@ -848,7 +991,11 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
                 let first = T0 + 2_000 + jitter.below(60_000 / cfg.honest_per_minute.max(1));
                 sim.schedule(first, Item::Post(i));
             }
-            Behaviour::Silent | Behaviour::Sybil | Behaviour::SybilNoPow => {}
+            Behaviour::Silent
+            | Behaviour::Sybil
+            | Behaviour::SybilNoPow
+            | Behaviour::DoubleVoter
+            | Behaviour::Withholder => {}
             _ => sim.schedule(T0 + 5_000 + jitter.below(1_000), Item::Attack(i)),
         }
     }
@@ -951,6 +1098,54 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
             ));
         }
     }
+    // 6. No two honest nodes certify different roots for one epoch.
+    let mut certified: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
+    for &i in &honest {
+        for (e, (r, _)) in &sim.finalized[i] {
+            match certified.get(e) {
+                Some(other) if other != r => {
+                    failures.push(format!("two different roots certified for epoch {e}"))
+                }
+                _ => {
+                    certified.insert(*e, *r);
+                }
+            }
+        }
+    }
+    // 7. Finality advances in the healed phase.
+    let g = &sim.cfg.genesis;
+    let heal_mid = (T0 + sim.cfg.fault_ms + sim.cfg.heal_ms / 2) / g.epoch_ms;
+    if sim.cfg.expect_finality {
+        for &i in &checked {
+            let fin = sim.nodes[i].ledger.final_epoch();
+            if fin.is_none_or(|f| f < heal_mid - heal_mid % g.finality_every_epochs) {
+                failures.push(format!(
+                    "node {i}: finality stalled at {fin:?} in the healed phase"
+                ));
+            }
+        }
+    }
+    // Finality latency: epoch end to the last checked node holding the certificate.
+    let epochs: BTreeSet<u64> = checked
+        .iter()
+        .flat_map(|i| sim.finalized[*i].keys().copied())
+        .collect();
+    for e in epochs {
+        let mut latest = 0u64;
+        let mut all = true;
+        for &i in &checked {
+            match sim.finalized[i].get(&e) {
+                Some((_, t)) => latest = latest.max(*t),
+                None => all = false,
+            }
+        }
+        if all {
+            sim.stats
+                .finality_ms
+                .push(latest.saturating_sub((e + 1) * g.epoch_ms));
+        }
+    }
+    sim.stats.finalized = sim.finalized[reference].keys().copied().collect();
     // 2. No acknowledged event lost; 3. honest members never penalised.
     let honest_ids: Vec<MemberId> = honest.iter().map(|i| sim.nodes[*i].keypair.id()).collect();
     for &i in &checked {
@@ -997,6 +1192,12 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
                     ));
                 }
                 Some(EjectCause::Equivocation { .. }) => {}
+                Some(EjectCause::DoubleVote { .. }) if !l.proofs().any(|p| p.accused() == *m) => {
+                    failures.push(format!(
+                        "node {i} ejected {m} for a double vote without the votes"
+                    ));
+                }
+                Some(EjectCause::DoubleVote { .. }) => {}
                 Some(EjectCause::Violations { count }) => {
                     let refused = (0..l.feed_len(m))
                         .filter_map(|s| l.feed_event(m, s))

@@ -133,3 +133,53 @@ fn regression_seeds() {
     // faults seed=1: crash, loss, duplication, skew and a one-way partition together.
     assert_passed(&outcomes("faults", 1..=1));
 }
+
+#[test]
+fn finality_holds_under_a_third_byzantine_and_waits_out_a_partition() {
+    // Two double voters of seven: they are ejected by their own votes, and finality goes on.
+    for o in outcomes("finality-byzantine", 1..=2) {
+        assert!(o.passed(), "{:?}", o.failures);
+        assert!(
+            o.ejected.len() == 2,
+            "both double voters ejected: {:?}",
+            o.ejected
+        );
+        assert!(!o.stats.finalized.is_empty());
+    }
+    for o in outcomes("finality-withhold", 1..=2) {
+        assert!(o.passed(), "{:?}", o.failures);
+        assert!(!o.stats.finalized.is_empty());
+    }
+    // {0,1} | {2,3} from 10 s to 40 s: no side holds two thirds, so no epoch ending inside
+    // the partition (after the last pre-partition votes) is ever certified; after the heal
+    // finality resumes (the invariant checks that).
+    let cfg = scenario::config("finality-partition").unwrap();
+    let epoch_ms = cfg.genesis.epoch_ms;
+    for o in outcomes("finality-partition", 1..=2) {
+        assert!(o.passed(), "{:?}", o.failures);
+        let start = (web4fed_sim::T0 + 10_000) / epoch_ms;
+        let end = (web4fed_sim::T0 + 40_000) / epoch_ms;
+        let inside: Vec<u64> = o
+            .stats
+            .finalized
+            .iter()
+            .copied()
+            .filter(|e| *e > start && *e + 1 < end)
+            .collect();
+        assert!(
+            inside.is_empty(),
+            "certified during the partition: {inside:?}"
+        );
+        assert!(o.stats.finalized.iter().any(|e| *e >= end));
+    }
+}
+
+/// Known open problem, kept reproducible: with loss and a one-way partition, some nodes
+/// certify checkpoint e while others, not yet holding that certificate, certify the next
+/// checkpoint on e's predecessor. The chain forks; no epoch gets two roots (safety holds),
+/// but the node holding the other branch stalls (liveness does not). See the issue 5 note.
+#[test]
+#[ignore = "known: certificate chain fork stalls one node's finality (faults seed 103)"]
+fn known_open_certificate_chain_fork() {
+    assert_passed(&outcomes("faults", 103..=103));
+}

@@ -8,6 +8,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use web4fed_core::event::{Body, Event, Evidence, Kind};
+use web4fed_core::finality::Certificate;
 use web4fed_core::genesis::Genesis;
 use web4fed_core::ledger::{Ledger, Output};
 
@@ -48,6 +49,15 @@ pub enum StoreError {
     },
 }
 
+/// What the node must pass on after persisting the ledger's outputs.
+#[derive(Debug, Default)]
+pub struct Persisted {
+    /// New evidence to publish in an `Evidence` event.
+    pub proofs: Vec<Evidence>,
+    /// Certificates adopted, to gossip.
+    pub certificates: Vec<Certificate>,
+}
+
 /// What rebuilding the ledger from the log found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rebuild {
@@ -86,6 +96,11 @@ impl Store {
                  kind INTEGER NOT NULL,
                  bytes BLOB NOT NULL,
                  UNIQUE (author, seq)
+             );
+             CREATE TABLE IF NOT EXISTS certificates (
+                 epoch INTEGER PRIMARY KEY,
+                 root BLOB NOT NULL,
+                 bytes BLOB NOT NULL
              );
              CREATE TABLE IF NOT EXISTS proofs (
                  hash BLOB PRIMARY KEY,
@@ -176,22 +191,60 @@ impl Store {
     }
 
     /// Persists everything the ledger asked to persist: drains its outputs and writes the
-    /// admitted events and proofs in one transaction. Returns the proofs so the node can
-    /// publish them.
-    pub fn persist_outputs(&mut self, ledger: &mut Ledger) -> Result<Vec<Evidence>, StoreError> {
+    /// admitted events, proofs and certificates. Returns what the node must pass on.
+    pub fn persist_outputs(&mut self, ledger: &mut Ledger) -> Result<Persisted, StoreError> {
         let mut events = Vec::new();
-        let mut proofs = Vec::new();
+        let mut out = Persisted::default();
         while let Some(o) = ledger.poll_output() {
             match o {
                 Output::Admitted(e) => events.push(e),
-                Output::Proof(p) => proofs.push(*p),
+                Output::Proof(p) => out.proofs.push(*p),
+                Output::Certificate(c) => out.certificates.push(*c),
             }
         }
-        for p in &proofs {
+        for p in &out.proofs {
             self.add_proof(p)?;
         }
         self.append(events.iter().map(|e| e.as_ref()))?;
-        Ok(proofs)
+        for c in &out.certificates {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO certificates (epoch, root, bytes) VALUES (?1, ?2, ?3)",
+                params![c.body.epoch as i64, c.body.root, c.encode()],
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// Certificates stored, newest first, at most `limit`.
+    pub fn certificates(&self, limit: usize) -> Result<Vec<Certificate>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT epoch, bytes FROM certificates ORDER BY epoch DESC LIMIT ?1")?;
+        let rows: Vec<(i64, Vec<u8>)> = stmt
+            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(e, b)| {
+                Certificate::decode(&b).map_err(|err| StoreError::Corrupt {
+                    id: format!("certificate {e}"),
+                    reason: err.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The latest epoch this node voted for: it never votes twice for one epoch, even across
+    /// restarts (two different votes would be evidence against it).
+    pub fn last_vote(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .meta("last_vote")?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// Records a vote before it is sent.
+    pub fn record_vote(&mut self, epoch: u64) -> Result<(), StoreError> {
+        self.set_meta("last_vote", &epoch.to_be_bytes())
     }
 
     /// Proofs stored.
@@ -270,6 +323,11 @@ impl Store {
                 _ => return Err(corrupt("not evidence".into())),
             }
             proofs += 1;
+        }
+        let mut certs = self.certificates(usize::MAX >> 1)?;
+        certs.reverse();
+        for c in certs {
+            ledger.restore_certificate(c);
         }
         // Re-admitting stored events produces outputs for them again; they are on disk.
         while ledger.poll_output().is_some() {}

@@ -11,4 +11,4 @@ pub mod db;
 pub mod keyfile;
 pub mod node_dir;
 
-pub use db::{Store, StoreError};
+pub use db::{Persisted, Store, StoreError};

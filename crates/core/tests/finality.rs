@@ -1,0 +1,162 @@
+//! Finality certificates in the core: votes at checkpoints, two thirds of the active trust
+//! weight, late events settling after final history, and refusals.
+
+use web4fed_core::event::Event;
+use web4fed_core::finality::{CertError, Certificate, Vote};
+use web4fed_core::genesis::Genesis;
+use web4fed_core::ledger::{Ledger, Output};
+use web4fed_core::testkit::{sentence, Author};
+
+const T0: u64 = 1_767_225_600_000;
+
+fn setup(n: u64) -> (Genesis, Vec<Author>, Vec<Event>) {
+    let g = Genesis::with_pow_bits(4);
+    let mut authors: Vec<Author> = (0..n).map(|i| Author::from_seed(&g, 200 + i)).collect();
+    let regs = authors
+        .iter_mut()
+        .enumerate()
+        .map(|(i, a)| a.register(&g, &format!("m{i}"), T0))
+        .collect();
+    (g, authors, regs)
+}
+
+fn cert_from(l: &mut Ledger) -> Option<Certificate> {
+    std::iter::from_fn(|| l.poll_output()).find_map(|o| match o {
+        Output::Certificate(c) => Some(*c),
+        _ => None,
+    })
+}
+
+#[test]
+fn two_thirds_of_the_weight_certify_and_late_events_settle_after_final_history() {
+    let (g, mut authors, regs) = setup(4);
+    let net = g.network_id();
+    let now = T0 + 60_000;
+    let mut ledgers: Vec<Ledger> = (0..4).map(|_| Ledger::new(g.clone())).collect();
+    let t1 = authors[0].thought(T0 + 1_000, &sentence(1));
+    let late = authors[1].thought(T0 + 2_000, &sentence(2)); // withheld from everyone at first
+    for l in &mut ledgers {
+        l.handle_batch(now, regs.clone());
+        l.handle_event(now, t1.clone()).unwrap();
+        while l.poll_output().is_some() {}
+    }
+    // Checkpoint epoch 1767225605 (every 5 epochs of 1 s).
+    let e = (T0 + 5_000) / 1_000;
+    assert!(ledgers[0].is_checkpoint(e));
+    let bodies: Vec<_> = ledgers.iter().map(|l| l.vote_body(e).unwrap()).collect();
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "same events, same vote"
+    );
+    let votes: Vec<Vote> = authors
+        .iter()
+        .zip(&bodies)
+        .map(|(a, b)| Vote::sign(&a.keypair, &net, b.clone()))
+        .collect();
+    // Two votes of four equal weights: under two thirds, nothing final.
+    for v in &votes[..2] {
+        ledgers[0].handle_vote(v.clone()).unwrap();
+    }
+    assert_eq!(ledgers[0].final_epoch(), None);
+    ledgers[0].handle_vote(votes[2].clone()).unwrap();
+    assert_eq!(ledgers[0].final_epoch(), Some(e));
+    let cert = cert_from(&mut ledgers[0]).expect("certificate formed");
+    assert_eq!(cert.signatures.len(), 3);
+    let root_e = ledgers[0].epoch_root(e).unwrap();
+
+    // Another node verifies it on its own and adopts it.
+    ledgers[1].handle_certificate(cert.clone()).unwrap();
+    assert_eq!(ledgers[1].final_epoch(), Some(e));
+
+    // The withheld event (dated inside epoch e) arrives after finality: it settles after the
+    // certified epoch, so the certified root does not move, and every node agrees.
+    for l in &mut ledgers[..2] {
+        l.handle_event(now, late.clone()).unwrap();
+        assert_eq!(
+            l.epoch_root(e).unwrap(),
+            root_e,
+            "final history never changes"
+        );
+    }
+    assert_eq!(ledgers[0].state_root(), ledgers[1].state_root());
+
+    // A node that had the late event before the certificate was formed disagrees with the
+    // certified root until... it adopts the certificate, which re-times the late event.
+    ledgers[2].handle_event(now, late.clone()).unwrap();
+    assert_ne!(ledgers[2].epoch_root(e).unwrap(), root_e);
+    ledgers[2].handle_certificate(cert.clone()).unwrap();
+    assert_eq!(ledgers[2].epoch_root(e).unwrap(), root_e);
+    assert_eq!(ledgers[2].state_root(), ledgers[0].state_root());
+
+    // Refusals: under weight, forged signature, missing events.
+    let mut under = cert.clone();
+    under.signatures.truncate(2);
+    let mut fresh = Ledger::new(g.clone());
+    fresh.handle_batch(now, regs.clone());
+    fresh.handle_event(now, t1.clone()).unwrap();
+    assert!(matches!(
+        fresh.handle_certificate(under),
+        Err(CertError::UnderWeight { .. })
+    ));
+    let mut forged = cert.clone();
+    forged.signatures[0].1[5] ^= 1;
+    assert!(matches!(
+        fresh.handle_certificate(forged),
+        Err(CertError::BadSignature(_))
+    ));
+    let mut empty = Ledger::new(g.clone());
+    assert_eq!(
+        empty.handle_certificate(cert.clone()),
+        Err(CertError::MissingEvents)
+    );
+    fresh.handle_certificate(cert).unwrap();
+}
+
+#[test]
+fn two_different_votes_for_one_epoch_are_evidence() {
+    let (g, mut authors, regs) = setup(3);
+    let net = g.network_id();
+    let now = T0 + 60_000;
+    let mut l = Ledger::new(g.clone());
+    l.handle_batch(now, regs);
+    while l.poll_output().is_some() {}
+    let e = (T0 + 5_000) / 1_000;
+    let body = l.vote_body(e).unwrap();
+    let mut other = body.clone();
+    other.root[0] ^= 1;
+    l.handle_vote(Vote::sign(&authors[2].keypair, &net, body))
+        .unwrap();
+    l.handle_vote(Vote::sign(&authors[2].keypair, &net, other))
+        .unwrap();
+    let proof = std::iter::from_fn(|| l.poll_output())
+        .find_map(|o| match o {
+            Output::Proof(p) => Some(*p),
+            _ => None,
+        })
+        .expect("double vote is evidence");
+    let ev = authors[0].next(
+        T0 + 10_000,
+        web4fed_core::event::Body::Evidence(Box::new(proof)),
+    );
+    l.handle_event(now, ev).unwrap();
+    let acct = l.state().account(&authors[2].id()).unwrap();
+    assert_eq!(acct.status, web4fed_core::state::Status::Ejected);
+}
+
+#[test]
+fn certificates_round_trip_through_their_encoding() {
+    let (g, authors, regs) = setup(3);
+    let net = g.network_id();
+    let mut l = Ledger::new(g.clone());
+    l.handle_batch(T0 + 60_000, regs);
+    let e = (T0 + 5_000) / 1_000;
+    let body = l.vote_body(e).unwrap();
+    for a in &authors {
+        l.handle_vote(Vote::sign(&a.keypair, &net, body.clone()))
+            .unwrap();
+    }
+    let cert = cert_from(&mut l).unwrap();
+    let back = Certificate::decode(&cert.encode()).unwrap();
+    assert_eq!(back, cert);
+    assert!(Certificate::decode(&cert.encode()[..40]).is_err());
+}

@@ -51,6 +51,8 @@ pub const SYNC_BATCH_EVENTS: usize = 512;
 pub const MAX_IN_FLIGHT_PER_LINK: usize = 10_000;
 /// Certificates a node keeps waiting for the events they cover.
 const PENDING_CERTS_MAX: usize = 16;
+/// Peers a new vote is relayed to (gossipsub's mesh degree in the daemon).
+const VOTE_RELAY_FANOUT: usize = 6;
 /// Epochs after an epoch's end before a node signs its root (as the daemon does).
 pub const VOTE_LAG_EPOCHS: u64 = 2;
 /// Bytes of framing counted per message beside its payload.
@@ -571,10 +573,9 @@ impl Sim {
                 // Relay new votes once, as gossipsub does in the daemon: this is how two
                 // halves that got different votes from a double voter learn of both.
                 if new == Ok(true) && self.nodes[to].behaviour.is_honest() {
-                    for p in self.peers_of(to) {
-                        if p != from {
-                            self.send(to, p, Msg::Vote(v.clone()));
-                        }
+                    let peers = self.peers_of(to);
+                    for p in self.pick(&peers, VOTE_RELAY_FANOUT, Some(from)) {
+                        self.send(to, p, Msg::Vote(v.clone()));
                     }
                 }
             }

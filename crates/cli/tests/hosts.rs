@@ -280,12 +280,16 @@ fn three_hosts_on_a_bridge() {
     // ---- Finality: certificates form, every node holds them, an outsider verifies. -----
     let all: Vec<&Node> = nodes.iter().collect();
     let target = nodes[0].status().unwrap()["epoch"].as_u64().unwrap();
-    wait("a certificate past the last submission on all three", &all, || {
-        all.iter().all(|n| {
-            n.get("/v1/state")
-                .is_some_and(|s| s["final_epoch"].as_u64().is_some_and(|f| f >= target))
-        })
-    });
+    wait(
+        "a certificate past the last submission on all three",
+        &all,
+        || {
+            all.iter().all(|n| {
+                n.get("/v1/state")
+                    .is_some_and(|s| s["final_epoch"].as_u64().is_some_and(|f| f >= target))
+            })
+        },
+    );
     let mut lat = Vec::new();
     for n in &nodes {
         let f = n.get("/v1/finality?limit=100").unwrap();
@@ -296,7 +300,11 @@ fn three_hosts_on_a_bridge() {
         }
         // Balances say whether they are final.
         let st = n.get("/v1/state").unwrap();
-        assert!(st["accounts"].as_array().unwrap().iter().all(|a| a["final"]["epoch"] == st["final_epoch"]));
+        assert!(st["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["final"]["epoch"] == st["final_epoch"]));
     }
     let (med, p99) = median_p99(&mut lat);
     println!("MEASURED finality: epoch end to certificate adopted, median {med:.0} ms, p99 {p99:.0} ms over {} certificates on three nodes (checkpoints every 5 s, votes 2 epochs after the end)", lat.len());
@@ -308,18 +316,39 @@ fn three_hosts_on_a_bridge() {
         .arg(&export)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cert = std::fs::read_dir(&export)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "bin"))
         .unwrap();
     let members = export.join(
-        cert.file_name().unwrap().to_str().unwrap().replace("cert-", "members-").replace(".bin", ".json"),
+        cert.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace("cert-", "members-")
+            .replace(".bin", ".json"),
     );
-    let verify = |c: &Path, m: &Path| web4fed().arg("verify-cert").arg(c).arg("--members").arg(m).output().unwrap();
+    let verify = |c: &Path, m: &Path| {
+        web4fed()
+            .arg("verify-cert")
+            .arg(c)
+            .arg("--members")
+            .arg(m)
+            .output()
+            .unwrap()
+    };
     let ok = verify(&cert, &members);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("valid: epoch"));
     // A forged certificate and an under-weight one are refused with a clear error.
     let mut forged = std::fs::read(&cert).unwrap();
@@ -330,7 +359,8 @@ fn three_hosts_on_a_bridge() {
     let bad = verify(&forged_path, &members);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("does not verify"));
-    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&members).unwrap()).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&members).unwrap()).unwrap();
     for (_, w) in m["weights"].as_object_mut().unwrap().iter_mut() {
         *w = serde_json::json!(1);
     }

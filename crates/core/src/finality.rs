@@ -311,6 +311,16 @@ pub enum VoteOutcome {
 impl VoteBook {
     /// Records a vote.
     pub fn add(&mut self, network: &[u8; 32], v: Vote) -> VoteOutcome {
+        // A vote already held costs no signature check: relays deliver each vote many times.
+        if let Some(old) = self
+            .by_epoch
+            .get(&v.body.epoch)
+            .and_then(|e| e.get(&v.signer))
+        {
+            if *old == v {
+                return VoteOutcome::Duplicate;
+            }
+        }
         if !v.verify(network) {
             return VoteOutcome::BadSignature;
         }

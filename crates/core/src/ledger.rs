@@ -818,15 +818,23 @@ impl Ledger {
             return Ok(true);
         };
         let mut signatures = self.votes.matching(&body);
+        // Every vote in the book was verified when it arrived: only the weight is left.
+        let signed: u64 = signatures
+            .iter()
+            .filter_map(|(m, _)| cp.weights.get(m))
+            .sum();
+        let total: u64 = cp.weights.values().sum();
+        if total == 0 || 3 * u128::from(signed) < 2 * u128::from(total) {
+            return Ok(true);
+        }
+        signatures.retain(|(m, _)| cp.weights.contains_key(m));
         signatures.sort_by_key(|(m, _)| *m);
         let cert = crate::finality::Certificate {
             body,
             frontier: cp.frontier.clone(),
             signatures,
         };
-        if cert.verify(&self.network, &cp.weights).is_ok() {
-            self.adopt(cert);
-        }
+        self.adopt(cert);
         Ok(true)
     }
 

@@ -235,3 +235,96 @@ fn spammer_is_refused_and_ejected_everywhere() {
         .count();
     assert_eq!(refused, 3);
 }
+
+/// Parses Prometheus/OpenMetrics text: every line is a comment (`# HELP`, `# TYPE`, `# UNIT`,
+/// `# EOF`) or `name{labels} value`. Returns the samples, or the first malformed line.
+fn parse_exposition(text: &str) -> Result<Vec<(String, f64)>, String> {
+    let mut out = Vec::new();
+    let mut saw_eof = false;
+    for line in text.lines() {
+        if line == "# EOF" {
+            saw_eof = true;
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let kind = rest.split_whitespace().next().unwrap_or("");
+            if !["HELP", "TYPE", "UNIT"].contains(&kind) {
+                return Err(format!("bad comment: {line}"));
+            }
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("no value: {line}"))?;
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
+            return Err(format!("bad metric name: {line}"));
+        }
+        if name_end < series.len() && !series.ends_with('}') {
+            return Err(format!("unclosed labels: {line}"));
+        }
+        let v: f64 = value.parse().map_err(|_| format!("bad value: {line}"))?;
+        out.push((series.to_string(), v));
+    }
+    if !saw_eof {
+        return Err("no # EOF".into());
+    }
+    Ok(out)
+}
+
+fn sample(samples: &[(String, f64)], series: &str) -> f64 {
+    samples
+        .iter()
+        .find(|(s, _)| s == series)
+        .map_or(0.0, |(_, v)| *v)
+}
+
+/// `/metrics` parses as exposition format and its counters move as events flow.
+#[test]
+fn metrics_parse_and_move() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = federation(tmp.path(), None);
+    let scrape = |n: &Node| {
+        let mut r = agent().get(n.url("/metrics")).call().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let text = r.body_mut().read_to_string().unwrap();
+        parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    };
+    let before = scrape(&nodes[1]);
+    for i in 0..3 {
+        assert_eq!(nodes[0].submit(&sentence(300 + i)).0, 201);
+    }
+    let all: Vec<&Node> = nodes.iter().collect();
+    wait("replication", &all, || roots_equal(&all, 6));
+    let (st, _) = nodes[1].submit("too short");
+    assert_eq!(st, 422);
+    // Heartbeats run every 250 ms here: give a few time to arrive.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let after = scrape(&nodes[1]);
+    let admitted = |s: &[(String, f64)]| {
+        sample(s, "web4fed_events_admitted_total{kind=\"gossip\"}")
+            + sample(s, "web4fed_events_admitted_total{kind=\"sync\"}")
+            + sample(s, "web4fed_events_admitted_total{kind=\"push\"}")
+    };
+    assert!(
+        admitted(&after) >= admitted(&before) + 3.0,
+        "admitted counter moved"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "web4fed_submits_refused_total{layer=\"3\",rule=\"too_short\"}"
+        ),
+        1.0
+    );
+    assert!(
+        sample(&after, "web4fed_heartbeats_total") > sample(&before, "web4fed_heartbeats_total")
+    );
+    assert_eq!(sample(&after, "web4fed_peers_connected"), 2.0);
+    assert!(sample(&after, "web4fed_replication_latency_seconds_count") >= 3.0);
+}

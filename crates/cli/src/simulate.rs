@@ -21,7 +21,7 @@ pub struct SimArgs {
 fn names(s: &str) -> Result<Vec<&'static str>, String> {
     match s {
         "all" => Ok(scenario::ALL.to_vec()),
-        "quick" => Ok(scenario::QUICK.to_vec()),
+        "quick" => Ok(scenario::quick()),
         n => scenario::ALL
             .iter()
             .find(|a| **a == n)

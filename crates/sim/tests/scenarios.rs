@@ -35,7 +35,7 @@ fn attacker(name: &str) -> usize {
 
 #[test]
 fn every_quick_scenario_keeps_its_invariants() {
-    for name in scenario::QUICK {
+    for name in scenario::quick() {
         let os = outcomes(name, 1..=2);
         assert_passed(&os);
         let s = report::summarise(name, &os);

@@ -801,6 +801,9 @@ impl Ledger {
     pub fn handle_vote(&mut self, v: crate::finality::Vote) -> Result<bool, String> {
         use crate::finality::VoteOutcome;
         let e = v.body.epoch;
+        if !self.is_checkpoint(e) {
+            return Err(format!("epoch {e} is not a checkpoint"));
+        }
         match self.votes.add(&self.network, v) {
             VoteOutcome::BadSignature => return Err("vote signature does not verify".into()),
             VoteOutcome::DoubleVote(a, b) => {

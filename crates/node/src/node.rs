@@ -57,6 +57,8 @@ pub const RECENT_THOUGHTS: usize = 2_000;
 /// Heartbeats report the root of the epoch this many epochs before the current one, so that
 /// events in flight have landed on every node.
 pub const HEARTBEAT_EPOCH_LAG: u64 = 2;
+/// Votes are taken only for epochs this many epochs back from the current one.
+pub const VOTE_EPOCH_WINDOW: u64 = 60;
 /// Certificates waiting until this node can check them (it lacks events or the previous one).
 pub const PENDING_CERTS_MAX: usize = 16;
 /// Timer period for future-dated events, redials and down detection.
@@ -671,6 +673,13 @@ impl Node {
                 let Ok(v) = Vote::decode(rest) else {
                     return Reject;
                 };
+                // Only closed, recent epochs: a signed vote for a far-future or ancient epoch
+                // would otherwise cost a root computation and push real votes out of the book.
+                let now_epoch = now_ms() / self.genesis.epoch_ms;
+                let oldest = now_epoch.saturating_sub(VOTE_EPOCH_WINDOW);
+                if v.body.epoch >= now_epoch || v.body.epoch < oldest {
+                    return Ignore;
+                }
                 let r = self.ledger.handle_vote(v);
                 self.after_ledger_change();
                 if r.is_ok() {

@@ -149,7 +149,10 @@ fn finding(s: &Summary) -> String {
             s.sybils.1, s.sybils.0, s.certified
         ),
         "finality-partition" => format!("{} epochs certified over the runs; none during the partition (no side holds two thirds), finality resumes after the heal.", s.certified),
-        "finality-byzantine" | "finality-withhold" => format!("{blocked}{eject}; {} epochs certified, finality p50 {} ms after the epoch end: under a third of the weight cannot stop it.", s.certified, s.finality.0),
+        "finality-byzantine" | "finality-withhold" => {
+            let lead = if blocked.is_empty() { String::new() } else { format!("{blocked}{eject}; ") };
+            format!("{lead}{} epochs certified, finality p50 {} ms after the epoch end: under a third of the weight cannot stop it.", s.certified, s.finality.0)
+        }
         "timing" => format!("{blocked}{eject}; {} future-dated events still held in future pools at the end (they fold only when their time comes).", s.future_held),
         "atp-forger" => format!("{blocked}{eject}. Transfers claiming another author fail signature checks and never enter any log; over-balance transfers are violations."),
         _ if made > 0 => format!("{blocked}{eject}."),

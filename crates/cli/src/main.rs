@@ -158,6 +158,29 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Write a deterministic test log exercising every event kind and rule (for checking that
+    /// every platform folds it to the same root).
+    GenLog {
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the log.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Accepted-or-not thoughts to generate (other kinds come on top).
+        #[arg(long, default_value_t = 10_000)]
+        thoughts: usize,
+    },
+    /// Fold a log written by `gen-log` and print the state root and what the fold did.
+    Fold {
+        /// The log.
+        #[arg(long)]
+        log: PathBuf,
+        /// Fold the events again in another order (feeds in reverse member order) and check the
+        /// roots agree.
+        #[arg(long)]
+        reverse: bool,
+    },
     /// Show a node's identity, feed length and state root, verifying its whole log.
     Inspect {
         /// The node directory.
@@ -257,6 +280,12 @@ fn main() -> ExitCode {
             client::finality(&api.client(), limit, export.as_deref(), api.json).map_err(Into::into)
         }
         Command::VerifyCert { file, members } => commands::verify_cert(&file, &members),
+        Command::GenLog {
+            out,
+            seed,
+            thoughts,
+        } => commands::gen_log(&out, seed, thoughts),
+        Command::Fold { log, reverse } => commands::fold(&log, reverse),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

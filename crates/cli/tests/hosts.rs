@@ -500,3 +500,65 @@ fn three_hosts_on_a_bridge() {
     );
     println!("MEASURED Test 2: 100 thoughts flooded; spammer ejected with 3 violations and equal roots on all three");
 }
+
+/// Legion as a native x86-64 node, Thor and Sprout as aarch64 nodes under qemu-user, each in
+/// its own namespace: the seed's Test 1 and Test 3 with equal roots across architectures.
+/// Needs the aarch64 build: `scripts/cross-arch-check.sh` builds it and runs this test with
+/// `WEB4FED_ARM_BIN` set.
+#[test]
+#[ignore = "needs the aarch64 build; run by scripts/cross-arch-check.sh"]
+fn mixed_architectures_agree() {
+    let arm =
+        std::env::var("WEB4FED_ARM_BIN").expect("WEB4FED_ARM_BIN: path of the aarch64 web4fed");
+    let hosts = Hosts::create(3).expect("network namespaces (run as root)");
+    let tmp = tempfile::tempdir().unwrap();
+    // Raised rate limits so both tests fit in one minute; every other rule is the default.
+    let g = genesis(
+        tmp.path(),
+        "mixed",
+        &["rate_base_thoughts=1000", "rate_base_bytes=10000000"],
+    );
+    let mut nodes: Vec<Node> = ["legion", "thor", "sprout"]
+        .iter()
+        .map(|n| Node::init(tmp.path(), n, Some(&g)))
+        .collect();
+    place(&mut nodes, Some(&hosts));
+    for n in &mut nodes[1..] {
+        n.runner = Some((
+            vec![
+                "qemu-aarch64".into(),
+                "-L".into(),
+                "/usr/aarch64-linux-gnu".into(),
+            ],
+            arm.clone(),
+        ));
+    }
+    start_federation(&mut nodes, &[]);
+    for n in &nodes[1..] {
+        let s = n.status().unwrap();
+        assert!(s["lct"].as_str().unwrap().starts_with("lct:web4:ai:"));
+    }
+    // Test 1: ten thoughts from each node, one root everywhere.
+    for i in 0..10u64 {
+        for (k, n) in nodes.iter().enumerate() {
+            assert_eq!(n.submit(&sentence(i * 3 + k as u64)).0, 201);
+        }
+    }
+    let all: Vec<&Node> = nodes.iter().collect();
+    wait("Test 1 across architectures", &all, || {
+        agree(&all, Some(33))
+    });
+    // Test 3: {legion} | {thor, sprout}, both sides accept, heal, one root.
+    hosts.partition(0, &[1, 2]).unwrap();
+    for i in 0..3u64 {
+        assert_eq!(nodes[0].submit(&sentence(700 + i)).0, 201);
+        assert_eq!(nodes[1].submit(&sentence(800 + i)).0, 201);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    hosts.heal(0).unwrap();
+    wait("Test 3 across architectures", &all, || {
+        agree(&all, Some(39))
+    });
+    let root = nodes[0].status().unwrap()["state_root"].clone();
+    println!("MEASURED mixed federation (x86-64 + 2 x aarch64 under qemu): one root {root}");
+}

@@ -720,8 +720,40 @@ impl Ledger {
         k
     }
 
+    /// The order keys of every event the certificate of epoch `base` does not cover (all
+    /// events for `None`): the events whose keys replacing the chain after `base` can move.
+    fn keys_beyond(&self, base: Option<u64>) -> Vec<(EventId, OrderKey)> {
+        let covered: BTreeMap<MemberId, u64> = match base {
+            None => BTreeMap::new(),
+            Some(b) => self
+                .steps
+                .iter()
+                .filter_map(|(m, st)| {
+                    st.iter()
+                        .rev()
+                        .find(|(_, ce)| *ce <= b)
+                        .map(|(n, _)| (*m, *n))
+                })
+                .collect(),
+        };
+        self.keys_after(&covered)
+    }
+
+    fn keys_after(&self, covered: &BTreeMap<MemberId, u64>) -> Vec<(EventId, OrderKey)> {
+        let mut out = Vec::new();
+        for (m, f) in &self.feeds {
+            let from = covered.get(m).copied().unwrap_or(0) as usize;
+            for id in f.ids.iter().skip(from) {
+                if let Some(ev) = self.events.get(id) {
+                    out.push((*id, self.order_key_of(ev)));
+                }
+            }
+        }
+        out
+    }
+
     /// The order keys of every event the latest certificate does not cover: the only events
-    /// whose keys a change of the chain can move.
+    /// whose keys extending the chain can move.
     fn uncertified_keys(&self) -> Vec<(EventId, OrderKey)> {
         let covered = self.certified_frontier();
         let mut out = Vec::new();
@@ -858,8 +890,18 @@ impl Ledger {
                 _ => Err(CertError::Unverifiable(e)),
             };
         }
-        if !self.is_checkpoint(e) || cert.body.prev != latest {
+        if !self.is_checkpoint(e) {
             return Err(CertError::Unverifiable(e));
+        }
+        // A certificate built on an earlier certified epoch than our latest is a competing
+        // branch (its signers had not seen our later certificates). The branch that reaches
+        // further wins: ours after its base is set aside, and restored if it does not verify.
+        let base = cert.body.prev;
+        if cert.body.prev != latest {
+            let base_held = base.is_none_or(|p| self.chain.contains_key(&p));
+            if !base_held {
+                return Err(CertError::Unverifiable(e));
+            }
         }
         if crate::finality::frontier_digest(&cert.frontier) != cert.body.frontier {
             return Err(CertError::FrontierMismatch);
@@ -868,7 +910,18 @@ impl Ledger {
             return Err(CertError::MissingEvents);
         }
         // Apply tentatively, then compare roots; undo on any mismatch.
-        let old = self.uncertified_keys();
+        let old = self.keys_beyond(base);
+        let set_aside: Vec<crate::finality::Certificate> = self
+            .chain
+            .range(base.map_or(0, |p| p + 1)..)
+            .filter_map(|(ce, _)| self.certs.get(ce).cloned())
+            .collect();
+        if set_aside.len() != self.chain.range(base.map_or(0, |p| p + 1)..).count() {
+            return Err(CertError::Unverifiable(e)); // a set-aside certificate is no longer held
+        }
+        for c in set_aside.iter().rev() {
+            self.unlink(c.body.epoch);
+        }
         self.link(&cert);
         self.rekey(old.clone());
         self.settle();
@@ -885,6 +938,9 @@ impl Ledger {
                 .filter_map(|(id, _)| self.events.get(id).map(|ev| (*id, self.order_key_of(ev))))
                 .collect();
             self.unlink(e);
+            for c in &set_aside {
+                self.link(c);
+            }
             self.rekey(moved);
             self.settle();
             return Err(err);

@@ -180,3 +180,99 @@ pub fn sentence(i: u64) -> String {
         words[0], words[1], words[2], words[3], words[4], words[5]
     )
 }
+
+/// A deterministic event log exercising every event kind and rule: thoughts (good, garbage,
+/// duplicates, bursts beyond the rate limit), transfers (valid and beyond the balance),
+/// validations, an equivocation with its evidence, idle gaps of days (trust decay, ATP
+/// recharge) and enough thoughts to prune the corpus. Used to check that every platform folds
+/// it to the same root. Returns the genesis it was made for and the events in creation order.
+pub fn rich_log(seed: u64, thoughts: usize) -> (Genesis, Vec<Event>) {
+    let g = Genesis {
+        corpus_max_thoughts: 2_000,
+        share_base_micro: 200_000,
+        ..Genesis::with_pow_bits(4)
+    };
+    let members = 24u64;
+    let mut authors: Vec<Author> = (0..members)
+        .map(|i| Author::from_seed(&g, seed ^ (i + 1)))
+        .collect();
+    let mut clocks = vec![1_767_225_600_000u64; members as usize];
+    let mut events = Vec::new();
+    for (i, a) in authors.iter_mut().enumerate() {
+        events.push(a.register(&g, &format!("m{i}"), clocks[i]));
+    }
+    let ids: Vec<MemberId> = authors.iter().map(Author::id).collect();
+    let mut x = seed | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut last_thought: Option<EventId> = None;
+    let mut forked = false;
+    let mut made = 0usize;
+    while made < thoughts {
+        let r = next();
+        let m = (r % members) as usize;
+        // Mostly paced honestly; sometimes bursts, sometimes days of silence.
+        let gap = match (r >> 8) % 200 {
+            0 => 3 * crate::fixed::DAY_MS + (r >> 16) % (9 * crate::fixed::DAY_MS),
+            1..=4 if m < 4 => (r >> 16) % 200,
+            _ => 6_000 + (r >> 16) % 20_000,
+        };
+        clocks[m] += gap;
+        let t = clocks[m];
+        let a = &mut authors[m];
+        // Members 0-3 misbehave (garbage, self-repeats, bursts) and get ejected; the others
+        // post mostly good content with the odd slip.
+        let bad = m < 4;
+        let roll = (r >> 20) % 100;
+        let ev = match roll {
+            0..=5 if bad => a.thought(t, "zzzz qqqq xxxx zzzz qqqq"),
+            6..=9 if bad => a.thought(t, &sentence(m as u64)), // repeats its own content
+            // Small transfers; the misbehaving members also try ones beyond their balance.
+            11..=18 => {
+                let atp = if bad && roll == 11 {
+                    5_000
+                } else {
+                    1 + (r >> 40) % 5
+                };
+                a.transfer(t, ids[((r >> 30) % members) as usize], atp)
+            }
+            19..=24 => match last_thought {
+                Some(id) => a.validate(t, id, ((r >> 24) % 1_000_001) as u32),
+                None => continue,
+            },
+            25 if !forked && made > thoughts / 2 => {
+                // An equivocation, and an honest member publishing the proof.
+                forked = true;
+                let seq = a.next_seq();
+                let one = a.thought(t, &sentence(9_000_000 + seq));
+                let other = a.sign_at(
+                    seq,
+                    one.header.prev,
+                    t + 1,
+                    Body::Thought(sentence(9_500_000 + seq)),
+                );
+                let proof = crate::event::Evidence::Equivocation {
+                    a: one.signed_header(),
+                    b: other.signed_header(),
+                };
+                events.push(one);
+                let w = (m + 1) % members as usize;
+                clocks[w] = clocks[w].max(t + 2);
+                authors[w].next(clocks[w], Body::Evidence(Box::new(proof)))
+            }
+            _ => {
+                made += 1;
+                a.thought(t, &sentence(seed.wrapping_mul(1_000_003) ^ made as u64))
+            }
+        };
+        if matches!(ev.body, Body::Thought(_)) {
+            last_thought = Some(ev.id());
+        }
+        events.push(ev);
+    }
+    (g, events)
+}

@@ -11,10 +11,11 @@
 //!   `fanout` random peers and every receiver forwards a newly admitted event to `fanout`
 //!   random peers (a gossipsub mesh of degree `fanout`). Gossipsub's mesh maintenance, IHAVE
 //!   gossip and peer scoring are not modelled; invalid pushes are simply not forwarded.
-//! - **Anti-entropy** is the daemon's sync: every `sync_period_ms` each node sends one random
-//!   peer its version vector and receives the events it lacks, in batches of at most 512. The
-//!   daemon does the same in two round trips (summary, then ranges) and triggers it from
-//!   heartbeats; the simulator folds the summary into the request.
+//! - **Anti-entropy** is the daemon's sync: every `sync_period_ms` each node sends every peer a
+//!   heartbeat with the digest of its feed heads, and a node whose digest differs asks that
+//!   sender for what it lacks (batches of at most 512 events, plus the certificates it lacks);
+//!   each node also syncs with one random peer per period. The daemon does the same in two
+//!   round trips (summary, then ranges); the simulator folds the summary into the request.
 //! - **Network**: per-link latency (base plus uniform jitter, which also reorders), loss and
 //!   duplication per message, partitions (any split, one-way too) and heal.
 //! - **Storage**: a node's durable log is what it appended before acknowledging; a crash drops
@@ -180,6 +181,8 @@ enum Msg {
     SyncResponse(Arc<Vec<Arc<Event>>>),
     Vote(Arc<Vote>),
     Cert(Arc<Certificate>),
+    /// The sender's feed-heads digest, as in the daemon's heartbeat.
+    Heartbeat([u8; 32]),
 }
 
 impl Msg {
@@ -190,6 +193,7 @@ impl Msg {
                 Msg::SyncRequest(vv, _) => vv.len() as u64 * 72 + 8,
                 Msg::SyncResponse(evs) => evs.iter().map(|e| e.bytes().len() as u64).sum(),
                 Msg::Vote(_) => 152,
+                Msg::Heartbeat(_) => 185,
                 Msg::Cert(c) => c.encode().len() as u64,
             }
     }
@@ -579,6 +583,19 @@ impl Sim {
                     }
                 }
             }
+            Msg::Heartbeat(digest) => {
+                // As in the daemon: a heartbeat whose digest differs from ours starts a sync
+                // round with its sender.
+                if silent {
+                    return;
+                }
+                let mine = web4fed_core::envelope::vv_digest(&self.nodes[to].ledger.feed_heads());
+                if digest != mine {
+                    let vv = Arc::new(self.nodes[to].ledger.feed_heads());
+                    let fin = self.nodes[to].ledger.final_epoch();
+                    self.send(to, from, Msg::SyncRequest(vv, fin));
+                }
+            }
             Msg::Cert(c) => {
                 if silent {
                     return;
@@ -659,6 +676,10 @@ impl Sim {
             return;
         }
         let peers = self.peers_of(n);
+        let digest = web4fed_core::envelope::vv_digest(&self.nodes[n].ledger.feed_heads());
+        for &p in &peers {
+            self.send(n, p, Msg::Heartbeat(digest));
+        }
         if let Some(&p) = self.pick(&peers, 1, None).first() {
             let vv = Arc::new(self.nodes[n].ledger.feed_heads());
             let fin = self.nodes[n].ledger.final_epoch();

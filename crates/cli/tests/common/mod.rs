@@ -49,6 +49,9 @@ pub struct Node {
     pub netns: Option<String>,
     /// Send the API token with every request.
     pub token: Option<String>,
+    /// Run this binary through this command instead of natively (e.g. qemu-aarch64 for an
+    /// aarch64 build): the command line, then the binary.
+    pub runner: Option<(Vec<String>, String)>,
     child: Option<Child>,
 }
 
@@ -76,6 +79,7 @@ impl Node {
             api: free_port(),
             netns: None,
             token: None,
+            runner: None,
             child: None,
         }
     }
@@ -92,14 +96,19 @@ impl Node {
             .append(true)
             .open(self.dir.join("node.log"))
             .unwrap();
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_web4fed")]);
-                c
+        let mut argv: Vec<String> = Vec::new();
+        if let Some(ns) = &self.netns {
+            argv.extend(["ip", "netns", "exec", ns].map(String::from));
+        }
+        match &self.runner {
+            Some((prefix, bin)) => {
+                argv.extend(prefix.iter().cloned());
+                argv.push(bin.clone());
             }
-            None => web4fed(),
-        };
+            None => argv.push(env!("CARGO_BIN_EXE_web4fed").to_string()),
+        }
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         cmd.arg("run")
             .arg("--dir")
             .arg(&self.dir)

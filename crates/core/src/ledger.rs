@@ -739,6 +739,7 @@ impl Ledger {
         self.keys_after(&covered)
     }
 
+    /// The order keys of every event beyond `covered` (events per feed).
     fn keys_after(&self, covered: &BTreeMap<MemberId, u64>) -> Vec<(EventId, OrderKey)> {
         let mut out = Vec::new();
         for (m, f) in &self.feeds {
@@ -755,17 +756,7 @@ impl Ledger {
     /// The order keys of every event the latest certificate does not cover: the only events
     /// whose keys extending the chain can move.
     fn uncertified_keys(&self) -> Vec<(EventId, OrderKey)> {
-        let covered = self.certified_frontier();
-        let mut out = Vec::new();
-        for (m, f) in &self.feeds {
-            let from = covered.get(m).copied().unwrap_or(0) as usize;
-            for id in f.ids.iter().skip(from) {
-                if let Some(ev) = self.events.get(id) {
-                    out.push((*id, self.order_key_of(ev)));
-                }
-            }
-        }
-        out
+        self.keys_after(&self.certified_frontier())
     }
 
     /// Moves the events whose keys were `old` to their keys under the current chain, marking

@@ -53,14 +53,29 @@ pub struct VoteBody {
 }
 
 impl VoteBody {
-    fn signing_bytes(&self, network: &[u8; 32]) -> Vec<u8> {
-        let mut w = Writer::with_capacity(128);
-        w.raw(VOTE_DOMAIN);
-        w.raw(network);
+    fn write(&self, w: &mut Writer) {
         w.u64(self.epoch);
         w.u64(self.prev.unwrap_or(NO_PREV));
         w.raw(&self.root);
         w.raw(&self.frontier);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let epoch = r.u64("epoch")?;
+        let prev = r.u64("prev")?;
+        Ok(Self {
+            epoch,
+            prev: (prev != NO_PREV).then_some(prev),
+            root: r.array("root")?,
+            frontier: r.array("frontier")?,
+        })
+    }
+
+    fn signing_bytes(&self, network: &[u8; 32]) -> Vec<u8> {
+        let mut w = Writer::with_capacity(128);
+        w.raw(VOTE_DOMAIN);
+        w.raw(network);
+        self.write(&mut w);
         w.finish()
     }
 }
@@ -92,23 +107,13 @@ impl Vote {
             .verify(&self.body.signing_bytes(network), &self.signature)
     }
     pub(crate) fn write(&self, w: &mut Writer) {
-        w.u64(self.body.epoch);
-        w.u64(self.body.prev.unwrap_or(NO_PREV));
-        w.raw(&self.body.root);
-        w.raw(&self.body.frontier);
+        self.body.write(w);
         w.raw(&self.signer.0);
         w.raw(&self.signature);
     }
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let epoch = r.u64("epoch")?;
-        let prev = r.u64("prev")?;
         Ok(Self {
-            body: VoteBody {
-                epoch,
-                prev: (prev != NO_PREV).then_some(prev),
-                root: r.array("root")?,
-                frontier: r.array("frontier")?,
-            },
+            body: VoteBody::read(r)?,
             signer: MemberId(r.array("signer")?),
             signature: r.array("signature")?,
         })
@@ -215,10 +220,7 @@ impl Certificate {
         let mut w =
             Writer::with_capacity(256 + self.frontier.len() * 40 + self.signatures.len() * 96);
         w.u8(1);
-        w.u64(self.body.epoch);
-        w.u64(self.body.prev.unwrap_or(NO_PREV));
-        w.raw(&self.body.root);
-        w.raw(&self.body.frontier);
+        self.body.write(&mut w);
         w.u32(self.frontier.len() as u32);
         for (m, n) in &self.frontier {
             w.raw(&m.0);
@@ -242,10 +244,7 @@ impl Certificate {
                 version: v,
             });
         }
-        let epoch = r.u64("epoch")?;
-        let prev = r.u64("prev")?;
-        let root = r.array("root")?;
-        let fd = r.array("frontier digest")?;
+        let body = VoteBody::read(&mut r)?;
         let nf = r.u32("frontier length")? as usize;
         if nf > MAX_FRONTIER_FEEDS {
             return Err(DecodeError::TooLong {
@@ -273,12 +272,7 @@ impl Certificate {
         }
         r.finish("certificate")?;
         Ok(Self {
-            body: VoteBody {
-                epoch,
-                prev: (prev != NO_PREV).then_some(prev),
-                root,
-                frontier: fd,
-            },
+            body,
             frontier,
             signatures,
         })

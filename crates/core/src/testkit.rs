@@ -60,6 +60,25 @@ impl Author {
         Event::sign(&self.keypair, &self.network, seq, prev, t_ms, body)
     }
 
+    /// Equivocates: signs the next event of the feed and a different one at the same seq, and
+    /// returns both with the evidence an honest member would publish. The feed continues on
+    /// the first.
+    pub fn equivocate(
+        &mut self,
+        t_ms: u64,
+        a: &str,
+        b: &str,
+    ) -> (Event, Event, crate::event::Evidence) {
+        let seq = self.next_seq;
+        let one = self.thought(t_ms, a);
+        let other = self.sign_at(seq, one.header.prev, t_ms + 1, Body::Thought(b.into()));
+        let proof = crate::event::Evidence::Equivocation {
+            a: one.signed_header(),
+            b: other.signed_header(),
+        };
+        (one, other, proof)
+    }
+
     /// The seq the next event will take.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -248,17 +267,8 @@ pub fn rich_log(seed: u64, thoughts: usize) -> (Genesis, Vec<Event>) {
                 // An equivocation, and an honest member publishing the proof.
                 forked = true;
                 let seq = a.next_seq();
-                let one = a.thought(t, &sentence(9_000_000 + seq));
-                let other = a.sign_at(
-                    seq,
-                    one.header.prev,
-                    t + 1,
-                    Body::Thought(sentence(9_500_000 + seq)),
-                );
-                let proof = crate::event::Evidence::Equivocation {
-                    a: one.signed_header(),
-                    b: other.signed_header(),
-                };
+                let (one, _other, proof) =
+                    a.equivocate(t, &sentence(9_000_000 + seq), &sentence(9_500_000 + seq));
                 events.push(one);
                 let w = (m + 1) % members as usize;
                 clocks[w] = clocks[w].max(t + 2);

@@ -103,18 +103,8 @@ fn history(steps: &[Step]) -> (Genesis, Vec<Event>) {
             Step::Equivocate { .. } => {
                 // A second event at the seq of the member's latest one: a fork.
                 let seq = a.next_seq();
-                let one = a.thought(t, &sentence(1_000 + seq));
-                let other = a.sign_at(
-                    seq,
-                    one.header.prev,
-                    t + 1,
-                    Body::Thought(sentence(2_000 + seq)),
-                );
-                // As in the protocol, an honest member that sees both publishes the proof.
-                let proof = web4fed_core::event::Evidence::Equivocation {
-                    a: one.signed_header(),
-                    b: other.signed_header(),
-                };
+                let (one, other, proof) =
+                    a.equivocate(t, &sentence(1_000 + seq), &sentence(2_000 + seq));
                 events.push(other);
                 equivocated[member] = true;
                 clocks[0] = clocks[0].max(t + 2);

@@ -244,21 +244,21 @@ struct ThoughtsParams {
     limit: Option<usize>,
 }
 
-async fn thoughts(
-    s: State<AppState>,
-    params: Result<QueryParams<ThoughtsParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+type LimitParams = Result<QueryParams<ThoughtsParams>, axum::extract::rejection::QueryRejection>;
+
+/// The `?limit=` of a listing: a 400 naming `limit` when malformed, capped at a page.
+fn limit(params: LimitParams, default: usize) -> Result<usize, ApiError> {
     let QueryParams(p) = params.map_err(|e| ApiError::bad_request("limit", e.body_text()))?;
-    let limit = p.limit.unwrap_or(100).min(MAX_THOUGHTS_PAGE);
+    Ok(p.limit.unwrap_or(default).min(MAX_THOUGHTS_PAGE))
+}
+
+async fn thoughts(s: State<AppState>, params: LimitParams) -> Result<Json<Value>, ApiError> {
+    let limit = limit(params, 100)?;
     ask(s, Query::Thoughts { limit }).await
 }
 
-async fn finality(
-    s: State<AppState>,
-    params: Result<QueryParams<ThoughtsParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let QueryParams(p) = params.map_err(|e| ApiError::bad_request("limit", e.body_text()))?;
-    let limit = p.limit.unwrap_or(10).min(MAX_THOUGHTS_PAGE);
+async fn finality(s: State<AppState>, params: LimitParams) -> Result<Json<Value>, ApiError> {
+    let limit = limit(params, 10)?;
     ask(s, Query::Finality { limit }).await
 }
 

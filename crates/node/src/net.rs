@@ -29,6 +29,11 @@ pub const MAX_SUMMARY_FEEDS: usize = 100_000;
 pub const MAX_CONNECTIONS: u32 = 512;
 /// Connections from or to one peer.
 pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Inbound connections still negotiating: bounds what a flood of half-open dials can cost.
+pub const MAX_PENDING_INCOMING: u32 = 64;
+/// A connection with no traffic is kept this long: members stay connected through quiet
+/// hours (heartbeats keep them busy anyway); libp2p's default would close them.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3_600);
 /// How long a sync request may take before it counts as failed.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -252,7 +257,7 @@ pub fn build_swarm(
             let limits = connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(MAX_CONNECTIONS))
                 .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
-                .with_max_pending_incoming(Some(64));
+                .with_max_pending_incoming(Some(MAX_PENDING_INCOMING));
             Ok(Behaviour {
                 blocked: Default::default(),
                 limits: connection_limits::Behaviour::new(limits),
@@ -262,7 +267,7 @@ pub fn build_swarm(
                 ping: ping::Behaviour::new(ping::Config::new()),
             })
         })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3_600)))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();
     Ok(swarm)
 }

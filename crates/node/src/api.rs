@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use web4fed_core::event::MAX_CONTENT_BYTES;
 use web4fed_core::verdict::{Ignored, Rule};
 use web4fed_store::node_dir::NodeDir;
@@ -133,6 +133,7 @@ impl IntoResponse for ApiError {
 struct AppState {
     tx: mpsc::Sender<Command>,
     metrics: Arc<Metrics>,
+    live: broadcast::Sender<Arc<str>>,
     token: Option<Arc<String>>,
 }
 
@@ -159,10 +160,16 @@ pub fn load_or_create_token(
 }
 
 /// The router, for tests and for [`serve`]. `token` is required on every request when set.
-pub fn router(tx: mpsc::Sender<Command>, metrics: Arc<Metrics>, token: Option<String>) -> Router {
+pub fn router(
+    tx: mpsc::Sender<Command>,
+    metrics: Arc<Metrics>,
+    live: broadcast::Sender<Arc<str>>,
+    token: Option<String>,
+) -> Router {
     let state = AppState {
         tx,
         metrics,
+        live,
         token: token.map(Arc::new),
     };
     Router::new()
@@ -175,6 +182,7 @@ pub fn router(tx: mpsc::Sender<Command>, metrics: Arc<Metrics>, token: Option<St
         )
         .route("/v1/peers", get(|s: State<AppState>| ask(s, Query::Peers)))
         .route("/v1/finality", get(finality))
+        .route("/v1/live", get(live_feed))
         .route("/metrics", get(metrics_text))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -191,10 +199,19 @@ async fn auth(
     next: axum::middleware::Next,
 ) -> Response {
     if let Some(token) = &s.token {
+        // Browsers cannot put a header on a page load or an EventSource, so the dashboard
+        // may carry the token as `?token=` instead.
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| {
+                req.uri()
+                    .query()
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .find_map(|kv| kv.strip_prefix("token="))
+            });
         if given != Some(token.as_str()) {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -212,10 +229,11 @@ pub async fn serve(
     addr: SocketAddr,
     tx: mpsc::Sender<Command>,
     metrics: Arc<Metrics>,
+    live: broadcast::Sender<Arc<str>>,
     token: String,
 ) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error + Send + Sync>> {
     let token = (!addr.ip().is_loopback()).then_some(token);
-    let app = router(tx, metrics, token);
+    let app = router(tx, metrics, live, token);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -312,6 +330,26 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
         s.metrics.render(),
     )
         .into_response()
+}
+
+/// Server-sent events for the dashboard: every admitted or rejected event, partitions and
+/// heals as they happen, and a snapshot of members and totals once a second. A client that
+/// falls more than [`crate::node::LIVE_BUFFER`] messages behind is told how many it missed.
+async fn live_feed(State(s): State<AppState>) -> impl IntoResponse {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let rx = s.live.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let ev = match rx.recv().await {
+            Ok(msg) => Event::default().data(&*msg),
+            Err(RecvError::Lagged(n)) => {
+                Event::default().data(json!({"type": "lagged", "missed": n}).to_string())
+            }
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(ev), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn dashboard() -> Response {

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use web4fed_core::envelope::{vv_digest, Envelope, Heartbeat};
 use web4fed_core::event::{Body, Event, EventId, Evidence, Kind};
 use web4fed_core::finality::{CertError, Certificate, Vote};
@@ -63,6 +63,13 @@ pub const VOTE_EPOCH_WINDOW: u64 = 60;
 pub const PENDING_CERTS_MAX: usize = 16;
 /// Timer period for future-dated events, redials and down detection.
 const TICK: Duration = Duration::from_millis(250);
+/// Messages buffered for each live dashboard; a dashboard further behind skips ahead (it is
+/// told how many it missed) rather than holding the node's memory.
+pub const LIVE_BUFFER: usize = 1_024;
+/// How often the live feed carries a full snapshot (members, totals, latency).
+pub const LIVE_SNAPSHOT_PERIOD: Duration = Duration::from_secs(1);
+/// Longest thought content sent on the live feed; the API serves the whole text.
+pub const LIVE_CONTENT_CHARS: usize = 280;
 
 /// A behaviour a node can be told to adopt, for attack experiments on real processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +113,8 @@ struct Peer {
     last_heartbeat: Option<Instant>,
     heartbeat: Option<Heartbeat>,
     root_matches: Option<bool>,
+    /// Whether the live feed last reported this peer down (partition) rather than up.
+    reported_down: bool,
     next_dial: Instant,
     backoff: Duration,
     queue: VecDeque<Arc<Event>>,
@@ -123,6 +132,7 @@ impl Peer {
             last_heartbeat: None,
             heartbeat: None,
             root_matches: None,
+            reported_down: false,
             next_dial: Instant::now(),
             backoff: REDIAL_BACKOFF_MIN,
             queue: VecDeque::new(),
@@ -178,6 +188,39 @@ struct Node {
     pending_certs: Vec<Certificate>,
     /// Certified epochs and when this node adopted them (for latency figures).
     finality_seen: VecDeque<(u64, u64)>,
+    live: Live,
+}
+
+/// What the dashboard's live feed (`GET /v1/live`) needs beyond the ledger: the channel and
+/// the running totals a snapshot reports.
+struct Live {
+    tx: broadcast::Sender<Arc<str>>,
+    last_snapshot: Instant,
+    admitted: u64,
+    rejected: u64,
+    refused: BTreeMap<String, u64>,
+    /// Replication latencies (ms) observed since the last snapshot.
+    latencies: Vec<f64>,
+}
+
+impl Live {
+    fn new(tx: broadcast::Sender<Arc<str>>) -> Self {
+        Self {
+            tx,
+            last_snapshot: Instant::now(),
+            admitted: 0,
+            rejected: 0,
+            refused: BTreeMap::new(),
+            latencies: Vec::new(),
+        }
+    }
+
+    /// Sends one message to every open dashboard (nothing is built when none is open).
+    fn emit(&self, msg: impl FnOnce() -> Value) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(Arc::from(msg().to_string()));
+        }
+    }
 }
 
 /// Why the node could not start.
@@ -213,8 +256,9 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     metrics.log_events.set(ledger.len() as i64);
     let (tx, mut rx) = mpsc::channel::<Command>(api::COMMAND_QUEUE);
+    let (live_tx, _) = broadcast::channel::<Arc<str>>(LIVE_BUFFER);
     let token = api::load_or_create_token(&nd)?;
-    let api_server = api::serve(settings.api, tx, metrics.clone(), token).await?;
+    let api_server = api::serve(settings.api, tx, metrics.clone(), live_tx.clone(), token).await?;
     tracing::info!(api = %settings.api, "operator API listening");
     let bootstrap = settings
         .peers
@@ -246,6 +290,7 @@ pub async fn run(
         last_vote: None,
         pending_certs: Vec::new(),
         finality_seen: VecDeque::new(),
+        live: Live::new(live_tx),
     };
     node.last_vote = node.store.last_vote()?;
     node.recent_from_log();
@@ -312,19 +357,29 @@ impl Node {
                         .events_admitted
                         .get_or_create(&metrics::kind(source.name()))
                         .inc();
-                    if *author != self.me {
-                        let lat = now.saturating_sub(*ts) as f64 / 1e3;
-                        self.metrics.replication_latency.observe(lat);
+                    self.live.admitted += 1;
+                    let latency_ms = (*author != self.me).then(|| now.saturating_sub(*ts));
+                    if let Some(ms) = latency_ms {
+                        self.metrics.replication_latency.observe(ms as f64 / 1e3);
+                        self.live.latencies.push(ms as f64);
                     }
                     if *kind == Kind::Thought {
                         self.remember(*id);
                     }
-                    if let Some(Verdict::Refused(rule)) = self.ledger.verdict(id) {
+                    let verdict = self.ledger.verdict(id).cloned();
+                    if let Some(Verdict::Refused(rule)) = &verdict {
                         self.metrics
                             .events_refused
                             .get_or_create(&metrics::layer(rule.layer(), rule.name()))
                             .inc();
+                        *self
+                            .live
+                            .refused
+                            .entry(format!("L{} {}", rule.layer(), rule.name()))
+                            .or_default() += 1;
                     }
+                    self.live
+                        .emit(|| self.event_json(id, source, verdict, latency_ms));
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -341,6 +396,12 @@ impl Node {
                         .events_rejected
                         .get_or_create(&metrics::kind(reason))
                         .inc();
+                    self.live.rejected += 1;
+                    let name = self.member_name(author);
+                    self.live.emit(|| {
+                        json!({"type": "rejected", "reason": reason, "source": source.name(),
+                               "author": author.to_hex(), "name": name, "kind": format!("{kind:?}")})
+                    });
                 }
             }
         }
@@ -1187,6 +1248,129 @@ impl Node {
             }
         }
         self.update_peer_gauges();
+        self.report_partitions();
+        if self.live.last_snapshot.elapsed() >= LIVE_SNAPSHOT_PERIOD {
+            self.live.last_snapshot = now;
+            self.live.emit(|| self.snapshot_json());
+            self.live.latencies.clear();
+        }
+    }
+
+    /// A peer whose heartbeats stop is a partition (or a crash: the two look alike from
+    /// here); heartbeats resuming is a heal. Each transition is counted and sent live.
+    fn report_partitions(&mut self) {
+        let mut changes = Vec::new();
+        for (pid, p) in &self.peers {
+            if p.last_heartbeat.is_none() {
+                continue;
+            }
+            let down = self.is_down(p);
+            if down != p.reported_down {
+                changes.push((*pid, down));
+            }
+        }
+        for (pid, down) in changes {
+            self.peer(pid).reported_down = down;
+            let name = net::member_of(&pid)
+                .map(|m| self.member_name(&m))
+                .unwrap_or_default();
+            if down {
+                self.partitions_seen += 1;
+                tracing::warn!(peer = %pid, %name, "peer unreachable (heartbeats stopped)");
+            } else {
+                tracing::info!(peer = %pid, %name, "partition healed (heartbeats resumed)");
+            }
+            let kind = if down { "partition" } else { "heal" };
+            self.live.emit(|| {
+                json!({"type": kind, "peer": pid.to_string(), "name": name, "at_ms": now_ms(),
+                       "partitions_seen": self.partitions_seen})
+            });
+        }
+    }
+
+    fn member_name(&self, m: &MemberId) -> String {
+        self.ledger
+            .state()
+            .account(m)
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| m.to_hex()[..8].to_string())
+    }
+
+    /// One admitted event as the live feed shows it.
+    fn event_json(
+        &self,
+        id: &EventId,
+        source: Source,
+        verdict: Option<Verdict>,
+        latency_ms: Option<u64>,
+    ) -> Value {
+        let Some(ev) = self.ledger.event(id) else {
+            return Value::Null;
+        };
+        let content = match &ev.body {
+            Body::Thought(c) => Some(c.chars().take(LIVE_CONTENT_CHARS).collect::<String>()),
+            _ => None,
+        };
+        json!({
+            "type": "event",
+            "id": id.to_hex(),
+            "kind": format!("{:?}", ev.header.kind),
+            "author": ev.author().to_hex(),
+            "name": self.member_name(&ev.author()),
+            "seq": ev.seq(),
+            "timestamp_ms": ev.timestamp_ms(),
+            "source": source.name(),
+            "latency_ms": latency_ms,
+            "content": content,
+            "verdict": verdict,
+        })
+    }
+
+    /// The once-a-second picture the dashboard draws: members with liveness and agreement,
+    /// running totals, and the replication latency since the last snapshot.
+    fn snapshot_json(&self) -> Value {
+        let t = now_ms().max(self.ledger.state().head_ms());
+        let mut online: HashMap<MemberId, (bool, Option<bool>)> = HashMap::new();
+        for (pid, p) in &self.peers {
+            if let Some(m) = net::member_of(pid) {
+                online.insert(m, (p.connected && !self.is_down(p), p.root_matches));
+            }
+        }
+        let members: Vec<Value> = self
+            .ledger
+            .state()
+            .accounts()
+            .map(|(m, _)| {
+                let mut a = self.account_json(m, t);
+                let (up, matches) = if *m == self.me {
+                    (true, Some(true))
+                } else {
+                    online.get(m).copied().unwrap_or((false, None))
+                };
+                a["online"] = json!(up);
+                a["root_matches"] = json!(matches);
+                a["me"] = json!(*m == self.me);
+                a
+            })
+            .collect();
+        let mut lat = self.live.latencies.clone();
+        lat.sort_by(f64::total_cmp);
+        let pct =
+            |q: f64| (!lat.is_empty()).then(|| lat[((lat.len() - 1) as f64 * q).round() as usize]);
+        json!({
+            "type": "snapshot",
+            "at_ms": now_ms(),
+            "status": self.status_json(),
+            "final_epoch": self.ledger.final_epoch(),
+            "partitions_seen": self.partitions_seen,
+            "totals": {
+                "admitted": self.live.admitted,
+                "rejected": self.live.rejected,
+                "refused": self.live.refused,
+            },
+            "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "n": lat.len()},
+            "members": members,
+        })
     }
 
     fn current_epoch(&self) -> u64 {

@@ -84,6 +84,8 @@ pub enum Kind {
     Transfer = 3,
     /// Self-certifying proof against another member.
     Evidence = 4,
+    /// The author ran TPM credential activation with a member claiming L5, and it passed.
+    Vouch = 5,
 }
 
 impl Kind {
@@ -94,6 +96,7 @@ impl Kind {
             2 => Self::Validate,
             3 => Self::Transfer,
             4 => Self::Evidence,
+            5 => Self::Vouch,
             _ => {
                 return Err(DecodeError::Invalid {
                     field: "kind",
@@ -109,6 +112,7 @@ impl Kind {
             Self::Thought => "thought",
             Self::Validate => "validate",
             Self::Transfer => "transfer",
+            Self::Vouch => "vouch",
             Self::Evidence => "evidence",
         }
     }
@@ -329,6 +333,12 @@ pub enum Body {
     },
     /// Proof against another member (boxed: two signed headers are large).
     Evidence(Box<Evidence>),
+    /// The author challenged `subject`'s TPM (credential activation) and it answered: a
+    /// vote towards `subject`'s L5 (see `tpm` and `state`).
+    Vouch {
+        /// The member whose TPM answered.
+        subject: MemberId,
+    },
 }
 
 fn valid_entity_type(s: &str) -> bool {
@@ -346,6 +356,7 @@ impl Body {
             Self::Thought(_) => Kind::Thought,
             Self::Validate(_) => Kind::Validate,
             Self::Transfer { .. } => Kind::Transfer,
+            Self::Vouch { .. } => Kind::Vouch,
             Self::Evidence(_) => Kind::Evidence,
         }
     }
@@ -373,6 +384,7 @@ impl Body {
                 w.raw(&to.0);
                 w.u64(*amount_milli);
             }
+            Self::Vouch { subject } => w.raw(&subject.0),
             Self::Evidence(e) => match e.as_ref() {
                 Evidence::Equivocation { a, b } => {
                     w.u8(0);
@@ -478,6 +490,10 @@ impl Body {
                     });
                 }
                 Self::Transfer { to, amount_milli }
+            }
+            Kind::Vouch => {
+                let subject = MemberId(r.array("subject")?);
+                Self::Vouch { subject }
             }
             Kind::Evidence => match r.u8("evidence_kind")? {
                 0 => {

@@ -100,6 +100,11 @@ pub struct Genesis {
     pub committee_size: u32,
     /// Checkpoint every this many epochs: members sign roots and certificates form only there.
     pub finality_every_epochs: u64,
+    /// Layer 6: root certificates (PEM) that TPM endorsement certificates must chain to.
+    /// Empty: no TPM is verified and every L5 claim counts as L4. In production, the TPM
+    /// vendors' EK roots; in tests, the swtpm local CA.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attest_roots: Vec<String>,
 }
 
 impl Default for Genesis {
@@ -145,6 +150,7 @@ impl Default for Genesis {
             epoch_ms: 1_000,
             committee_size: 3,
             finality_every_epochs: 5,
+            attest_roots: Vec::new(),
         }
     }
 }
@@ -226,6 +232,13 @@ impl Genesis {
         if self.committee_size > 64 {
             return err("committee_size above 64");
         }
+        if self.attest_roots.len() > crate::tpm::MAX_ROOTS {
+            return err("more than 64 attest_roots");
+        }
+        for (i, pem) in self.attest_roots.iter().enumerate() {
+            crate::tpm::pem_to_der(pem)
+                .map_err(|e| GenesisError(format!("attest_roots[{i}]: {e}")))?;
+        }
         Ok(())
     }
 
@@ -279,7 +292,24 @@ impl Genesis {
         w.u32(self.eject_violations);
         w.u32(self.committee_size);
         w.u64(self.finality_every_epochs);
+        // Appended only when present, so networks without TPM roots keep their ids.
+        let roots = self.attest_roots_der();
+        if !roots.is_empty() {
+            w.raw(b"tpm-roots");
+            w.u8(roots.len() as u8);
+            for r in &roots {
+                w.bytes16(r);
+            }
+        }
         w.finish()
+    }
+
+    /// The TPM roots as DER (roots that do not parse are left out; `validate` refuses them).
+    pub fn attest_roots_der(&self) -> Vec<Vec<u8>> {
+        self.attest_roots
+            .iter()
+            .filter_map(|p| crate::tpm::pem_to_der(p).ok())
+            .collect()
     }
 
     /// The network id: SHA-256 of the canonical encoding.

@@ -24,9 +24,9 @@
 //! After every `handle_*` call, drain [`Ledger::poll_output`] until it returns `None`: it
 //! carries events to persist and proofs to publish.
 
-use crate::attest::{level_for, LevelReason, NoHardware, Verifier};
+use crate::attest::{claim_for, Claim, GenesisVerifier, LevelReason, Verifier};
 use crate::envelope::Envelope;
-use crate::event::{Body, Event, EventId, Evidence, Level, OrderKey};
+use crate::event::{Body, Event, EventId, Evidence, OrderKey};
 use crate::finality::VoteBody;
 use crate::genesis::Genesis;
 use crate::identity::{Keypair, MemberId};
@@ -144,8 +144,8 @@ pub enum Output {
 #[derive(Debug, Clone)]
 struct Feed {
     ids: Vec<EventId>,
-    level: Level,
-    level_reason: LevelReason,
+    /// What the registration's hardware evidence establishes (checked once, at append).
+    claim: Claim,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -220,12 +220,14 @@ impl std::fmt::Debug for Ledger {
 }
 
 impl Ledger {
-    /// A ledger for a network with no hardware verifier (every L5 claim counts as L4).
+    /// A ledger for a network: TPM evidence is verified against the genesis roots.
     pub fn new(genesis: Genesis) -> Self {
-        Self::with_verifier(genesis, Box::new(NoHardware))
+        let verifier = GenesisVerifier::new(&genesis);
+        Self::with_verifier(genesis, Box::new(verifier))
     }
 
-    /// A ledger with a hardware attestation verifier (layer 6).
+    /// A ledger with another attestation verifier (layer 6). Every node of a network must
+    /// use the same one: the level feeds the state root.
     pub fn with_verifier(genesis: Genesis, verifier: Box<dyn Verifier>) -> Self {
         let network = genesis.network_id();
         Self {
@@ -513,10 +515,11 @@ impl Ledger {
                 return Err(InsertError::BrokenChain { seq });
             };
             pow::verify(&self.network, &author, r.pow, self.genesis.pow_bits)?;
-            let (level, level_reason) = level_for(
+            let claim = claim_for(
                 self.verifier.as_ref(),
                 &author,
                 &self.network,
+                ev.timestamp_ms(),
                 r.claimed_level,
                 &r.attestation,
             );
@@ -524,8 +527,7 @@ impl Ledger {
                 author,
                 Feed {
                     ids: Vec::new(),
-                    level,
-                    level_reason,
+                    claim,
                 },
             );
         } else {
@@ -667,13 +669,13 @@ impl Ledger {
             self.state.advance(key.timestamp_ms);
             Verdict::Ignored(crate::verdict::Ignored::AuthorEjected)
         } else if ev.seq() == 0 {
-            let (level, reason) = self
+            let claim = self
                 .feeds
                 .get(&ev.author())
-                .map_or((Level::L4, LevelReason::ClaimedL4), |f| {
-                    (f.level, f.level_reason.clone())
+                .map_or(Claim::Software(LevelReason::ClaimedL4), |f| {
+                    f.claim.clone()
                 });
-            self.state.register(g, ev, level, reason)
+            self.state.register(g, ev, claim)
         } else {
             let check = self.evidence_checks.get(&id).cloned().unwrap_or(Ok(()));
             let v = self.state.judge(g, ev, check);

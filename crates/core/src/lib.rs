@@ -20,4 +20,5 @@ pub mod pow;
 pub mod quality;
 pub mod state;
 pub mod testkit;
+pub mod tpm;
 pub mod verdict;

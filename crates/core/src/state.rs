@@ -6,7 +6,7 @@
 //! effects (trust decay, ATP recharge) are computed from logical time on demand, so the
 //! state at any instant is a projection, never a timer.
 
-use crate::attest::LevelReason;
+use crate::attest::{vouched_enough, Claim, LevelReason};
 use crate::event::{Body, Event, EventId, Evidence, Level};
 use crate::fixed::{ln_micro, mul_div, DAY_MS, MICRO};
 use crate::genesis::Genesis;
@@ -59,6 +59,18 @@ pub struct Account {
     window: VecDeque<(u64, u64)>,
     /// The member's live thoughts, oldest first (layer 4 share eviction).
     live: BTreeSet<(u64, EventId)>,
+    /// The TPM behind the member, when its evidence verified: the hardware id and the
+    /// members who vouched for it (credential activation).
+    pub hardware: Option<Hardware>,
+}
+
+/// A member's verified TPM and its vouches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hardware {
+    /// SHA-256 of the endorsement key (see `tpm::Verified`).
+    pub id: [u8; 32],
+    /// Members who ran credential activation with it and vouched.
+    pub vouchers: BTreeSet<MemberId>,
 }
 
 impl Account {
@@ -104,7 +116,8 @@ impl Account {
         self.recharge_to(g, t);
     }
 
-    fn ceiling(&self, g: &Genesis) -> u64 {
+    /// The trust ceiling of the member's level (layer 6).
+    pub fn ceiling(&self, g: &Genesis) -> u64 {
         match self.level {
             Level::L4 => g.trust_ceiling_l4_micro,
             Level::L5 => g.trust_ceiling_l5_micro,
@@ -160,6 +173,14 @@ impl Account {
         b.extend_from_slice(&self.violations.to_be_bytes());
         b.extend_from_slice(&self.trust_at(g, t).to_be_bytes());
         b.extend_from_slice(&self.atp_at(g, t).to_be_bytes());
+        // Only hardware-backed accounts carry this, so other accounts' leaves are unchanged.
+        if let Some(h) = &self.hardware {
+            b.extend_from_slice(b"hw");
+            b.extend_from_slice(&h.id);
+            for v in &h.vouchers {
+                b.extend_from_slice(&v.0);
+            }
+        }
         merkle::leaf(&b)
     }
 }
@@ -229,6 +250,9 @@ pub struct State {
     frontier: BTreeMap<MemberId, u64>,
     /// Forged envelopes already counted (each counts once, however many report it).
     forgeries_applied: BTreeSet<[u8; 32]>,
+    /// Layer 6: which member each verified TPM backs (first registration in fold order).
+    /// Never released, even on ejection: an ejected member cannot come back on the same TPM.
+    hardware: BTreeMap<[u8; 32], MemberId>,
 }
 
 /// The committee for a thought: the `k` active members other than the author with the
@@ -320,23 +344,33 @@ impl State {
     }
 
     /// Adds a registered member. Registration validity (PoW, encoding, signature) is checked
-    /// before an event enters the log; the level comes from the attestation verifier.
-    pub fn register(
-        &mut self,
-        g: &Genesis,
-        ev: &Event,
-        level: Level,
-        level_reason: LevelReason,
-    ) -> Verdict {
+    /// before an event enters the log; `claim` is what its hardware evidence established.
+    /// Every member starts at L4; verified hardware becomes L5 through vouches
+    /// ([`Body::Vouch`]), unless its TPM already backs another member.
+    pub fn register(&mut self, g: &Genesis, ev: &Event, claim: Claim) -> Verdict {
         let Body::Register(r) = &ev.body else {
             return Verdict::Ignored(Ignored::AuthorEjected);
         };
         let t = ev.timestamp_ms();
         self.head_ms = self.head_ms.max(t);
-        let trust = match level {
-            Level::L4 => g.trust_start_l4_micro,
-            Level::L5 => g.trust_start_l5_micro,
+        let (level_reason, hardware) = match claim {
+            Claim::Software(reason) => (reason, None),
+            Claim::Hardware(v) => match self.hardware.get(&v.hardware_id) {
+                Some(other) if *other != ev.author() => {
+                    (LevelReason::HardwareInUse(*other), None)
+                }
+                _ => {
+                    self.hardware.insert(v.hardware_id, ev.author());
+                    let hw = Hardware {
+                        id: v.hardware_id,
+                        vouchers: BTreeSet::new(),
+                    };
+                    (LevelReason::AwaitingVouches { vouchers: 0 }, Some(hw))
+                }
+            },
         };
+        let level = Level::L4;
+        let trust = g.trust_start_l4_micro;
         self.accounts.insert(
             ev.author(),
             Account {
@@ -355,9 +389,71 @@ impl State {
                 thoughts_accepted: 0,
                 window: VecDeque::new(),
                 live: BTreeSet::new(),
+                hardware,
             },
         );
         Verdict::Accepted
+    }
+
+    /// Judges a vouch: the subject must be an active member with verified hardware that is
+    /// not yet L5, and the author must not be the subject or have vouched before.
+    fn judge_vouch(&self, author: MemberId, subject: &MemberId) -> Verdict {
+        if *subject == author {
+            return Verdict::Ignored(Ignored::SelfVouch);
+        }
+        let Some(s) = self.accounts.get(subject) else {
+            return Verdict::Ignored(Ignored::NotAwaitingVouches);
+        };
+        match &s.hardware {
+            Some(h) if s.status == Status::Active && s.level == Level::L4 => {
+                if h.vouchers.contains(&author) {
+                    Verdict::Ignored(Ignored::AlreadyVouched)
+                } else {
+                    Verdict::Accepted
+                }
+            }
+            _ => Verdict::Ignored(Ignored::NotAwaitingVouches),
+        }
+    }
+
+    /// Records a vouch and grants L5 when the vouchers' trust exceeds a third of the other
+    /// active members' trust (at the vouch's logical time). L5 raises trust to the L5
+    /// starting trust if it is below it, and lifts the ceiling.
+    fn apply_vouch(&mut self, g: &Genesis, author: MemberId, subject: MemberId, t: u64) {
+        let Some(vouchers) = self
+            .accounts
+            .get_mut(&subject)
+            .and_then(|s| s.hardware.as_mut())
+            .map(|h| {
+                h.vouchers.insert(author);
+                h.vouchers.clone()
+            })
+        else {
+            return;
+        };
+        let (mut vouch_weight, mut others_weight) = (0u64, 0u64);
+        for (m, a) in &self.accounts {
+            if *m == subject || a.status != Status::Active {
+                continue;
+            }
+            let w = a.trust_at(g, t);
+            others_weight += w;
+            if vouchers.contains(m) {
+                vouch_weight += w;
+            }
+        }
+        let n = vouchers.len() as u32;
+        let Some(s) = self.accounts.get_mut(&subject) else {
+            return;
+        };
+        if vouched_enough(vouch_weight, others_weight) {
+            s.trust_micro = s.trust_at(g, t).max(g.trust_start_l5_micro);
+            s.last_active_ms = s.last_active_ms.max(t);
+            s.level = Level::L5;
+            s.level_reason = LevelReason::Attested { vouchers: n };
+        } else {
+            s.level_reason = LevelReason::AwaitingVouches { vouchers: n };
+        }
     }
 
     /// Judges an event (seq > 0) against the state, without changing anything.
@@ -374,6 +470,7 @@ impl State {
         }
         match &ev.body {
             Body::Register(_) => Verdict::Ignored(Ignored::AuthorEjected),
+            Body::Vouch { subject } => self.judge_vouch(ev.author(), subject),
             Body::Thought(content) => self.judge_thought(g, acct, ev.author(), content, t),
             Body::Validate(v) => {
                 let Some(entry) = self.corpus.get(&v.thought) else {
@@ -533,6 +630,7 @@ impl State {
                         self.eject(a.signer, EjectCause::DoubleVote { epoch });
                     }
                 },
+                Body::Vouch { subject } => self.apply_vouch(g, author, *subject, t),
                 Body::Register(_) => {}
             },
         }

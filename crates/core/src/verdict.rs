@@ -123,6 +123,12 @@ pub enum Ignored {
     BadRecipient,
     /// Evidence against a member that is already ejected by it.
     EvidenceAlreadyApplied,
+    /// A vouch for oneself.
+    SelfVouch,
+    /// A vouch for a member without verified hardware, already L5, unknown or ejected.
+    NotAwaitingVouches,
+    /// A second vouch for the same member by the same author.
+    AlreadyVouched,
 }
 
 /// The fold's verdict on one event.

@@ -111,66 +111,95 @@ fn seed_test2_spam_is_rate_limited_penalised_and_ejected() {
     );
 }
 
-/// Test 5: hardware trust asymmetry. L5 needs an attestation that verifies; a claim without
-/// one is L4, with the reason. Starting trust and ceilings follow the level.
+/// Test 5: hardware trust asymmetry. L5 needs evidence that verifies *and* vouches from more
+/// than a third of the other members' trust; a claim without evidence, with evidence for
+/// another key, or on hardware that already backs a member stays L4, with the reason.
+/// Starting trust and ceilings follow the level. (The verifier here is a stand-in for the
+/// TPM check, which `crates/cli/tests/tpm.rs` runs against real swtpm instances.)
 #[test]
 fn seed_test5_levels_start_trust_and_ceilings() {
+    use web4fed_core::attest::{LevelReason, VerifyError};
+    /// Evidence is `member id || hardware id`; valid when the first half is the member.
     struct AcceptTestEvidence;
     impl web4fed_core::attest::Verifier for AcceptTestEvidence {
         fn verify(
             &self,
             member: &web4fed_core::identity::MemberId,
             _: &[u8; 32],
+            _: u64,
             a: &web4fed_core::event::Attestation,
-        ) -> Result<(), String> {
-            if a.evidence == member.0 {
-                Ok(())
+        ) -> Result<web4fed_core::tpm::Verified, VerifyError> {
+            if a.evidence.len() == 64 && a.evidence[..32] == member.0 {
+                Ok(web4fed_core::tpm::Verified {
+                    hardware_id: a.evidence[32..].try_into().unwrap(),
+                })
             } else {
-                Err("evidence is for another key".into())
+                Err(VerifyError::Refused("evidence is for another key".into()))
             }
         }
     }
+    let evidence = |m: &Author, hw: u8| [m.id().0, [hw; 32]].concat();
     let g = genesis();
     let mut l = Ledger::with_verifier(g.clone(), Box::new(AcceptTestEvidence));
     let mut hw = Author::from_seed(&g, 1);
     let mut claim = Author::from_seed(&g, 2);
     let mut wrong = Author::from_seed(&g, 3);
     let mut sw = Author::from_seed(&g, 4);
-    let hw_ev = hw.register_claiming(&g, "legion", T0, Level::L5, hw.id().0.to_vec());
+    let mut twin = Author::from_seed(&g, 5);
+    let hw_ev = hw.register_claiming(&g, "legion", T0, Level::L5, evidence(&hw, 1));
     admit(&mut l, T0, hw_ev);
     let claim_ev = claim.register_claiming(&g, "thor", T0, Level::L5, Vec::new());
     admit(&mut l, T0, claim_ev);
-    let wrong_ev = wrong.register_claiming(&g, "sprout", T0, Level::L5, hw.id().0.to_vec());
+    let wrong_ev = wrong.register_claiming(&g, "sprout", T0, Level::L5, evidence(&hw, 3));
     admit(&mut l, T0, wrong_ev);
     let sw_ev = sw.register(&g, "laptop", T0);
     admit(&mut l, T0, sw_ev);
+    // The same TPM (hardware id 1) behind a second key: registered later in fold order.
+    let twin_ev = twin.register_claiming(&g, "twin", T0 + 1, Level::L5, evidence(&twin, 1));
+    admit(&mut l, T0 + 1, twin_ev);
+    let reason = |l: &Ledger, a: &Author| l.state().account(&a.id()).unwrap().level_reason.clone();
+    assert_eq!(reason(&l, &hw), LevelReason::AwaitingVouches { vouchers: 0 });
+    assert_eq!(reason(&l, &twin), LevelReason::HardwareInUse(hw.id()));
+    assert_eq!(reason(&l, &claim), LevelReason::NoEvidence);
+    assert!(matches!(reason(&l, &wrong), LevelReason::Refused(_)));
+    assert_eq!(reason(&l, &sw), LevelReason::ClaimedL4);
+    // Vouches: self-vouches and vouches for members without hardware are ignored; one vouch
+    // of 0.1 out of 0.4 is not more than a third; the second is.
+    let t = T0 + 10;
+    let own = hw.next(t, Body::Vouch { subject: hw.id() });
+    let id = admit(&mut l, t, own);
+    assert_eq!(l.verdict(&id), Some(&Verdict::Ignored(Ignored::SelfVouch)));
+    let v = sw.next(t, Body::Vouch { subject: claim.id() });
+    let id = admit(&mut l, t, v);
+    assert_eq!(l.verdict(&id), Some(&Verdict::Ignored(Ignored::NotAwaitingVouches)));
+    let v = sw.next(t + 1, Body::Vouch { subject: hw.id() });
+    admit(&mut l, t + 1, v);
+    assert_eq!(reason(&l, &hw), LevelReason::AwaitingVouches { vouchers: 1 });
+    assert_eq!(l.state().account(&hw.id()).unwrap().level, Level::L4);
+    let again = sw.next(t + 2, Body::Vouch { subject: hw.id() });
+    let id = admit(&mut l, t + 2, again);
+    assert_eq!(l.verdict(&id), Some(&Verdict::Ignored(Ignored::AlreadyVouched)));
+    let v = claim.next(t + 3, Body::Vouch { subject: hw.id() });
+    admit(&mut l, t + 3, v);
+    assert_eq!(reason(&l, &hw), LevelReason::Attested { vouchers: 2 });
     let s = l.state();
     let level = |a: &Author| s.account(&a.id()).unwrap().level;
-    let trust = |a: &Author| s.account(&a.id()).unwrap().trust_at(&g, T0);
+    let trust = |a: &Author| s.account(&a.id()).unwrap().trust_at(&g, T0 + 20);
     assert_eq!(level(&hw), Level::L5);
     assert_eq!(trust(&hw), 300_000);
-    for a in [&claim, &wrong, &sw] {
+    for a in [&claim, &wrong, &sw, &twin] {
         assert_eq!(level(a), Level::L4);
         assert_eq!(trust(a), 100_000);
     }
-    use web4fed_core::attest::LevelReason;
-    assert_eq!(
-        s.account(&claim.id()).unwrap().level_reason,
-        LevelReason::NoEvidence
-    );
-    assert!(matches!(
-        s.account(&wrong.id()).unwrap().level_reason,
-        LevelReason::Refused(_)
-    ));
     // Ceilings: 1,000 accepted thoughts spaced beyond the rate window push both to their cap.
     for i in 0..150u64 {
-        let t = T0 + (i + 1) * 61_000;
+        let t = T0 + 20 + (i + 1) * 61_000;
         let e1 = hw.thought(t, &sentence(i));
         admit(&mut l, t, e1);
         let e2 = sw.thought(t, &sentence(10_000 + i));
         admit(&mut l, t, e2);
     }
-    let t = T0 + 151 * 61_000;
+    let t = T0 + 20 + 151 * 61_000;
     let s = l.state();
     assert_eq!(s.account(&hw.id()).unwrap().trust_at(&g, t), 1_000_000);
     assert_eq!(s.account(&sw.id()).unwrap().trust_at(&g, t), 850_000);

@@ -672,9 +672,7 @@ impl Ledger {
             let claim = self
                 .feeds
                 .get(&ev.author())
-                .map_or(Claim::Software(LevelReason::ClaimedL4), |f| {
-                    f.claim.clone()
-                });
+                .map_or(Claim::Software(LevelReason::ClaimedL4), |f| f.claim.clone());
             self.state.register(g, ev, claim)
         } else {
             let check = self.evidence_checks.get(&id).cloned().unwrap_or(Ok(()));

@@ -356,9 +356,7 @@ impl State {
         let (level_reason, hardware) = match claim {
             Claim::Software(reason) => (reason, None),
             Claim::Hardware(v) => match self.hardware.get(&v.hardware_id) {
-                Some(other) if *other != ev.author() => {
-                    (LevelReason::HardwareInUse(*other), None)
-                }
+                Some(other) if *other != ev.author() => (LevelReason::HardwareInUse(*other), None),
                 _ => {
                     self.hardware.insert(v.hardware_id, ev.author());
                     let hw = Hardware {

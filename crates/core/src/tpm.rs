@@ -383,7 +383,11 @@ fn check_issued(child: &Certificate, parent: &Certificate, what: &str) -> Result
         OID_RSA_SHA256 => VerifyingKey::<Sha256>::new(key).verify(&tbs, &sig).is_ok(),
         OID_RSA_SHA384 => VerifyingKey::<Sha384>::new(key).verify(&tbs, &sig).is_ok(),
         OID_RSA_SHA512 => VerifyingKey::<Sha512>::new(key).verify(&tbs, &sig).is_ok(),
-        other => return Err(format!("{what}: signature algorithm {other} is not supported")),
+        other => {
+            return Err(format!(
+                "{what}: signature algorithm {other} is not supported"
+            ))
+        }
     };
     if !ok {
         return Err(format!("{what}: the certificate signature does not verify"));
@@ -409,10 +413,14 @@ impl<'a> Be<'a> {
         Ok(a)
     }
     fn u16(&mut self) -> Result<u16, String> {
-        Ok(u16::from_be_bytes(self.take(2)?.try_into().unwrap_or([0; 2])))
+        Ok(u16::from_be_bytes(
+            self.take(2)?.try_into().unwrap_or([0; 2]),
+        ))
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_be_bytes(self.take(4)?.try_into().unwrap_or([0; 4])))
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().unwrap_or([0; 4]),
+        ))
     }
     fn tpm2b(&mut self) -> Result<&'a [u8], String> {
         let n = self.u16()? as usize;
@@ -437,7 +445,9 @@ mod tests {
         let m = MemberId([1; 32]);
         let roots = vec![vec![0x30, 0x00]];
         assert!(verify(&roots, &net, &m, 0, &[]).is_err());
-        assert!(verify(&[], &net, &m, 0, &[1]).unwrap_err().contains("no TPM roots"));
+        assert!(verify(&[], &net, &m, 0, &[1])
+            .unwrap_err()
+            .contains("no TPM roots"));
         let ev = Evidence {
             ek_cert: vec![0x30, 0x82, 0xff, 0xff],
             chain: vec![vec![1, 2, 3]],

@@ -158,7 +158,10 @@ fn seed_test5_levels_start_trust_and_ceilings() {
     let twin_ev = twin.register_claiming(&g, "twin", T0 + 1, Level::L5, evidence(&twin, 1));
     admit(&mut l, T0 + 1, twin_ev);
     let reason = |l: &Ledger, a: &Author| l.state().account(&a.id()).unwrap().level_reason.clone();
-    assert_eq!(reason(&l, &hw), LevelReason::AwaitingVouches { vouchers: 0 });
+    assert_eq!(
+        reason(&l, &hw),
+        LevelReason::AwaitingVouches { vouchers: 0 }
+    );
     assert_eq!(reason(&l, &twin), LevelReason::HardwareInUse(hw.id()));
     assert_eq!(reason(&l, &claim), LevelReason::NoEvidence);
     assert!(matches!(reason(&l, &wrong), LevelReason::Refused(_)));
@@ -169,16 +172,30 @@ fn seed_test5_levels_start_trust_and_ceilings() {
     let own = hw.next(t, Body::Vouch { subject: hw.id() });
     let id = admit(&mut l, t, own);
     assert_eq!(l.verdict(&id), Some(&Verdict::Ignored(Ignored::SelfVouch)));
-    let v = sw.next(t, Body::Vouch { subject: claim.id() });
+    let v = sw.next(
+        t,
+        Body::Vouch {
+            subject: claim.id(),
+        },
+    );
     let id = admit(&mut l, t, v);
-    assert_eq!(l.verdict(&id), Some(&Verdict::Ignored(Ignored::NotAwaitingVouches)));
+    assert_eq!(
+        l.verdict(&id),
+        Some(&Verdict::Ignored(Ignored::NotAwaitingVouches))
+    );
     let v = sw.next(t + 1, Body::Vouch { subject: hw.id() });
     admit(&mut l, t + 1, v);
-    assert_eq!(reason(&l, &hw), LevelReason::AwaitingVouches { vouchers: 1 });
+    assert_eq!(
+        reason(&l, &hw),
+        LevelReason::AwaitingVouches { vouchers: 1 }
+    );
     assert_eq!(l.state().account(&hw.id()).unwrap().level, Level::L4);
     let again = sw.next(t + 2, Body::Vouch { subject: hw.id() });
     let id = admit(&mut l, t + 2, again);
-    assert_eq!(l.verdict(&id), Some(&Verdict::Ignored(Ignored::AlreadyVouched)));
+    assert_eq!(
+        l.verdict(&id),
+        Some(&Verdict::Ignored(Ignored::AlreadyVouched))
+    );
     let v = claim.next(t + 3, Body::Vouch { subject: hw.id() });
     admit(&mut l, t + 3, v);
     assert_eq!(reason(&l, &hw), LevelReason::Attested { vouchers: 2 });

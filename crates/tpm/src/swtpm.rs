@@ -1,0 +1,155 @@
+//! A software TPM for tests and demos: `swtpm` (Debian's `swtpm` and `swtpm-tools`), with an
+//! endorsement certificate issued by a local CA of its own (`swtpm_localca`), so a test can
+//! put that CA's root in a genesis exactly as production puts a TPM vendor's root there.
+//!
+//! This is a real TPM 2.0 implementation (libtpms) reached over TCP, not a stand-in: every
+//! key, quote and activation is computed by it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A local certificate authority for swtpm EK certificates.
+#[derive(Debug, Clone)]
+pub struct LocalCa {
+    /// Its state directory.
+    pub dir: PathBuf,
+}
+
+impl LocalCa {
+    /// A CA in `dir` (created by the first `SwTpm::manufacture` that uses it).
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The root certificate (PEM): what a genesis lists.
+    pub fn root_pem(&self) -> std::io::Result<String> {
+        std::fs::read_to_string(self.dir.join("swtpm-localca-rootca-cert.pem"))
+    }
+
+    /// The intermediate that signs EK certificates (PEM): the chain evidence carries.
+    pub fn issuer_pem(&self) -> std::io::Result<String> {
+        std::fs::read_to_string(self.dir.join("issuercert.pem"))
+    }
+}
+
+/// A running swtpm instance; killed on drop.
+#[derive(Debug)]
+pub struct SwTpm {
+    child: Child,
+    /// The TCTI string for tpm2-tools.
+    pub tcti: String,
+    /// The TPM state directory.
+    pub state: PathBuf,
+}
+
+/// A free port whose successor is free too: the swtpm TCTI expects the control channel on
+/// the server port + 1.
+fn free_port_pair() -> std::io::Result<u16> {
+    for _ in 0..100 {
+        let a = TcpListener::bind("127.0.0.1:0")?;
+        let port = a.local_addr()?.port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("no free pair of ports"))
+}
+
+impl SwTpm {
+    /// Whether swtpm and tpm2-tools are installed.
+    pub fn available() -> bool {
+        ["swtpm", "swtpm_setup", "tpm2_createak"].iter().all(|t| {
+            Command::new("which")
+                .arg(t)
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
+    /// Manufactures a TPM in `state` (EK and EK certificate from `ca`) and starts it.
+    pub fn manufacture(state: &Path, ca: &LocalCa) -> std::io::Result<Self> {
+        std::fs::create_dir_all(state)?;
+        std::fs::create_dir_all(&ca.dir)?;
+        let conf_dir = state.join("conf");
+        std::fs::create_dir_all(&conf_dir)?;
+        let ca_conf = conf_dir.join("swtpm-localca.conf");
+        let d = ca.dir.display();
+        std::fs::write(
+            &ca_conf,
+            format!(
+                "statedir = {d}\nsigningkey = {d}/signkey.pem\nissuercert = {d}/issuercert.pem\ncertserial = {d}/certserial\n"
+            ),
+        )?;
+        let opts = conf_dir.join("swtpm-localca.options");
+        std::fs::write(
+            &opts,
+            "--platform-manufacturer web4fed\n--platform-version 2.1\n--platform-model test\n",
+        )?;
+        let setup_conf = conf_dir.join("swtpm_setup.conf");
+        std::fs::write(
+            &setup_conf,
+            format!(
+                "create_certs_tool = swtpm_localca\ncreate_certs_tool_config = {}\ncreate_certs_tool_options = {}\nactive_pcr_banks = sha256\n",
+                ca_conf.display(),
+                opts.display()
+            ),
+        )?;
+        let out = Command::new("swtpm_setup")
+            .args(["--tpm2", "--create-ek-cert", "--overwrite", "--tpmstate"])
+            .arg(state)
+            .arg("--config")
+            .arg(&setup_conf)
+            .output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "swtpm_setup: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Self::start(state)
+    }
+
+    /// Starts swtpm on a manufactured state directory.
+    pub fn start(state: &Path) -> std::io::Result<Self> {
+        let port = free_port_pair()?;
+        let ctrl = port + 1;
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", state.display()))
+            .args([
+                "--server",
+                &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
+            ])
+            .args([
+                "--ctrl",
+                &format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"),
+            ])
+            .args(["--flags", "not-need-init,startup-clear"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(std::io::Error::other("swtpm did not start listening"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Self {
+            child,
+            tcti: format!("swtpm:host=127.0.0.1,port={port}"),
+            state: state.into(),
+        })
+    }
+}
+
+impl Drop for SwTpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

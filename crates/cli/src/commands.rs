@@ -1,7 +1,7 @@
 //! The offline commands: `init`, `genesis`, `inspect`.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -80,6 +80,35 @@ fn mine_with_progress(network: &[u8; 32], member: &MemberId, bits: u8) -> (Pow, 
     (pow, hashes.load(Ordering::Relaxed), elapsed)
 }
 
+/// `init --attest tpm`: where the TPM is and what it needs.
+#[derive(Debug, Clone)]
+pub struct TpmInit {
+    /// TCTI for tpm2-tools.
+    pub tcti: String,
+    /// Persistent handle for the attestation key.
+    pub ak_handle: u32,
+    /// PEM file with the intermediates between the EK certificate and a genesis root.
+    pub chain: Option<PathBuf>,
+}
+
+/// What `init` binds the member to.
+#[derive(Debug, Clone)]
+pub enum Hardware {
+    /// A TPM: provision evidence and claim L5.
+    Tpm(TpmInit),
+    /// Attack experiments: claim L5 with these evidence bytes, unchecked (empty: none).
+    Claim(Vec<u8>),
+}
+
+/// Parses a TPM handle given as `0x81010002` or decimal.
+pub fn parse_handle(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("{s:?} is not a TPM handle (e.g. 0x81010002)"))
+}
+
 /// `web4fed init`.
 pub fn init(
     dir: &Path,
@@ -87,8 +116,9 @@ pub fn init(
     pow_bits: u8,
     genesis_file: Option<&Path>,
     entity_type: &str,
+    tpm: Option<Hardware>,
 ) -> CmdResult {
-    let lct = init_quiet(dir, name, pow_bits, genesis_file, entity_type)?;
+    let lct = init_quiet(dir, name, pow_bits, genesis_file, entity_type, tpm)?;
     println!("{lct}");
     Ok(())
 }
@@ -100,6 +130,7 @@ pub fn init_quiet(
     pow_bits: u8,
     genesis_file: Option<&Path>,
     entity_type: &str,
+    tpm: Option<Hardware>,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let nd = NodeDir::new(dir);
     if nd.key().exists() {
@@ -125,16 +156,85 @@ pub fn init_quiet(
     let keypair: Keypair = keyfile::generate()?;
     let member = keypair.id();
     let network = genesis.network_id();
+    let (claimed_level, attestation, tpm_config) = match &tpm {
+        None => (
+            Level::L4,
+            Attestation {
+                kind: AttestationKind::None,
+                evidence: Vec::new(),
+            },
+            None,
+        ),
+        Some(Hardware::Claim(evidence)) => {
+            let kind = if evidence.is_empty() {
+                AttestationKind::None
+            } else {
+                AttestationKind::Tpm2
+            };
+            (
+                Level::L5,
+                Attestation {
+                    kind,
+                    evidence: evidence.clone(),
+                },
+                None,
+            )
+        }
+        Some(Hardware::Tpm(t)) => {
+            if genesis.attest_roots.is_empty() {
+                return Err(
+                    "--attest tpm: the genesis lists no attest_roots, so no node \
+                     would verify this TPM; make the genesis with `web4fed genesis \
+                     --attest-root ROOT.pem`"
+                        .into(),
+                );
+            }
+            let chain = match &t.chain {
+                Some(p) => std::fs::read_to_string(p)
+                    .map_err(|e| format!("--tpm-chain {}: {e}", p.display()))?,
+                None => String::new(),
+            };
+            let started = std::time::Instant::now();
+            let evidence = web4fed_tpm::Tpm::new(&t.tcti, t.ak_handle)
+                .provision(&network, &member, &chain)?
+                .encode();
+            std::fs::write(dir.join("tpm-evidence.bin"), &evidence)?;
+            eprintln!(
+                "TPM evidence made in {:.2?} ({} bytes; AK at 0x{:08x})",
+                started.elapsed(),
+                evidence.len(),
+                t.ak_handle
+            );
+            // Refuse here what every node would refuse, with the same reason.
+            web4fed_core::tpm::verify(
+                &genesis.attest_roots_der(),
+                &network,
+                &member,
+                now_ms(),
+                &evidence,
+            )
+            .map_err(|e| format!("the TPM evidence would be refused: {e}"))?;
+            let config = web4fed_store::node_dir::TpmConfig {
+                tcti: t.tcti.clone(),
+                ak_handle: t.ak_handle,
+            };
+            (
+                Level::L5,
+                Attestation {
+                    kind: AttestationKind::Tpm2,
+                    evidence,
+                },
+                Some(config),
+            )
+        }
+    };
     let (pow, hashes, elapsed) = mine_with_progress(&network, &member, genesis.pow_bits);
     let body = Body::Register(Register {
         name: name.to_string(),
         entity_type: entity_type.to_string(),
         pow,
-        claimed_level: Level::L4,
-        attestation: Attestation {
-            kind: AttestationKind::None,
-            evidence: Vec::new(),
-        },
+        claimed_level,
+        attestation,
     });
     // Check the registration encodes within limits before anything is written.
     let mut ledger = Ledger::new(genesis.clone());
@@ -156,6 +256,7 @@ pub fn init_quiet(
         listen: "/ip4/0.0.0.0/tcp/8000".into(),
         api: "127.0.0.1:8080".into(),
         peers: Vec::new(),
+        tpm: tpm_config,
     };
     config.save(&nd.config())?;
     let rate = hashes as f64 / elapsed.as_secs_f64().max(1e-9);
@@ -175,10 +276,18 @@ pub fn genesis(
     pow_bits: u8,
     network_name: Option<String>,
     set: &[String],
+    attest_roots: &[PathBuf],
 ) -> CmdResult {
     let mut g = Genesis::with_pow_bits(pow_bits);
     if let Some(n) = network_name {
         g.network_name = n;
+    }
+    for p in attest_roots {
+        let pem = std::fs::read_to_string(p)
+            .map_err(|e| format!("--attest-root {}: {e}", p.display()))?;
+        web4fed_core::tpm::pem_to_der(&pem)
+            .map_err(|e| format!("--attest-root {}: {e}", p.display()))?;
+        g.attest_roots.push(pem.trim().to_string() + "\n");
     }
     if !set.is_empty() {
         // Round-trip through TOML so every field is settable by its documented name and an

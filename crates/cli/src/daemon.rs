@@ -155,7 +155,7 @@ pub fn demo(
     for name in names {
         let d = base.join(name);
         if !NodeDir::new(&d).key().exists() {
-            crate::commands::init_quiet(&d, name, 12, None, "ai")?;
+            crate::commands::init_quiet(&d, name, 12, None, "ai", None)?;
         }
         let p2p = free_port()?;
         let api_port = free_port()?;

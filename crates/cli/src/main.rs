@@ -36,6 +36,25 @@ enum Command {
         /// The entity type in the LCT id (`[a-z0-9_-]`).
         #[arg(long, default_value = "ai")]
         entity_type: String,
+        /// Bind the member to hardware and claim L5: `tpm` creates an attestation key in the
+        /// TPM and quotes this member's key with it (needs tpm2-tools and a genesis with
+        /// attest_roots). L5 is granted once other members' challenges succeed.
+        #[arg(long, value_parser = ["tpm"])]
+        attest: Option<String>,
+        /// The TPM's TCTI (`device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`).
+        #[arg(long, default_value = web4fed_tpm::DEFAULT_TCTI, requires = "attest")]
+        tcti: String,
+        /// Persistent handle for the attestation key (replaced if present).
+        #[arg(long, default_value = "0x81010002", value_parser = commands::parse_handle, requires = "attest")]
+        ak_handle: u32,
+        /// PEM file with the certificates between the TPM's EK certificate and the genesis
+        /// root (the vendor's intermediate CA), issuer first.
+        #[arg(long, requires = "attest")]
+        tpm_chain: Option<PathBuf>,
+        /// For attack experiments: claim L5 with the evidence bytes in this file, unchecked
+        /// (an empty file claims L5 with no evidence). Every node judges it as usual.
+        #[arg(long, conflicts_with = "attest", hide = true)]
+        claim_l5_with: Option<PathBuf>,
     },
     /// Write a genesis file (the network's parameters) to hand to every member.
     Genesis {
@@ -48,6 +67,10 @@ enum Command {
         /// A name for the network (part of the network id).
         #[arg(long)]
         network_name: Option<String>,
+        /// A root certificate (PEM) that TPM endorsement certificates must chain to for L5
+        /// (repeatable): TPM vendors' EK roots, or the swtpm local CA in tests.
+        #[arg(long = "attest-root", value_name = "PEM")]
+        attest_roots: Vec<PathBuf>,
         /// Any other parameter, as `name=integer` (repeatable), e.g. `rate_base_thoughts=1000`.
         /// Names are the fields of genesis.toml; an unknown name is refused.
         #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -224,13 +247,34 @@ fn main() -> ExitCode {
             pow_bits,
             genesis,
             entity_type,
-        } => commands::init(&dir, &name, pow_bits, genesis.as_deref(), &entity_type),
+            attest,
+            tcti,
+            ak_handle,
+            tpm_chain,
+            claim_l5_with,
+        } => {
+            let tpm = match (attest, claim_l5_with) {
+                (Some(_), _) => Ok(Some(commands::Hardware::Tpm(commands::TpmInit {
+                    tcti,
+                    ak_handle,
+                    chain: tpm_chain,
+                }))),
+                (None, Some(f)) => std::fs::read(&f)
+                    .map(|b| Some(commands::Hardware::Claim(b)))
+                    .map_err(|e| format!("--claim-l5-with {}: {e}", f.display()).into()),
+                (None, None) => Ok(None),
+            };
+            tpm.and_then(|tpm| {
+                commands::init(&dir, &name, pow_bits, genesis.as_deref(), &entity_type, tpm)
+            })
+        }
         Command::Genesis {
             out,
             pow_bits,
             network_name,
             set,
-        } => commands::genesis(&out, pow_bits, network_name, &set),
+            attest_roots,
+        } => commands::genesis(&out, pow_bits, network_name, &set, &attest_roots),
         Command::Inspect { dir, json } => commands::inspect(&dir, json),
         Command::Run {
             dir,

@@ -57,6 +57,9 @@ pub struct Metrics {
     pub evidence_found: Family<KindLabel, Counter>,
     /// Events in the log.
     pub log_events: Gauge,
+    /// Layer 6 challenge outcomes: answered / answer_failed (by our TPM), vouched /
+    /// wrong_answer (answers to our challenges).
+    pub attestations: Family<KindLabel, Counter>,
     /// Seconds from a checkpoint epoch's end to this node adopting its certificate.
     pub finality_latency: Histogram,
     /// The latest certified epoch.
@@ -85,6 +88,7 @@ impl Metrics {
             heartbeats: Counter::default(),
             evidence_found: Family::default(),
             log_events: Gauge::default(),
+            attestations: Family::default(),
             finality_latency: Histogram::new([0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 60.0]),
             final_epoch: Gauge::default(),
             registry: Registry::default(),
@@ -156,6 +160,11 @@ impl Metrics {
             m.evidence_found.clone(),
         );
         registry.register("log_events", "Events in the log", m.log_events.clone());
+        registry.register(
+            "attestations",
+            "TPM credential-activation challenges: answered, answer_failed, vouched, wrong_answer",
+            m.attestations.clone(),
+        );
         registry.register(
             "finality_latency_seconds",
             "From a checkpoint epoch's end to its certificate here",

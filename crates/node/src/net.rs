@@ -65,6 +65,13 @@ pub enum SyncRequest {
         /// Event wire bytes.
         events: Vec<ByteBuf>,
     },
+    /// A credential-activation challenge to the TPM behind the receiving member (layer 6).
+    Activate {
+        /// `TPM2B_ID_OBJECT` contents.
+        id_object: ByteBuf,
+        /// `TPM2B_ENCRYPTED_SECRET` contents.
+        secret: ByteBuf,
+    },
 }
 
 /// Anti-entropy sync responses.
@@ -97,6 +104,11 @@ pub enum SyncResponse {
     },
     /// Push received.
     Ack,
+    /// The credential the TPM released for an `Activate` challenge.
+    Activated {
+        /// The credential.
+        credential: ByteBuf,
+    },
     /// The request could not be served.
     Error {
         /// Why.

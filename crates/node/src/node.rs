@@ -70,6 +70,12 @@ pub const LIVE_BUFFER: usize = 1_024;
 pub const LIVE_SNAPSHOT_PERIOD: Duration = Duration::from_secs(1);
 /// Longest thought content sent on the live feed; the API serves the whole text.
 pub const LIVE_CONTENT_CHARS: usize = 280;
+/// Wait between credential-activation challenges to one member (an answer takes ~0.1 s on
+/// swtpm; a TPM that does not answer is asked again after this).
+pub const ATTEST_RETRY: Duration = Duration::from_secs(5);
+/// Challenges answered by our TPM at once; more are refused with an error (the TPM is
+/// sequential anyway, and each answer costs ~6 tpm2-tools processes).
+pub const ATTEST_ANSWERS_IN_FLIGHT: usize = 4;
 
 /// A behaviour a node can be told to adopt, for attack experiments on real processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +195,24 @@ struct Node {
     /// Certified epochs and when this node adopted them (for latency figures).
     finality_seen: VecDeque<(u64, u64)>,
     live: Live,
+    attest: Attest,
+}
+
+/// Layer 6 work of the node: challenging members that claim a TPM, and answering
+/// challenges with ours.
+struct Attest {
+    /// Our TPM, if this member has one.
+    tpm: Option<Arc<web4fed_tpm::Tpm>>,
+    /// Serialises use of our TPM (tpm2-tools flush transient objects between commands).
+    tpm_lock: Arc<std::sync::Mutex<()>>,
+    /// Answers computed off the node task, waiting to be sent.
+    answers_tx: mpsc::Sender<(
+        request_response::ResponseChannel<SyncResponse>,
+        SyncResponse,
+    )>,
+    answering: Arc<std::sync::atomic::AtomicUsize>,
+    /// Outstanding challenges: the credential we expect back, and when we asked.
+    challenges: HashMap<MemberId, (Vec<u8>, Instant)>,
 }
 
 /// What the dashboard's live feed (`GET /v1/live`) needs beyond the ledger: the channel and
@@ -257,6 +281,11 @@ pub async fn run(
     metrics.log_events.set(ledger.len() as i64);
     let (tx, mut rx) = mpsc::channel::<Command>(api::COMMAND_QUEUE);
     let (live_tx, _) = broadcast::channel::<Arc<str>>(LIVE_BUFFER);
+    let (answers_tx, mut answers_rx) = mpsc::channel(ATTEST_ANSWERS_IN_FLIGHT);
+    let tpm = config
+        .tpm
+        .as_ref()
+        .map(|t| Arc::new(web4fed_tpm::Tpm::new(&t.tcti, t.ak_handle)));
     let token = api::load_or_create_token(&nd)?;
     let api_server = api::serve(settings.api, tx, metrics.clone(), live_tx.clone(), token).await?;
     tracing::info!(api = %settings.api, "operator API listening");
@@ -291,6 +320,13 @@ pub async fn run(
         pending_certs: Vec::new(),
         finality_seen: VecDeque::new(),
         live: Live::new(live_tx),
+        attest: Attest {
+            tpm,
+            tpm_lock: Arc::new(std::sync::Mutex::new(())),
+            answers_tx,
+            answering: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            challenges: HashMap::new(),
+        },
     };
     node.last_vote = node.store.last_vote()?;
     node.recent_from_log();
@@ -302,6 +338,9 @@ pub async fn run(
         tokio::select! {
             ev = node.swarm.select_next_some() => node.on_swarm(ev),
             Some(cmd) = rx.recv() => node.on_command(cmd),
+            Some((channel, resp)) = answers_rx.recv() => {
+                let _ = node.swarm.behaviour_mut().sync.send_response(channel, resp);
+            }
             _ = tick.tick() => node.on_tick(),
             _ = heartbeat.tick() => node.send_heartbeat(),
             _ = &mut shutdown => break,
@@ -902,6 +941,7 @@ impl Node {
             SyncRequest::Peers => "peers",
             SyncRequest::Certificates { .. } => "certificates",
             SyncRequest::Push { .. } => "push",
+            SyncRequest::Activate { .. } => "activate",
         };
         self.metrics
             .sync_requests
@@ -952,6 +992,11 @@ impl Node {
     fn on_sync(&mut self, e: request_response::Event<SyncRequest, SyncResponse>) {
         match e {
             request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request: SyncRequest::Activate { id_object, secret },
+                    channel,
+                    ..
+                } => self.answer_challenge(peer, id_object, secret, channel),
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
@@ -1051,6 +1096,10 @@ impl Node {
                     .take(net::MAX_SYNC_CERTIFICATES)
                     .map(|c| ByteBuf::from(c.encode()))
                     .collect(),
+            },
+            // Answered off the node task by `answer_challenge`; never reaches here.
+            SyncRequest::Activate { .. } => SyncResponse::Error {
+                message: "activation is answered separately".into(),
             },
             SyncRequest::Push { events } => {
                 let evs = decode_all(&events);
@@ -1168,6 +1217,7 @@ impl Node {
                 self.retry_certs();
             }
             SyncResponse::Ack => {}
+            SyncResponse::Activated { credential } => self.on_activated(peer, &credential),
             SyncResponse::Error { message } => {
                 tracing::debug!(%peer, %message, "peer refused a sync request");
             }
@@ -1249,6 +1299,7 @@ impl Node {
         }
         self.update_peer_gauges();
         self.report_partitions();
+        self.challenge_claimants();
         if self.live.last_snapshot.elapsed() >= LIVE_SNAPSHOT_PERIOD {
             self.live.last_snapshot = now;
             self.live.emit(|| self.snapshot_json());
@@ -1286,6 +1337,180 @@ impl Node {
                        "partitions_seen": self.partitions_seen})
             });
         }
+    }
+
+    // ---- layer 6: TPM attestation ----------------------------------------------------
+
+    /// Sends a credential-activation challenge to every connected member whose TPM evidence
+    /// verified and who awaits vouches we have not given. Any active member may challenge:
+    /// the verifier's half needs no TPM.
+    fn challenge_claimants(&mut self) {
+        let me_active = self
+            .ledger
+            .state()
+            .account(&self.me)
+            .is_some_and(|a| a.status == Status::Active);
+        if !me_active {
+            return;
+        }
+        let pending: Vec<MemberId> = self
+            .ledger
+            .state()
+            .accounts()
+            .filter(|(m, a)| {
+                **m != self.me
+                    && a.status == Status::Active
+                    && a.level == web4fed_core::event::Level::L4
+                    && a.hardware
+                        .as_ref()
+                        .is_some_and(|h| !h.vouchers.contains(&self.me))
+            })
+            .map(|(m, _)| *m)
+            .collect();
+        for subject in pending {
+            if self
+                .attest
+                .challenges
+                .get(&subject)
+                .is_some_and(|(_, at)| at.elapsed() < ATTEST_RETRY)
+            {
+                continue;
+            }
+            let Some(pid) = net::peer_id_of(&subject) else {
+                continue;
+            };
+            if !self.peers.get(&pid).is_some_and(|p| p.connected) {
+                continue;
+            }
+            let Some(Body::Register(r)) = self.ledger.feed_event(&subject, 0).map(|e| &e.body)
+            else {
+                continue;
+            };
+            let challenge = web4fed_core::tpm::Evidence::decode(&r.attestation.evidence)
+                .map_err(|e| web4fed_tpm::TpmError::Invalid(e.to_string()))
+                .and_then(|ev| {
+                    let credential = web4fed_tpm::fresh_credential().to_vec();
+                    web4fed_tpm::challenge_for(&ev, &credential).map(|c| (c, credential))
+                });
+            match challenge {
+                Ok((c, credential)) => {
+                    tracing::info!(subject = %subject, "challenging the TPM of a member claiming L5");
+                    self.attest
+                        .challenges
+                        .insert(subject, (credential, Instant::now()));
+                    self.send_request(
+                        pid,
+                        SyncRequest::Activate {
+                            id_object: ByteBuf::from(c.id_object),
+                            secret: ByteBuf::from(c.secret),
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(subject = %subject, error = %e, "cannot challenge");
+                    self.attest
+                        .challenges
+                        .insert(subject, (Vec::new(), Instant::now()));
+                }
+            }
+        }
+    }
+
+    /// A member answered our challenge: vouch if the TPM released our credential.
+    fn on_activated(&mut self, peer: PeerId, credential: &[u8]) {
+        let Some(subject) = net::member_of(&peer) else {
+            return;
+        };
+        let Some((expected, asked)) = self.attest.challenges.get(&subject).cloned() else {
+            return;
+        };
+        if expected.is_empty() || !web4fed_tpm::answer_matches(&expected, credential) {
+            tracing::warn!(subject = %subject, "TPM answer does not match the challenge: no vouch");
+            self.metrics
+                .attestations
+                .get_or_create(&metrics::kind("wrong_answer"))
+                .inc();
+            return;
+        }
+        // One vouch per challenge: forget it so a replayed answer vouches nothing.
+        self.attest
+            .challenges
+            .insert(subject, (Vec::new(), Instant::now()));
+        self.metrics
+            .attestations
+            .get_or_create(&metrics::kind("vouched"))
+            .inc();
+        tracing::info!(subject = %subject, ms = asked.elapsed().as_millis() as u64, "TPM answered the challenge; vouching");
+        if let Err(v) = self.publish_own(Body::Vouch { subject }) {
+            tracing::info!(verdict = ?v, "vouch not published");
+        }
+    }
+
+    /// Answers a challenge with our TPM, off the node task (tpm2-tools takes ~0.1 s).
+    fn answer_challenge(
+        &mut self,
+        peer: PeerId,
+        id_object: ByteBuf,
+        secret: ByteBuf,
+        channel: request_response::ResponseChannel<SyncResponse>,
+    ) {
+        use std::sync::atomic::Ordering;
+        let Some(tpm) = self.attest.tpm.clone() else {
+            let resp = SyncResponse::Error {
+                message: "this member has no TPM".into(),
+            };
+            let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+            return;
+        };
+        if self.attest.answering.load(Ordering::SeqCst) >= ATTEST_ANSWERS_IN_FLIGHT {
+            let resp = SyncResponse::Error {
+                message: "busy: too many challenges in flight".into(),
+            };
+            let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+            return;
+        }
+        self.attest.answering.fetch_add(1, Ordering::SeqCst);
+        let (lock, tx, answering) = (
+            self.attest.tpm_lock.clone(),
+            self.attest.answers_tx.clone(),
+            self.attest.answering.clone(),
+        );
+        let metrics = self.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let challenge = web4fed_tpm::Challenge {
+                id_object: id_object.into_vec(),
+                secret: secret.into_vec(),
+            };
+            let started = Instant::now();
+            let result = {
+                let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+                tpm.activate(&challenge)
+            };
+            let resp = match result {
+                Ok(credential) => {
+                    tracing::info!(%peer, ms = started.elapsed().as_millis() as u64, "answered a TPM challenge");
+                    metrics
+                        .attestations
+                        .get_or_create(&metrics::kind("answered"))
+                        .inc();
+                    SyncResponse::Activated {
+                        credential: ByteBuf::from(credential),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "TPM could not answer a challenge");
+                    metrics
+                        .attestations
+                        .get_or_create(&metrics::kind("answer_failed"))
+                        .inc();
+                    SyncResponse::Error {
+                        message: format!("activation failed: {e}"),
+                    }
+                }
+            };
+            answering.fetch_sub(1, Ordering::SeqCst);
+            let _ = tx.blocking_send((channel, resp));
+        });
     }
 
     fn member_name(&self, m: &MemberId) -> String {

@@ -61,6 +61,20 @@ pub struct NodeConfig {
     /// Peers to dial at start, as libp2p multiaddrs.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// The TPM that backs this member (written by `init --attest tpm`); the node answers
+    /// credential-activation challenges with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<TpmConfig>,
+}
+
+/// Where this node's TPM is and where its attestation key lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpmConfig {
+    /// TCTI for tpm2-tools: `device:/dev/tpmrm0` on a board, `swtpm:host=H,port=P` for swtpm.
+    pub tcti: String,
+    /// Persistent handle of the attestation key.
+    pub ak_handle: u32,
 }
 
 fn default_listen() -> String {

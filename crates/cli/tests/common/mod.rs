@@ -58,10 +58,16 @@ pub struct Node {
 impl Node {
     /// `web4fed init` with PoW 8 and an optional genesis file.
     pub fn init(root: &Path, name: &str, genesis: Option<&Path>) -> Self {
+        Self::init_with(root, name, genesis, &[])
+    }
+
+    /// `web4fed init` with PoW 8, an optional genesis file and extra arguments.
+    pub fn init_with(root: &Path, name: &str, genesis: Option<&Path>, extra: &[&str]) -> Self {
         let dir = root.join(name);
         let mut cmd = web4fed();
         cmd.args(["init", "--pow-bits", "8", "--name", name, "--dir"])
-            .arg(&dir);
+            .arg(&dir)
+            .args(extra);
         if let Some(g) = genesis {
             cmd.arg("--genesis").arg(g);
         }

@@ -1,0 +1,244 @@
+//! The seed's Test 5 on real processes and real (software) TPMs: a three-node federation in
+//! which Legion and Thor are each backed by their own swtpm instance and Sprout has a
+//! software key. Every node must report L5, L5, L4 with starting trust 0.30, 0.30, 0.10, the
+//! matching ceilings, and one state root. Then two members try to get L5 without a TPM of
+//! their own (a replayed quote, and no evidence), and a TPM whose EK certificate chains to
+//! an unknown CA is refused at `init`.
+//!
+//! Without swtpm the test says so and passes, unless `WEB4FED_REQUIRE_TPM=1` (set by
+//! `.ci/run`, which installs it).
+
+mod common;
+
+use common::{agree, start_federation, wait, web4fed, Node};
+use serde_json::Value;
+use std::time::Instant;
+use web4fed_tpm::swtpm::{LocalCa, SwTpm};
+
+fn have_swtpm() -> bool {
+    if SwTpm::available() {
+        return true;
+    }
+    assert!(
+        std::env::var("WEB4FED_REQUIRE_TPM").is_err(),
+        "WEB4FED_REQUIRE_TPM is set but swtpm/tpm2-tools are missing"
+    );
+    eprintln!(
+        "SKIPPED: swtpm or tpm2-tools missing (apt-get install swtpm swtpm-tools tpm2-tools)"
+    );
+    false
+}
+
+/// One member as a node shows it: (name, level, start_trust, ceiling, reason).
+type Level = (String, String, f64, f64, String);
+
+/// Each node's view of every member, by name.
+fn levels(n: &Node) -> Option<Vec<Level>> {
+    let state = n.get("/v1/state")?;
+    let mut v: Vec<_> = state["accounts"]
+        .as_array()?
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or("").to_string(),
+                a["level"].as_str().unwrap_or("").to_string(),
+                a["start_trust"].as_f64().unwrap_or(-1.0),
+                a["ceiling"].as_f64().unwrap_or(-1.0),
+                a["level_reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(v)
+}
+
+fn level_of(n: &Node, name: &str) -> Option<(String, String)> {
+    levels(n)?
+        .into_iter()
+        .find(|l| l.0 == name)
+        .map(|l| (l.1, l.4))
+}
+
+#[test]
+fn seed_test5_two_tpm_members_are_l5_on_every_node_and_forgeries_stay_l4() {
+    if !have_swtpm() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let ca = LocalCa::new(&root.join("ca"));
+    let tpm_legion = SwTpm::manufacture(&root.join("tpm-legion"), &ca).unwrap();
+    let tpm_thor = SwTpm::manufacture(&root.join("tpm-thor"), &ca).unwrap();
+    let root_pem = root.join("ca/swtpm-localca-rootca-cert.pem");
+    let chain_pem = root.join("ca/issuercert.pem");
+
+    // The network's genesis lists the CA's root, as production lists TPM vendors' roots.
+    let genesis = root.join("genesis.toml");
+    let out = web4fed()
+        .args(["genesis", "--pow-bits", "8", "--out"])
+        .arg(&genesis)
+        .arg("--attest-root")
+        .arg(&root_pem)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let tpm_args = |tcti: &str| -> Vec<String> {
+        vec![
+            "--attest".into(),
+            "tpm".into(),
+            "--tcti".into(),
+            tcti.into(),
+            "--tpm-chain".into(),
+            chain_pem.display().to_string(),
+        ]
+    };
+    let init_started = Instant::now();
+    let a = tpm_args(&tpm_legion.tcti);
+    let legion = Node::init_with(
+        root,
+        "legion",
+        Some(&genesis),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    eprintln!(
+        "init --attest tpm (swtpm, PoW 8): {:?}",
+        init_started.elapsed()
+    );
+    let a = tpm_args(&tpm_thor.tcti);
+    let thor = Node::init_with(
+        root,
+        "thor",
+        Some(&genesis),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let sprout = Node::init(root, "sprout", Some(&genesis));
+
+    let mut nodes = vec![legion, thor, sprout];
+    let started = Instant::now();
+    start_federation(&mut nodes, &[]);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let expect = vec![
+        ("legion".to_string(), "L5".to_string(), 0.30, 1.0),
+        ("sprout".to_string(), "L4".to_string(), 0.10, 0.85),
+        ("thor".to_string(), "L5".to_string(), 0.30, 1.0),
+    ];
+    let took = wait("L5, L5, L4 on every node with one root", &refs, || {
+        refs.iter().all(|n| {
+            levels(n).is_some_and(|l| {
+                l.iter()
+                    .map(|(a, b, c, d, _)| (a.clone(), b.clone(), *c, *d))
+                    .collect::<Vec<_>>()
+                    == expect
+            })
+        }) && agree(&refs, None)
+    });
+    eprintln!(
+        "federation start -> both TPM members L5 on all three nodes: {took:?} (since start {:?})",
+        started.elapsed()
+    );
+    for n in &nodes {
+        let l = levels(n).unwrap();
+        eprintln!("{}: {l:?}", n.name);
+        for (name, level, _, _, reason) in &l {
+            if level == "L5" {
+                assert!(reason.contains("TPM 2.0 attested"), "{name}: {reason}");
+            } else {
+                assert!(reason.contains("software key"), "{name}: {reason}");
+            }
+        }
+        // Trust now equals the starting trust (no thought posted yet).
+        let state = n.get("/v1/state").unwrap();
+        for a in state["accounts"].as_array().unwrap() {
+            assert_eq!(a["trust"], a["start_trust"], "{a}");
+        }
+        let m = common::agent()
+            .get(&n.url("/metrics"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        if n.name != "sprout" {
+            assert!(
+                m.contains("web4fed_attestations_total{kind=\"answered\"}"),
+                "{m}"
+            );
+        }
+    }
+
+    // Mallory copies Legion's evidence into its own registration (a replayed quote); Eve
+    // claims L5 with no evidence. Both join; every node keeps them at L4, with the reason.
+    let legion_evidence = root.join("legion/tpm-evidence.bin");
+    let empty = root.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    let mut mallory = Node::init_with(
+        root,
+        "mallory",
+        Some(&genesis),
+        &["--claim-l5-with", legion_evidence.to_str().unwrap()],
+    );
+    let mut eve = Node::init_with(
+        root,
+        "eve",
+        Some(&genesis),
+        &["--claim-l5-with", empty.to_str().unwrap()],
+    );
+    let first = nodes[0].addr();
+    mallory.start(std::slice::from_ref(&first), None);
+    eve.start(std::slice::from_ref(&first), None);
+    nodes.push(mallory);
+    nodes.push(eve);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait(
+        "five members, one root, forgers at L4 everywhere",
+        &refs,
+        || {
+            agree(&refs, None)
+                && refs.iter().all(|n| {
+                    let m = level_of(n, "mallory");
+                    let e = level_of(n, "eve");
+                    n.status().is_some_and(|s| s["members"] == 5)
+                        && m.is_some_and(|(l, r)| l == "L4" && r.contains("replayed quote"))
+                        && e.is_some_and(|(l, r)| l == "L4" && r.contains("no evidence"))
+                })
+        },
+    );
+    let l: Value = nodes[2].get("/v1/state").unwrap();
+    for a in l["accounts"].as_array().unwrap() {
+        eprintln!("{}: {} ({})", a["name"], a["level"], a["level_reason"]);
+    }
+    // Legion and Thor are still L5: the forgeries changed nothing for them.
+    assert_eq!(level_of(&nodes[4], "legion").unwrap().0, "L5");
+    assert_eq!(level_of(&nodes[3], "thor").unwrap().0, "L5");
+
+    // A TPM whose endorsement certificate comes from a CA the genesis does not list:
+    // `init` refuses it with the reason every node would give.
+    let other_ca = LocalCa::new(&root.join("other-ca"));
+    let foreign = SwTpm::manufacture(&root.join("tpm-foreign"), &other_ca).unwrap();
+    let other_chain = root.join("other-ca/issuercert.pem");
+    let out = web4fed()
+        .args(["init", "--pow-bits", "8", "--name", "foreign", "--dir"])
+        .arg(root.join("foreign"))
+        .arg("--genesis")
+        .arg(&genesis)
+        .args(["--attest", "tpm", "--tcti", &foreign.tcti, "--tpm-chain"])
+        .arg(&other_chain)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("foreign TPM: {err}");
+    assert!(!out.status.success());
+    assert!(
+        err.contains("would be refused") && err.contains("does not verify"),
+        "{err}"
+    );
+    assert!(
+        !root.join("foreign/node.key").exists(),
+        "nothing written on refusal"
+    );
+}

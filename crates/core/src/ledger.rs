@@ -178,6 +178,11 @@ pub struct Ledger {
     folded_upto: Option<(OrderKey, Item)>,
     dirty_from: Option<(OrderKey, Item)>,
     snapshots: Vec<((OrderKey, Item), State, usize)>,
+    /// Bumped whenever the fold changes the state; keys the root cache.
+    generation: u64,
+    /// The latest state root and the generation it was computed at: a root costs a Merkle
+    /// pass over every account and live thought, and status readers ask for it often.
+    root_cache: std::sync::Mutex<Option<(u64, [u8; 32])>>,
     folded_count: usize,
     outputs: VecDeque<Output>,
     /// Roots of recent epochs, recorded as the fold crosses each epoch boundary.
@@ -250,6 +255,8 @@ impl Ledger {
             folded_upto: None,
             dirty_from: None,
             snapshots: Vec::new(),
+            generation: 0,
+            root_cache: std::sync::Mutex::new(None),
             folded_count: 0,
             outputs: VecDeque::new(),
             epoch_roots: BTreeMap::new(),
@@ -570,6 +577,7 @@ impl Ledger {
     /// Brings the fold up to date with the log.
     fn settle(&mut self) {
         if let Some(d) = self.dirty_from.take() {
+            self.generation += 1;
             // Restore the newest snapshot strictly before the dirty point.
             while self.snapshots.last().is_some_and(|(k, _, _)| *k >= d) {
                 self.snapshots.pop();
@@ -651,6 +659,7 @@ impl Ledger {
     }
 
     fn fold_one(&mut self, (key, item): (OrderKey, Item)) {
+        self.generation += 1;
         self.record_epoch_roots(key.timestamp_ms);
         self.fold_ms = key.timestamp_ms;
         let g = &self.genesis;
@@ -1084,7 +1093,15 @@ impl Ledger {
 
     /// The state root at the head's logical time.
     pub fn state_root(&self) -> [u8; 32] {
-        self.state.root_at(&self.genesis, self.state.head_ms())
+        let mut cache = self.root_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, root)) = *cache {
+            if g == self.generation {
+                return root;
+            }
+        }
+        let root = self.state.root_at(&self.genesis, self.state.head_ms());
+        *cache = Some((self.generation, root));
+        root
     }
 
     /// The state root at the end of epoch `e`: the fold of every event dated before

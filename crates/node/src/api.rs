@@ -25,6 +25,9 @@ use web4fed_store::node_dir::NodeDir;
 pub const COMMAND_QUEUE: usize = 256;
 /// Largest request body accepted: a thought at its byte limit plus JSON overhead.
 pub const MAX_REQUEST_BYTES: usize = MAX_CONTENT_BYTES * 2 + 1_024;
+/// Largest `POST /v1/events` body: a batch of pre-signed events (load generators, bridges,
+/// imports). Bounded so one request cannot hold more than a few MB in the node.
+pub const MAX_INGEST_BYTES: usize = 8 * 1024 * 1024;
 /// Most thoughts one `GET /v1/thoughts` returns.
 pub const MAX_THOUGHTS_PAGE: usize = 1_000;
 
@@ -56,6 +59,21 @@ pub enum Command {
     Submit {
         /// The thought's content.
         content: String,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    /// Admit a batch of pre-signed events (each fully validated like any other), persist
+    /// them and push the admitted ones to connected peers.
+    Ingest {
+        /// Events, each as a 4-byte big-endian length and the wire bytes.
+        body: Bytes,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    /// Dial a peer now and keep redialling it.
+    Dial {
+        /// libp2p multiaddr.
+        addr: String,
         /// Where the answer goes.
         reply: oneshot::Sender<Result<Value, ApiError>>,
     },
@@ -180,7 +198,14 @@ pub fn router(
             "/v1/status",
             get(|s: State<AppState>| ask(s, Query::Status)),
         )
-        .route("/v1/peers", get(|s: State<AppState>| ask(s, Query::Peers)))
+        .route(
+            "/v1/peers",
+            get(|s: State<AppState>| ask(s, Query::Peers)).post(dial),
+        )
+        .route(
+            "/v1/events",
+            post(ingest).layer(axum::extract::DefaultBodyLimit::max(MAX_INGEST_BYTES)),
+        )
         .route("/v1/finality", get(finality))
         .route("/v1/live", get(live_feed))
         .route("/metrics", get(metrics_text))
@@ -319,6 +344,53 @@ async fn submit(
         })?;
     let ok = rx.await.map_err(|_| ApiError::internal("node stopped"))??;
     Ok((StatusCode::CREATED, Json(ok)).into_response())
+}
+
+/// Sends a command that answers `Result<Value, ApiError>` and waits for it.
+async fn command(
+    s: &AppState,
+    make: impl FnOnce(oneshot::Sender<Result<Value, ApiError>>) -> Command,
+) -> Result<Value, ApiError> {
+    let (reply, rx) = oneshot::channel();
+    s.tx.try_send(make(reply)).map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "node command queue is full",
+        )
+    })?;
+    rx.await.map_err(|_| ApiError::internal("node stopped"))?
+}
+
+/// `POST /v1/events`: a binary batch of signed events (`u32` big-endian length, then the
+/// event's wire bytes, repeated). Answers how many were admitted, known, waiting or rejected.
+async fn ingest(
+    State(s): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|e| ApiError {
+        status: e.status(),
+        body: json!({
+            "error": "invalid_request",
+            "field": "body",
+            "message": format!("{} (limit {MAX_INGEST_BYTES} bytes)", e.body_text()),
+        }),
+    })?;
+    command(&s, |reply| Command::Ingest { body, reply })
+        .await
+        .map(Json)
+}
+
+/// `POST /v1/peers` with `{"addr": "/ip4/A.B.C.D/tcp/PORT"}`: dial a peer now.
+async fn dial(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))?;
+    let Some(addr) = v.get("addr").and_then(Value::as_str) else {
+        return Err(ApiError::bad_request("addr", "missing or not a string"));
+    };
+    let addr = addr.to_string();
+    let ok = command(&s, |reply| Command::Dial { addr, reply }).await?;
+    Ok((StatusCode::ACCEPTED, Json(ok)).into_response())
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {

@@ -70,6 +70,12 @@ pub const LIVE_BUFFER: usize = 1_024;
 pub const LIVE_SNAPSHOT_PERIOD: Duration = Duration::from_secs(1);
 /// Longest thought content sent on the live feed; the API serves the whole text.
 pub const LIVE_CONTENT_CHARS: usize = 280;
+/// Synced events held back so that a whole sync round folds as one batch: events of many
+/// feeds interleave in time, and folding each feed's range as it arrives re-folds the
+/// history once per range (quadratic in a heal). Bounded in bytes and in age.
+pub const SYNC_BUFFER_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// Longest synced events wait in the buffer before they are folded anyway.
+pub const SYNC_BUFFER_MAX_AGE: Duration = Duration::from_millis(250);
 /// Wait between credential-activation challenges to one member (an answer takes ~0.1 s on
 /// swtpm; a TPM that does not answer is asked again after this).
 pub const ATTEST_RETRY: Duration = Duration::from_secs(5);
@@ -156,6 +162,7 @@ enum Source {
     Gossip,
     Sync,
     Push,
+    Api,
 }
 
 impl Source {
@@ -165,6 +172,7 @@ impl Source {
             Self::Gossip => "gossip",
             Self::Sync => "sync",
             Self::Push => "push",
+            Self::Api => "api",
         }
     }
 }
@@ -196,6 +204,10 @@ struct Node {
     finality_seen: VecDeque<(u64, u64)>,
     live: Live,
     attest: Attest,
+    /// Synced events waiting to be folded together (see [`SYNC_BUFFER_MAX_BYTES`]).
+    sync_buffer: Vec<Event>,
+    sync_buffer_bytes: usize,
+    sync_buffer_since: Option<Instant>,
 }
 
 /// Layer 6 work of the node: challenging members that claim a TPM, and answering
@@ -320,6 +332,9 @@ pub async fn run(
         pending_certs: Vec::new(),
         finality_seen: VecDeque::new(),
         live: Live::new(live_tx),
+        sync_buffer: Vec::new(),
+        sync_buffer_bytes: 0,
+        sync_buffer_since: None,
         attest: Attest {
             tpm,
             tpm_lock: Arc::new(std::sync::Mutex::new(())),
@@ -389,6 +404,9 @@ impl Node {
             .map(|e| (e.id(), e.timestamp_ms(), e.author(), e.header.kind))
             .collect();
         let results = self.ledger.handle_batch(now, events);
+        // Live-feed messages go out after the events are on disk (below).
+        let live_on = self.live.tx.receiver_count() > 0;
+        let mut live_msgs = Vec::new();
         for ((id, ts, author, kind), r) in stamps.iter().zip(&results) {
             match r {
                 Ok(Admission::Admitted) => {
@@ -436,15 +454,18 @@ impl Node {
                         .get_or_create(&metrics::kind(reason))
                         .inc();
                     self.live.rejected += 1;
-                    let name = self.member_name(author);
-                    self.live.emit(|| {
-                        json!({"type": "rejected", "reason": reason, "source": source.name(),
-                               "author": author.to_hex(), "name": name, "kind": format!("{kind:?}")})
-                    });
+                    if live_on {
+                        let name = self.member_name(author);
+                        live_msgs.push(json!({"type": "rejected", "reason": reason, "source": source.name(),
+                               "author": author.to_hex(), "name": name, "kind": format!("{kind:?}")}));
+                    }
                 }
             }
         }
         self.after_ledger_change();
+        for m in live_msgs {
+            self.live.emit(|| m);
+        }
         results
     }
 
@@ -1155,11 +1176,12 @@ impl Node {
                 self.metrics.sync_events.inc_by(events.len() as u64);
                 self.metrics.sync_bytes.inc_by(bytes as u64);
                 let evs = decode_all(&events);
-                let author = evs.first().map(Event::author);
-                self.ingest(evs, Source::Sync);
-                if let Some(a) = author {
+                let next = evs.last().map(|e| (e.author(), e.seq() + 1));
+                self.sync_buffer.extend(evs);
+                self.sync_buffer_bytes += bytes;
+                self.sync_buffer_since.get_or_insert_with(Instant::now);
+                if let Some((a, from)) = next {
                     if full || !events.is_empty() && bytes > MAX_SYNC_BATCH_BYTES / 2 {
-                        let from = self.ledger.feed_len(&a);
                         self.peer(peer).ranges_in_flight += 1;
                         self.send_request(
                             peer,
@@ -1170,6 +1192,10 @@ impl Node {
                             },
                         );
                     }
+                }
+                let in_flight: u32 = self.peers.values().map(|p| p.ranges_in_flight).sum();
+                if in_flight == 0 || self.sync_buffer_bytes >= SYNC_BUFFER_MAX_BYTES {
+                    self.flush_sync_buffer();
                 }
             }
             SyncResponse::Evidence { items } => {
@@ -1224,9 +1250,26 @@ impl Node {
         }
     }
 
+    /// Folds the buffered synced events as one batch.
+    fn flush_sync_buffer(&mut self) {
+        if self.sync_buffer.is_empty() {
+            return;
+        }
+        let evs = std::mem::take(&mut self.sync_buffer);
+        self.sync_buffer_bytes = 0;
+        self.sync_buffer_since = None;
+        self.ingest(evs, Source::Sync);
+    }
+
     // ---- timers ----------------------------------------------------------------------
 
     fn on_tick(&mut self) {
+        if self
+            .sync_buffer_since
+            .is_some_and(|t| t.elapsed() >= SYNC_BUFFER_MAX_AGE)
+        {
+            self.flush_sync_buffer();
+        }
         let before = self.ledger.len();
         self.ledger.handle_tick(now_ms());
         if self.ledger.len() != before {
@@ -1631,6 +1674,23 @@ impl Node {
             Command::Submit { content, reply } => {
                 let _ = reply.send(self.submit(content));
             }
+            Command::Ingest { body, reply } => {
+                let _ = reply.send(self.ingest_batch(&body));
+            }
+            Command::Dial { addr, reply } => {
+                let r = match addr.parse::<Multiaddr>() {
+                    Ok(a) => {
+                        let r = self.swarm.dial(a.clone());
+                        self.bootstrap.push((a, Instant::now(), REDIAL_BACKOFF_MIN));
+                        Ok(json!({"dialing": addr, "now": r.is_ok()}))
+                    }
+                    Err(e) => Err(ApiError::bad_request(
+                        "addr",
+                        format!("not a multiaddr: {e}"),
+                    )),
+                };
+                let _ = reply.send(r);
+            }
             Command::Query { query, reply } => {
                 let v = match query {
                     Query::Status => self.status_json(),
@@ -1677,6 +1737,77 @@ impl Node {
             Err(Verdict::Ignored(reason)) => Err(ApiError::ignored(&reason)),
             Err(Verdict::Accepted) => Err(ApiError::internal("accepted event not published")),
         }
+    }
+
+    /// `POST /v1/events`: decodes a length-prefixed batch, admits it like events from any
+    /// peer (signatures, chains, PoW, rules), persists it in one transaction and pushes the
+    /// admitted events to connected peers in batches over the authenticated sync channel
+    /// (one Noise-authenticated message per batch instead of one signed gossip envelope per
+    /// event). Peers not directly connected receive them through anti-entropy sync.
+    fn ingest_batch(&mut self, mut body: &[u8]) -> Result<Value, ApiError> {
+        let mut events = Vec::new();
+        let mut malformed = 0u64;
+        let mut first_error: Option<String> = None;
+        while !body.is_empty() {
+            if body.len() < 4 {
+                return Err(ApiError::bad_request("body", "truncated length prefix"));
+            }
+            let n = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
+            if n > web4fed_core::event::MAX_EVENT_BYTES || body.len() < 4 + n {
+                return Err(ApiError::bad_request(
+                    "body",
+                    format!(
+                        "event {} declares {n} bytes: too long or truncated",
+                        events.len()
+                    ),
+                ));
+            }
+            match Event::decode(&body[4..4 + n]) {
+                Ok(e) => events.push(e),
+                Err(e) => {
+                    malformed += 1;
+                    first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+            body = &body[4 + n..];
+        }
+        let ids: Vec<EventId> = events.iter().map(Event::id).collect();
+        let results = self.ingest(events, Source::Api);
+        let (mut admitted, mut known, mut waiting, mut rejected) = (0u64, 0u64, 0u64, 0u64);
+        let mut fresh = Vec::new();
+        for (id, r) in ids.iter().zip(&results) {
+            match r {
+                Ok(Admission::Admitted) => {
+                    admitted += 1;
+                    fresh.extend(self.ledger.event(id).cloned());
+                }
+                Ok(Admission::AlreadyKnown) => known += 1,
+                Ok(_) => waiting += 1,
+                Err(e) => {
+                    rejected += 1;
+                    first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        let connected: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.connected)
+            .map(|(id, _)| *id)
+            .collect();
+        for pid in connected {
+            if let Some(p) = self.peers.get_mut(&pid) {
+                p.queue.extend(fresh.iter().cloned());
+            }
+            self.flush_queue(pid);
+        }
+        Ok(json!({
+            "admitted": admitted,
+            "known": known,
+            "waiting": waiting,
+            "rejected": rejected + malformed,
+            "first_error": first_error,
+        }))
     }
 
     /// Adversary `forge`: a thought whose author signature is corrupted, in an envelope this

@@ -1,0 +1,132 @@
+//! The latency floor for `web4fed bench`: a bare signed gossipsub exchange between two
+//! processes (TCP, Noise, Yamux, gossipsub with signed messages and strict validation, no
+//! web4fed code), timed the same way as the federation's own messages.
+//!
+//! `web4fed bench-floor --role recv --listen ADDR --count N` prints one JSON line with the
+//! one-way delays (ms) of N messages; `--role send --peer ADDR --count N` publishes them. Both
+//! processes run on one machine (possibly in different network namespaces), so one clock
+//! timestamps both ends.
+
+use futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Payload size: about a web4fed envelope carrying a one-sentence thought.
+pub const PAYLOAD_BYTES: usize = 420;
+/// Time given to gossipsub to form its mesh after the subscription is seen.
+const MESH_SETTLE: Duration = Duration::from_millis(1_500);
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Runs one side of the floor measurement.
+pub fn run(
+    role: &str,
+    listen: Option<Multiaddr>,
+    peer: Option<Multiaddr>,
+    count: usize,
+    interval_ms: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )?
+            .with_behaviour(
+                |key| -> Result<gossipsub::Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+                    let config = gossipsub::ConfigBuilder::default()
+                        .validation_mode(gossipsub::ValidationMode::Strict)
+                        .heartbeat_interval(Duration::from_millis(250))
+                        .flood_publish(true)
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    Ok(gossipsub::Behaviour::new(
+                        gossipsub::MessageAuthenticity::Signed(key.clone()),
+                        config,
+                    )?)
+                },
+            )?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let topic = gossipsub::IdentTopic::new("web4fed-bench-floor");
+        swarm.behaviour_mut().subscribe(&topic)?;
+        if let Some(a) = listen {
+            swarm.listen_on(a)?;
+        }
+        if let Some(p) = peer {
+            swarm.dial(p)?;
+        }
+        let deadline =
+            Instant::now() + Duration::from_secs(60 + count as u64 * interval_ms / 1_000);
+        match role {
+            "recv" => {
+                let mut delays = Vec::with_capacity(count);
+                while delays.len() < count && Instant::now() < deadline {
+                    let ev = tokio::time::timeout(Duration::from_secs(5), swarm.select_next_some())
+                        .await;
+                    if let Ok(SwarmEvent::Behaviour(gossipsub::Event::Message {
+                        message, ..
+                    })) = ev
+                    {
+                        if message.data.len() >= 16 {
+                            let mut b = [0u8; 16];
+                            b.copy_from_slice(&message.data[..16]);
+                            let sent = u128::from_be_bytes(b);
+                            delays.push(now_ns().saturating_sub(sent) as f64 / 1e6);
+                        }
+                    }
+                }
+                println!("{}", serde_json::json!({ "delays_ms": delays }));
+            }
+            _ => {
+                // Wait for the receiver's subscription, then for the mesh.
+                let mut subscribed = false;
+                while !subscribed && Instant::now() < deadline {
+                    if let Ok(SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. })) =
+                        tokio::time::timeout(Duration::from_secs(5), swarm.select_next_some()).await
+                    {
+                        subscribed = true;
+                    }
+                }
+                let settle = Instant::now() + MESH_SETTLE;
+                while Instant::now() < settle {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(50), swarm.select_next_some())
+                            .await;
+                }
+                let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms));
+                let mut sent = 0;
+                while sent < count && Instant::now() < deadline {
+                    tokio::select! {
+                        _ = ticker.tick() => {
+                            let mut data = now_ns().to_be_bytes().to_vec();
+                            data.resize(PAYLOAD_BYTES, 0);
+                            data[16..24].copy_from_slice(&(sent as u64).to_be_bytes());
+                            swarm.behaviour_mut().publish(topic.clone(), data)?;
+                            sent += 1;
+                        }
+                        _ = swarm.select_next_some() => {}
+                    }
+                }
+                // Let the last messages leave.
+                let end = Instant::now() + Duration::from_millis(500);
+                while Instant::now() < end {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(50), swarm.select_next_some())
+                            .await;
+                }
+            }
+        }
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })
+}

@@ -246,9 +246,7 @@ impl NodeProc {
     }
 
     fn token(&self) -> Option<String> {
-        if self.host.ns.is_none() {
-            return None;
-        }
+        self.host.ns.as_ref()?;
         std::fs::read_to_string(self.dir.join("api.token"))
             .ok()
             .map(|t| t.trim().to_string())

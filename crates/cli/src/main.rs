@@ -145,6 +145,10 @@ enum Command {
         /// Keep the node directories here instead of a temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Profile a receiving node with `perf record -g` during the throughput run and
+        /// write the `perf report` here.
+        #[arg(long)]
+        perf: Option<PathBuf>,
     },
     /// The bare gossipsub latency floor (used by `bench`).
     #[command(hide = true)]
@@ -392,7 +396,9 @@ fn main() -> ExitCode {
             sustain_secs,
             sustain_rate,
             dir,
+            perf,
         } => bench::bench(bench::BenchArgs {
+            perf,
             out,
             netns,
             samples,

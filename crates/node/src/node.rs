@@ -76,6 +76,11 @@ pub const LIVE_CONTENT_CHARS: usize = 280;
 pub const SYNC_BUFFER_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Longest synced events wait in the buffer before they are folded anyway.
 pub const SYNC_BUFFER_MAX_AGE: Duration = Duration::from_millis(250);
+/// A peer that delivered events (push or gossip) this recently is not asked for a sync
+/// when its heartbeat digest differs from ours: the difference is most likely events in
+/// flight, and a sync would fetch them twice and fold them out of order. Periodic
+/// anti-entropy still runs.
+pub const SYNC_QUIET_AFTER_DELIVERY: Duration = Duration::from_secs(1);
 /// Wait between credential-activation challenges to one member (an answer takes ~0.1 s on
 /// swtpm; a TPM that does not answer is asked again after this).
 pub const ATTEST_RETRY: Duration = Duration::from_secs(5);
@@ -127,6 +132,8 @@ struct Peer {
     root_matches: Option<bool>,
     /// Whether the live feed last reported this peer down (partition) rather than up.
     reported_down: bool,
+    /// When this peer last delivered events to us (push or gossip).
+    last_delivery: Option<Instant>,
     next_dial: Instant,
     backoff: Duration,
     queue: VecDeque<Arc<Event>>,
@@ -145,6 +152,7 @@ impl Peer {
             heartbeat: None,
             root_matches: None,
             reported_down: false,
+            last_delivery: None,
             next_dial: Instant::now(),
             backoff: REDIAL_BACKOFF_MIN,
             queue: VecDeque::new(),
@@ -700,6 +708,7 @@ impl Node {
 
     fn on_envelope(&mut self, source: PeerId, data: &[u8]) -> gossipsub::MessageAcceptance {
         use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
+        self.peer(source).last_delivery = Some(Instant::now());
         let Ok(env) = Envelope::decode(data) else {
             self.reject("bad_envelope");
             return Reject;
@@ -773,7 +782,12 @@ impl Node {
         if was_down {
             tracing::info!(peer = %pid, "peer back up (heartbeats resumed)");
         }
-        if differs {
+        let delivering = self
+            .peers
+            .get(&pid)
+            .and_then(|p| p.last_delivery)
+            .is_some_and(|t| t.elapsed() < SYNC_QUIET_AFTER_DELIVERY);
+        if differs && !delivering {
             let target = if self.peers.get(&pid).is_some_and(|p| p.connected) {
                 pid
             } else {
@@ -1021,6 +1035,9 @@ impl Node {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
+                    if matches!(request, SyncRequest::Push { .. }) {
+                        self.peer(peer).last_delivery = Some(Instant::now());
+                    }
                     let resp = self.serve(request);
                     let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
                 }

@@ -35,6 +35,9 @@ use web4fed_store::Store;
 /// Events queued for one unreachable peer; beyond this the oldest is dropped and counted
 /// (anti-entropy sync repairs whatever a queue drops).
 pub const PEER_QUEUE_MAX: usize = 1_024;
+/// Events queued for one connected peer by bulk ingest (`POST /v1/events`) while it
+/// acknowledges earlier pushes; beyond this the oldest are dropped (sync repairs them).
+pub const BULK_QUEUE_MAX: usize = 65_536;
 /// Heartbeats a peer may miss before it is marked down.
 pub const HEARTBEATS_MISSED_DOWN: u32 = 3;
 /// Range requests in flight to one peer.
@@ -134,6 +137,8 @@ struct Peer {
     reported_down: bool,
     /// When this peer last delivered events to us (push or gossip).
     last_delivery: Option<Instant>,
+    /// A push to this peer awaits its ack (see `flush_queue`).
+    push_in_flight: bool,
     next_dial: Instant,
     backoff: Duration,
     queue: VecDeque<Arc<Event>>,
@@ -153,6 +158,7 @@ impl Peer {
             root_matches: None,
             reported_down: false,
             last_delivery: None,
+            push_in_flight: false,
             next_dial: Instant::now(),
             backoff: REDIAL_BACKOFF_MIN,
             queue: VecDeque::new(),
@@ -1002,25 +1008,29 @@ impl Node {
         self.send_request(peer, SyncRequest::Certificates { after });
     }
 
+    /// Sends the next push batch to a connected peer, one at a time: the next leaves when the
+    /// peer acknowledges this one. Pushes handled concurrently could be folded out of order,
+    /// and each out-of-order event costs the receiver a re-fold from a snapshot; waiting for
+    /// the ack keeps them in order and lets batches grow while the peer is busy.
     fn flush_queue(&mut self, peer: PeerId) {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        let queued: Vec<Arc<Event>> = p.queue.drain(..).collect();
+        if p.push_in_flight || p.queue.is_empty() {
+            return;
+        }
         let mut batch = Vec::new();
         let mut bytes = 0;
-        for ev in queued {
+        while let Some(ev) = p.queue.front() {
             if bytes + ev.bytes().len() > MAX_PUSH_BATCH_BYTES && !batch.is_empty() {
-                let events = std::mem::take(&mut batch);
-                self.send_request(peer, SyncRequest::Push { events });
-                bytes = 0;
+                break;
             }
             bytes += ev.bytes().len();
             batch.push(ByteBuf::from(ev.bytes().to_vec()));
+            p.queue.pop_front();
         }
-        if !batch.is_empty() {
-            self.send_request(peer, SyncRequest::Push { events: batch });
-        }
+        p.push_in_flight = true;
+        self.send_request(peer, SyncRequest::Push { events: batch });
         self.update_queue_gauge();
     }
 
@@ -1050,6 +1060,8 @@ impl Node {
                 let p = self.peer(peer);
                 p.summary_in_flight = false;
                 p.ranges_in_flight = 0;
+                // A lost push is repaired by anti-entropy; do not stall the queue on it.
+                p.push_in_flight = false;
             }
             _ => {}
         }
@@ -1259,7 +1271,10 @@ impl Node {
                 }
                 self.retry_certs();
             }
-            SyncResponse::Ack => {}
+            SyncResponse::Ack => {
+                self.peer(peer).push_in_flight = false;
+                self.flush_queue(peer);
+            }
             SyncResponse::Activated { credential } => self.on_activated(peer, &credential),
             SyncResponse::Error { message } => {
                 tracing::debug!(%peer, %message, "peer refused a sync request");
@@ -1812,12 +1827,19 @@ impl Node {
             .filter(|(_, p)| p.connected)
             .map(|(id, _)| *id)
             .collect();
+        let mut dropped = 0;
         for pid in connected {
             if let Some(p) = self.peers.get_mut(&pid) {
                 p.queue.extend(fresh.iter().cloned());
+                while p.queue.len() > BULK_QUEUE_MAX {
+                    p.queue.pop_front();
+                    p.dropped += 1;
+                    dropped += 1;
+                }
             }
             self.flush_queue(pid);
         }
+        self.metrics.queue_dropped.inc_by(dropped);
         Ok(json!({
             "admitted": admitted,
             "known": known,

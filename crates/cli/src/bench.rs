@@ -1140,7 +1140,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         "< 2 s",
         format!("{:.0} ms from the reconnect", ms(healed)),
         format!(
-            "{:.1} MB had to move (sync) → {:.1} MB/s; the fold re-orders {} events",
+            "{:.1} MB had to move (sync) → {:.1} MB/s, and every node re-folds the merged log of {} events",
             moved / 1e6,
             moved / 1e6 / healed.as_secs_f64(),
             total_events
@@ -1373,13 +1373,12 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let cmdline: Vec<String> = std::env::args().collect();
     let mut md = String::new();
     md.push_str(&format!(
-        "## {} ({})\n\nMachine: {}. Commit `{}`. Command: `{}`. Date (UTC): {}.\n\n",
+        "## {}\n\nMachine: {}. Commit `{}`. Command: `{}`. Date (UTC): {}.\n\n",
         if args.netns {
-            "Three hosts in network namespaces"
+            "Three hosts: network namespaces on a bridge (veth)"
         } else {
             "Loopback"
         },
-        where_,
         machine(),
         commit(),
         cmdline.join(" "),

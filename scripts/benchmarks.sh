@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Regenerates BENCHMARKS.md: the loopback and network-namespace runs of `web4fed bench`
+# (the namespace run needs root), the 10-minute sustained run, and a perf profile of a
+# receiving node during the throughput run. About 15 minutes on a 2-core machine.
+#   bash scripts/benchmarks.sh            # everything
+#   SUSTAIN=0 bash scripts/benchmarks.sh  # without the 10-minute run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p web4fed
+bin=target/release/web4fed
+out=$(mktemp -d)
+"$bin" bench --out "$out/loopback.md"
+if [ "$(id -u)" = 0 ]; then
+    "$bin" bench --netns --out "$out/netns.md"
+else
+    echo "(not root: the network-namespace run is skipped)" > "$out/netns.md"
+fi
+if [ "${SUSTAIN:-1}" != 0 ]; then
+    "$bin" bench --samples 50 --sustain-secs 600 --sustain-rate 2000 --out "$out/sustain.md"
+    grep -E '^\| (figure|---|sustained for)' "$out/sustain.md" > "$out/sustain-row.md"
+fi
+if command -v perf >/dev/null 2>&1; then
+    "$bin" bench --samples 20 --perf "$out/profile.txt" --out "$out/perf-run.md"
+    grep -E '^ +[0-9.]+%' "$out/profile.txt" | head -25 | cut -c1-160 > "$out/profile-top.txt"
+fi
+{
+    cat docs/benchmarks-intro.md
+    echo
+    cat "$out/loopback.md"
+    echo
+    cat "$out/netns.md"
+    if [ -f "$out/sustain-row.md" ]; then
+        echo
+        echo "## Ten minutes (loopback)"
+        echo
+        cat "$out/sustain-row.md"
+    fi
+    if [ -f "$out/profile-top.txt" ]; then
+        echo
+        echo "## Profile of a receiving node (Thor) during the throughput run"
+        echo
+        echo "\`web4fed bench --perf FILE\` (perf record -F 999 -g on Thor; perf slows the node, so"
+        echo "the throughput of that run is not the one reported above). Top symbols, no children:"
+        echo
+        echo '```'
+        cat "$out/profile-top.txt"
+        echo '```'
+    fi
+    echo
+    cat docs/benchmarks-findings.md
+} > BENCHMARKS.md
+echo "BENCHMARKS.md written (raw runs in $out)"

@@ -597,7 +597,9 @@ fn stream_load(
     seed_base: u64,
     rate: u64,
     secs: u64,
+    posted: &std::sync::atomic::AtomicU64,
 ) -> Result<u64, String> {
+    use std::sync::atomic::Ordering;
     const LEAD_MS: u64 = 200;
     const POST_EVERY: Duration = Duration::from_millis(50);
     let start = now_ms();
@@ -626,6 +628,7 @@ fn stream_load(
             if v["rejected"].as_u64().unwrap_or(0) > 0 {
                 return Err(format!("events rejected: {v}"));
             }
+            posted.store(offered, Ordering::Relaxed);
             batch.clear();
             last_post = Instant::now();
         }
@@ -1319,8 +1322,12 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             agent: nodes[0].agent.clone(),
         };
         let (g2, rate, secs) = (g.clone(), args.sustain_rate, args.sustain_secs);
-        let injector = std::thread::spawn(move || stream_load(&target, &g2, 50_000, rate, secs));
-        let mut samples: Vec<(f64, u64)> = Vec::new();
+        let posted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let posted2 = posted.clone();
+        let injector =
+            std::thread::spawn(move || stream_load(&target, &g2, 50_000, rate, secs, &posted2));
+        // (elapsed s, events held by the slowest node, events posted)
+        let mut samples: Vec<(f64, u64, u64)> = Vec::new();
         while !injector.is_finished() {
             std::thread::sleep(Duration::from_secs(5));
             let held = nodes
@@ -1329,20 +1336,24 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .map(|(k, n)| n.events().saturating_sub(start[k]))
                 .min()
                 .unwrap_or(0);
-            samples.push((t.elapsed().as_secs_f64(), held));
+            let p = posted.load(std::sync::atomic::Ordering::Relaxed);
+            samples.push((t.elapsed().as_secs_f64(), held, p));
         }
         let offered = injector.join().map_err(|_| "injector panicked")??;
-        let rate_between = |from: f64, to: f64| {
+        let rate_between = |from: f64, to: f64, col: usize| {
             let a = samples.iter().find(|s| s.0 >= from);
             let b = samples.iter().rev().find(|s| s.0 <= to);
+            let v = |s: &(f64, u64, u64)| if col == 1 { s.1 } else { s.2 };
             match (a, b) {
-                (Some(a), Some(b)) if b.0 > a.0 => (b.1 - a.1) as f64 / (b.0 - a.0),
+                (Some(a), Some(b)) if b.0 > a.0 => v(b).saturating_sub(v(a)) as f64 / (b.0 - a.0),
                 _ => f64::NAN,
             }
         };
         let end = samples.last().map_or(0.0, |s| s.0);
-        let first = rate_between(0.0, 60.0);
-        let last = rate_between(end - 60.0, end);
+        let first = rate_between(0.0, 60.0, 1);
+        let last = rate_between(end - 60.0, end, 1);
+        let posted_first = rate_between(0.0, 60.0, 2);
+        let posted_last = rate_between(end - 60.0, end, 2);
         let rss: Vec<String> = nodes
             .iter()
             .map(|n| format!("{:.0}", n.rss_mb().unwrap_or(f64::NAN)))
@@ -1353,7 +1364,12 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         eprintln!("sustained: first minute {first:.0}/s, last {last:.0}/s; RSS {rss:?} MB");
         rows.push(row(
-            &format!("sustained for {} s, {}/s offered live (thoughts and ratings, paced by the clock): events/s on the slowest node, first minute vs last", args.sustain_secs, args.sustain_rate),
+            &format!(
+                "sustained for {} s, {:.0} events/s offered live (thoughts at {}/s and their committees' ratings, paced by the clock): events/s on the slowest node, first minute vs last",
+                args.sustain_secs,
+                offered as f64 / args.sustain_secs as f64,
+                args.sustain_rate
+            ),
             "none",
             "last minute within 10 % of the first",
             format!(
@@ -1362,7 +1378,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 rss.join(" / "),
                 cpu.join(" / ")
             ),
-            "the offered rate".into(),
+            format!("posted by the generator: first minute {posted_first:.0}/s, last {posted_last:.0}/s"),
         ));
     } else {
         notes

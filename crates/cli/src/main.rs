@@ -117,39 +117,7 @@ enum Command {
     },
     /// Measure the federation on real node processes (latency, agreement, PoW, corpus sync,
     /// heal, throughput, memory, CPU per event) and write BENCHMARKS-style Markdown.
-    Bench {
-        /// Write the report here (Markdown).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Run the nodes in three network namespaces on a bridge (needs root).
-        #[arg(long)]
-        netns: bool,
-        /// Latency samples per latency figure.
-        #[arg(long, default_value_t = 200)]
-        samples: usize,
-        /// Thoughts behind for corpus sync, and per side for the heal.
-        #[arg(long, default_value_t = 10_000)]
-        corpus: usize,
-        /// Events offered in the throughput run.
-        #[arg(long, default_value_t = 150_000)]
-        throughput_events: usize,
-        /// Dated rate of the throughput run (events/s): the most it can offer.
-        #[arg(long, default_value_t = 20_000)]
-        throughput_rate: u64,
-        /// Length of the sustained run in seconds (0 skips it; the issue asks for 600).
-        #[arg(long, default_value_t = 0)]
-        sustain_secs: u64,
-        /// Offered rate of the sustained run (events/s).
-        #[arg(long, default_value_t = 1_000)]
-        sustain_rate: u64,
-        /// Keep the node directories here instead of a temporary directory.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Profile a receiving node with `perf record -g` during the throughput run and
-        /// write the `perf report` here.
-        #[arg(long)]
-        perf: Option<PathBuf>,
-    },
+    Bench(bench::BenchArgs),
     /// The bare gossipsub latency floor (used by `bench`).
     #[command(hide = true)]
     BenchFloor {
@@ -386,29 +354,7 @@ fn main() -> ExitCode {
             thoughts,
         } => commands::gen_log(&out, seed, thoughts),
         Command::Fold { log, reverse } => commands::fold(&log, reverse),
-        Command::Bench {
-            out,
-            netns,
-            samples,
-            corpus,
-            throughput_events,
-            throughput_rate,
-            sustain_secs,
-            sustain_rate,
-            dir,
-            perf,
-        } => bench::bench(bench::BenchArgs {
-            perf,
-            out,
-            netns,
-            samples,
-            corpus,
-            throughput_events,
-            throughput_rate,
-            sustain_secs,
-            sustain_rate,
-            dir,
-        }),
+        Command::Bench(args) => bench::bench(args),
         Command::BenchFloor {
             role,
             listen,

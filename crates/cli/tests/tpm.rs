@@ -15,20 +15,6 @@ use serde_json::Value;
 use std::time::Instant;
 use web4fed_tpm::swtpm::{LocalCa, SwTpm};
 
-fn have_swtpm() -> bool {
-    if SwTpm::available() {
-        return true;
-    }
-    assert!(
-        std::env::var("WEB4FED_REQUIRE_TPM").is_err(),
-        "WEB4FED_REQUIRE_TPM is set but swtpm/tpm2-tools are missing"
-    );
-    eprintln!(
-        "SKIPPED: swtpm or tpm2-tools missing (apt-get install swtpm swtpm-tools tpm2-tools)"
-    );
-    false
-}
-
 /// One member as a node shows it: (name, level, start_trust, ceiling, reason).
 type Level = (String, String, f64, f64, String);
 
@@ -61,7 +47,7 @@ fn level_of(n: &Node, name: &str) -> Option<(String, String)> {
 
 #[test]
 fn seed_test5_two_tpm_members_are_l5_on_every_node_and_forgeries_stay_l4() {
-    if !have_swtpm() {
+    if !SwTpm::available_or_skip() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

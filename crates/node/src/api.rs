@@ -305,18 +305,23 @@ async fn finality(s: State<AppState>, params: LimitParams) -> Result<Json<Value>
     ask(s, Query::Finality { limit }).await
 }
 
-async fn submit(
-    State(s): State<AppState>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| ApiError {
+/// A body that could not be read (too large, broken stream) as a JSON error naming `body`.
+fn body_error(e: &axum::extract::rejection::BytesRejection, limit: usize) -> ApiError {
+    ApiError {
         status: e.status(),
         body: json!({
             "error": "invalid_request",
             "field": "body",
-            "message": format!("{} (limit {MAX_REQUEST_BYTES} bytes)", e.body_text()),
+            "message": format!("{} (limit {limit} bytes)", e.body_text()),
         }),
-    })?;
+    }
+}
+
+async fn submit(
+    State(s): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_error(&e, MAX_REQUEST_BYTES))?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))?;
     let content = match v.get("content") {
@@ -368,14 +373,7 @@ async fn ingest(
     State(s): State<AppState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body.map_err(|e| ApiError {
-        status: e.status(),
-        body: json!({
-            "error": "invalid_request",
-            "field": "body",
-            "message": format!("{} (limit {MAX_INGEST_BYTES} bytes)", e.body_text()),
-        }),
-    })?;
+    let body = body.map_err(|e| body_error(&e, MAX_INGEST_BYTES))?;
     command(&s, |reply| Command::Ingest { body, reply })
         .await
         .map(Json)

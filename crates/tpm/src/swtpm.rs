@@ -69,6 +69,22 @@ impl SwTpm {
         })
     }
 
+    /// For tests: whether to run. True when swtpm is installed; otherwise prints why the test
+    /// is skipped, and fails instead when `WEB4FED_REQUIRE_TPM` is set (CI installs swtpm).
+    pub fn available_or_skip() -> bool {
+        if Self::available() {
+            return true;
+        }
+        assert!(
+            std::env::var("WEB4FED_REQUIRE_TPM").is_err(),
+            "WEB4FED_REQUIRE_TPM is set but swtpm/tpm2-tools are missing"
+        );
+        eprintln!(
+            "SKIPPED: swtpm or tpm2-tools missing (apt-get install swtpm swtpm-tools tpm2-tools)"
+        );
+        false
+    }
+
     /// Manufactures a TPM in `state` (EK and EK certificate from `ca`) and starts it.
     pub fn manufacture(state: &Path, ca: &LocalCa) -> std::io::Result<Self> {
         std::fs::create_dir_all(state)?;

@@ -11,25 +11,11 @@ use web4fed_core::tpm::{pem_to_der, verify, Evidence};
 use web4fed_tpm::swtpm::{LocalCa, SwTpm};
 use web4fed_tpm::{challenge_for, fresh_credential, Tpm, DEFAULT_AK_HANDLE};
 
-fn have_swtpm() -> bool {
-    if SwTpm::available() {
-        return true;
-    }
-    assert!(
-        std::env::var("WEB4FED_REQUIRE_TPM").is_err(),
-        "WEB4FED_REQUIRE_TPM is set but swtpm/tpm2-tools are missing"
-    );
-    eprintln!(
-        "SKIPPED: swtpm or tpm2-tools missing (apt-get install swtpm swtpm-tools tpm2-tools)"
-    );
-    false
-}
-
 const NOW_MS: u64 = 1_800_000_000_000;
 
 #[test]
 fn tpm_evidence_verifies_activation_needs_the_tpm_and_forgeries_are_refused() {
-    if !have_swtpm() {
+    if !SwTpm::available_or_skip() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

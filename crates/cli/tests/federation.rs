@@ -328,3 +328,69 @@ fn metrics_parse_and_move() {
     assert_eq!(sample(&after, "web4fed_peers_connected"), 2.0);
     assert!(sample(&after, "web4fed_replication_latency_seconds_count") >= 3.0);
 }
+
+/// Frames events for `POST /v1/events`: a 4-byte big-endian length, then the wire bytes.
+fn framed(events: &[web4fed_core::event::Event]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in events {
+        out.extend_from_slice(&(e.bytes().len() as u32).to_be_bytes());
+        out.extend_from_slice(e.bytes());
+    }
+    out
+}
+
+/// Bulk ingest: pre-signed events of new members posted to one node are validated, stored,
+/// pushed to the others, and agreed on; a forged event in a batch is rejected and counted;
+/// malformed bodies and addresses get a 400 naming the field.
+#[test]
+fn bulk_ingest_validates_pushes_and_refuses_bad_input() {
+    use web4fed_core::testkit::Author;
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = federation(tmp.path(), None);
+    let genesis =
+        web4fed_store::node_dir::load_genesis(&nodes[0].dir.join("genesis.toml")).unwrap();
+    let t0 = web4fed_node::node::now_ms();
+    let mut events = Vec::new();
+    for k in 0..3u64 {
+        let mut a = Author::from_seed(&genesis, 500 + k);
+        events.push(a.register(&genesis, &format!("bulk-{k}"), t0));
+        for i in 0..4u64 {
+            events.push(a.thought(t0 + 1 + i, &sentence(50_000 + k * 10 + i)));
+        }
+    }
+    let before = nodes[0].events().unwrap();
+    let (st, v) = nodes[0].post_bytes("/v1/events", "application/octet-stream", &framed(&events));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["admitted"], 15, "{v}");
+    assert_eq!(v["rejected"], 0, "{v}");
+    // The same batch again: all known, nothing new.
+    let (_, v) = nodes[0].post_bytes("/v1/events", "application/octet-stream", &framed(&events));
+    assert_eq!(v["known"], 15, "{v}");
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait("the bulk events on every node with one root", &refs, || {
+        roots_equal(&refs, before + 15)
+    });
+    // A forged signature in a batch: that event is rejected with the reason, the rest kept.
+    let mut a = Author::from_seed(&genesis, 600);
+    let reg = a.register(&genesis, "bulk-forger", t0);
+    let good = a.thought(t0 + 10, &sentence(60_000));
+    let mut bytes = framed(&[reg]);
+    let mut forged = good.bytes().to_vec();
+    forged[web4fed_core::event::HEADER_LEN] ^= 1;
+    bytes.extend_from_slice(&(forged.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(&forged);
+    let (st, v) = nodes[1].post_bytes("/v1/events", "application/octet-stream", &bytes);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["admitted"], 1, "{v}");
+    assert_eq!(v["rejected"], 1, "{v}");
+    assert!(v["first_error"].as_str().is_some(), "{v}");
+    // Malformed framing and bad addresses: 400 with the field named.
+    let (st, v) = nodes[1].post_bytes("/v1/events", "application/octet-stream", &[0, 0, 1]);
+    assert_eq!((st, v["field"].as_str()), (400, Some("body")), "{v}");
+    let (st, v) = nodes[1].post_bytes("/v1/events", "application/octet-stream", &[0, 0, 0, 9, 1]);
+    assert_eq!((st, v["field"].as_str()), (400, Some("body")), "{v}");
+    let (st, v) = nodes[1].post_bytes("/v1/peers", "application/json", br#"{"addr": "nope"}"#);
+    assert_eq!((st, v["field"].as_str()), (400, Some("addr")), "{v}");
+    let (st, v) = nodes[1].post_bytes("/v1/peers", "application/json", b"{}");
+    assert_eq!((st, v["field"].as_str()), (400, Some("addr")), "{v}");
+}

@@ -188,6 +188,21 @@ impl Node {
         )
     }
 
+    /// POST raw bytes to an API path.
+    pub fn post_bytes(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+        let mut req = agent()
+            .post(self.url(path))
+            .header("content-type", content_type);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut r = req.send(body).unwrap();
+        (
+            r.status().as_u16(),
+            r.body_mut().read_json().unwrap_or(Value::Null),
+        )
+    }
+
     /// Submits a thought.
     pub fn submit(&self, content: &str) -> (u16, Value) {
         self.post_raw(&json!({ "content": content }).to_string())

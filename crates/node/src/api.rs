@@ -267,16 +267,19 @@ pub async fn serve(
     }))
 }
 
+/// The node's command queue is full: 503, never an unbounded wait.
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "node command queue is full",
+    )
+}
+
 async fn ask(State(s): State<AppState>, query: Query) -> Result<Json<Value>, ApiError> {
     let (reply, rx) = oneshot::channel();
     s.tx.try_send(Command::Query { query, reply })
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "node command queue is full",
-            )
-        })?;
+        .map_err(|_| busy())?;
     rx.await
         .map(Json)
         .map_err(|_| ApiError::internal("node stopped"))
@@ -338,16 +341,7 @@ async fn submit(
             ),
         ));
     }
-    let (reply, rx) = oneshot::channel();
-    s.tx.try_send(Command::Submit { content, reply })
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "node command queue is full",
-            )
-        })?;
-    let ok = rx.await.map_err(|_| ApiError::internal("node stopped"))??;
+    let ok = command(&s, |reply| Command::Submit { content, reply }).await?;
     Ok((StatusCode::CREATED, Json(ok)).into_response())
 }
 
@@ -357,13 +351,7 @@ async fn command(
     make: impl FnOnce(oneshot::Sender<Result<Value, ApiError>>) -> Command,
 ) -> Result<Value, ApiError> {
     let (reply, rx) = oneshot::channel();
-    s.tx.try_send(make(reply)).map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "node command queue is full",
-        )
-    })?;
+    s.tx.try_send(make(reply)).map_err(|_| busy())?;
     rx.await.map_err(|_| ApiError::internal("node stopped"))?
 }
 

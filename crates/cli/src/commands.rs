@@ -116,9 +116,9 @@ pub fn init(
     pow_bits: u8,
     genesis_file: Option<&Path>,
     entity_type: &str,
-    tpm: Option<Hardware>,
+    hardware: Option<Hardware>,
 ) -> CmdResult {
-    let lct = init_quiet(dir, name, pow_bits, genesis_file, entity_type, tpm)?;
+    let lct = init_quiet(dir, name, pow_bits, genesis_file, entity_type, hardware)?;
     println!("{lct}");
     Ok(())
 }
@@ -130,7 +130,7 @@ pub fn init_quiet(
     pow_bits: u8,
     genesis_file: Option<&Path>,
     entity_type: &str,
-    tpm: Option<Hardware>,
+    hardware: Option<Hardware>,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let nd = NodeDir::new(dir);
     if nd.key().exists() {
@@ -156,7 +156,7 @@ pub fn init_quiet(
     let keypair: Keypair = keyfile::generate()?;
     let member = keypair.id();
     let network = genesis.network_id();
-    let (claimed_level, attestation, tpm_config) = match &tpm {
+    let (claimed_level, attestation, tpm_config) = match &hardware {
         None => (
             Level::L4,
             Attestation {

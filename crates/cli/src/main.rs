@@ -277,7 +277,7 @@ fn main() -> ExitCode {
             tpm_chain,
             claim_l5_with,
         } => {
-            let tpm = match (attest, claim_l5_with) {
+            let hardware = match (attest, claim_l5_with) {
                 (Some(_), _) => Ok(Some(commands::Hardware::Tpm(commands::TpmInit {
                     tcti,
                     ak_handle,
@@ -288,8 +288,8 @@ fn main() -> ExitCode {
                     .map_err(|e| format!("--claim-l5-with {}: {e}", f.display()).into()),
                 (None, None) => Ok(None),
             };
-            tpm.and_then(|tpm| {
-                commands::init(&dir, &name, pow_bits, genesis.as_deref(), &entity_type, tpm)
+            hardware.and_then(|hw| {
+                commands::init(&dir, &name, pow_bits, genesis.as_deref(), &entity_type, hw)
             })
         }
         Command::Genesis {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{agree, median_p99, sentence, start_federation, wait, web4fed, Node};
+use common::{agree, median_p99, run_ok, sentence, start_federation, wait, web4fed, Node};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -309,17 +309,12 @@ fn three_hosts_on_a_bridge() {
     let (med, p99) = median_p99(&mut lat);
     println!("MEASURED finality: epoch end to certificate adopted, median {med:.0} ms, p99 {p99:.0} ms over {} certificates on three nodes (checkpoints every 5 s, votes 2 epochs after the end)", lat.len());
     let export = tmp.path().join("export");
-    let out = web4fed()
-        .args(["finality", "--api", &nodes[0].url(""), "--dir"])
-        .arg(&nodes[0].dir)
-        .arg("--export")
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        web4fed()
+            .args(["finality", "--api", &nodes[0].url(""), "--dir"])
+            .arg(&nodes[0].dir)
+            .arg("--export")
+            .arg(&export),
     );
     let cert = std::fs::read_dir(&export)
         .unwrap()

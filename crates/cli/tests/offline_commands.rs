@@ -1,23 +1,12 @@
 //! `init`, `genesis` and `inspect` as a user runs them: real processes, real files.
 
-use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
+mod common;
 
-fn web4fed() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_web4fed"))
-}
+use common::{run_ok, web4fed};
+use std::os::unix::fs::PermissionsExt;
 
 fn inspect_json(dir: &std::path::Path) -> serde_json::Value {
-    let out = web4fed()
-        .args(["inspect", "--json", "--dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(web4fed().args(["inspect", "--json", "--dir"]).arg(dir));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -25,15 +14,10 @@ fn inspect_json(dir: &std::path::Path) -> serde_json::Value {
 fn init_then_inspect() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("legion");
-    let out = web4fed()
-        .args(["init", "--name", "legion", "--pow-bits", "8", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        web4fed()
+            .args(["init", "--name", "legion", "--pow-bits", "8", "--dir"])
+            .arg(&dir),
     );
     let lct = String::from_utf8(out.stdout).unwrap();
     assert!(lct.trim().starts_with("lct:web4:ai:"), "{lct}");

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{agree, start_federation, wait, web4fed, Node};
+use common::{agree, run_ok, start_federation, wait, web4fed, Node};
 use serde_json::Value;
 use std::time::Instant;
 use web4fed_tpm::swtpm::{LocalCa, SwTpm};
@@ -60,17 +60,12 @@ fn seed_test5_two_tpm_members_are_l5_on_every_node_and_forgeries_stay_l4() {
 
     // The network's genesis lists the CA's root, as production lists TPM vendors' roots.
     let genesis = root.join("genesis.toml");
-    let out = web4fed()
-        .args(["genesis", "--pow-bits", "8", "--out"])
-        .arg(&genesis)
-        .arg("--attest-root")
-        .arg(&root_pem)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        web4fed()
+            .args(["genesis", "--pow-bits", "8", "--out"])
+            .arg(&genesis)
+            .arg("--attest-root")
+            .arg(&root_pem),
     );
 
     let tpm_args = |tcti: &str| -> Vec<String> {

@@ -24,6 +24,18 @@ pub fn web4fed() -> Command {
     Command::new(env!("CARGO_BIN_EXE_web4fed"))
 }
 
+/// Runs a command to completion and requires success, showing its stderr otherwise.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// An HTTP client that returns 4xx/5xx as responses, not errors.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -71,12 +83,7 @@ impl Node {
         if let Some(g) = genesis {
             cmd.arg("--genesis").arg(g);
         }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(&mut cmd);
         Self {
             name: name.into(),
             dir,

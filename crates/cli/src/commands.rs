@@ -198,7 +198,12 @@ pub fn init_quiet(
             let evidence = web4fed_tpm::Tpm::new(&t.tcti, t.ak_handle)
                 .provision(&network, &member, &chain)?
                 .encode();
-            std::fs::write(dir.join("tpm-evidence.bin"), &evidence)?;
+            web4fed_store::atomic::write(
+                &dir.join("tpm-evidence.bin"),
+                &evidence,
+                0o644,
+                web4fed_store::atomic::Existing::Replace,
+            )?;
             eprintln!(
                 "TPM evidence made in {:.2?} ({} bytes; AK at 0x{:08x})",
                 started.elapsed(),

@@ -155,26 +155,44 @@ struct AppState {
     token: Option<Arc<String>>,
 }
 
-/// Reads `DIR/api.token`, creating it (mode 0600, 32 random bytes as hex) if missing.
+/// Reads `DIR/api.token`, creating it (mode 0600, 32 random bytes as hex) if missing. The
+/// file appears whole or not at all (clients poll for it while the node starts), and an
+/// empty one, which no release writes, is refused rather than accepted as "no secret".
 pub fn load_or_create_token(
     nd: &NodeDir,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    use web4fed_store::atomic::{self, Existing};
     let path = nd.root().join("api.token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok(t.trim().to_string());
+    let read = |p: &std::path::Path| -> Result<Option<String>, String> {
+        match std::fs::read_to_string(p) {
+            Ok(t) if t.trim().is_empty() => Err(format!(
+                "{} is empty: delete it to have a new token made",
+                p.display()
+            )),
+            Ok(t) => Ok(Some(t.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", p.display())),
+        }
+    };
+    if let Some(t) = read(&path)? {
+        return Ok(t);
     }
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| e.to_string())?;
     let token = hex::encode(b);
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    writeln!(f, "{token}")?;
-    Ok(token)
+    match atomic::write(
+        &path,
+        format!("{token}\n").as_bytes(),
+        0o600,
+        Existing::Keep,
+    ) {
+        Ok(()) => Ok(token),
+        // Another process made one first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(read(&path)?.ok_or("api.token vanished while it was created")?)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display()).into()),
+    }
 }
 
 /// The router, for tests and for [`serve`]. `token` is required on every request when set.

@@ -1,8 +1,6 @@
 //! The member's secret key on disk: created with mode 0600, refused when others can read it.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use web4fed_core::identity::Keypair;
 
@@ -56,14 +54,8 @@ pub fn write_new(path: &Path, keypair: &Keypair) -> Result<(), KeyFileError> {
         path: path.display().to_string(),
         source,
     };
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    writeln!(f, "{KEY_FILE_HEADER}\n{}", hex::encode(keypair.secret())).map_err(io)?;
-    f.sync_all().map_err(io)
+    let text = format!("{KEY_FILE_HEADER}\n{}\n", hex::encode(keypair.secret()));
+    crate::atomic::write(path, text.as_bytes(), 0o600, crate::atomic::Existing::Keep).map_err(io)
 }
 
 /// Reads a key file, refusing it when others can read it.

@@ -127,7 +127,13 @@ fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError
 }
 
 fn write_text(path: &Path, text: &str) -> Result<(), ConfigError> {
-    std::fs::write(path, text).map_err(|source| ConfigError::Io {
+    crate::atomic::write(
+        path,
+        text.as_bytes(),
+        0o644,
+        crate::atomic::Existing::Replace,
+    )
+    .map_err(|source| ConfigError::Io {
         path: path.display().to_string(),
         source,
     })

@@ -140,12 +140,18 @@ impl Node {
         let api_ready = Instant::now();
         while api_ready.elapsed() < DEADLINE && self.status().is_none() {
             std::thread::sleep(Duration::from_millis(20));
-            if self.token.is_none() {
-                self.token = std::fs::read_to_string(self.dir.join("api.token"))
-                    .ok()
-                    .map(|t| t.trim().to_string());
-            }
+            // Read again on every miss: the node makes the token as it starts.
+            self.token = std::fs::read_to_string(self.dir.join("api.token"))
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty());
         }
+        assert!(
+            self.status().is_some(),
+            "{}: the API did not answer within {DEADLINE:?}\n{}",
+            self.name,
+            self.log()
+        );
     }
 
     /// SIGKILL.
@@ -259,6 +265,10 @@ pub fn wait(what: &str, nodes: &[&Node], mut ok: impl FnMut() -> bool) -> Durati
     }
     for n in nodes {
         eprintln!("==== {} log ====\n{}", n.name, n.log());
+    }
+    for n in nodes {
+        eprintln!("==== {} status ====\n{:?}", n.name, n.status());
+        eprintln!("==== {} peers ====\n{:?}", n.name, n.get("/v1/peers"));
     }
     panic!("timed out waiting for {what}");
 }

@@ -54,6 +54,17 @@ pub const MAX_FORGERIES: usize = 16_384;
 pub const EPOCH_ROOTS_KEPT: usize = 64;
 /// Certificates kept in memory (all are in the store).
 pub const CERTS_KEPT: usize = 256;
+/// Certificates a competing branch may set aside. A certificate built on an older base is
+/// refused: the events before that base have left memory (they stay in the driver's store).
+/// One minute of history at the default finality (a checkpoint every 5 one-second epochs):
+/// set-asides happen when a node adopted a certificate the others did not see in time, a
+/// matter of seconds; a minute is a wide margin, and it is what bounds the memory of a
+/// long-lived node at high event rates.
+pub const REORG_WINDOW_CERTS: usize = 12;
+/// Checkpoint epochs between the fold snapshots kept as candidate bases for pruning: each is
+/// a copy of the state, so few are kept; every 30 s of event time at the defaults (6
+/// checkpoints of 5 epochs).
+pub const BASE_SNAPSHOT_EVERY_CHECKPOINTS: u64 = 6;
 /// Most outputs waiting to be drained; the driver drains after every call, so reaching this
 /// means a driver bug. Beyond it the oldest are dropped, never unbounded growth.
 pub const MAX_OUTPUTS: usize = 65_536;
@@ -92,6 +103,14 @@ pub enum InsertError {
     AuthorEquivocated {
         /// The seq at which it forked.
         fork_seq: u64,
+    },
+    /// The event conflicts with final history this node has pruned from memory: it can
+    /// never be ordered (a certificate covers the seq), and the proof would need the pruned
+    /// event, so it is refused without one.
+    #[error("conflicts with final history at seq {seq}, pruned from memory here")]
+    BeyondHorizon {
+        /// The event's seq.
+        seq: u64,
     },
     /// A waiting pool is full.
     #[error("{pool} pool is full")]
@@ -143,7 +162,11 @@ pub enum Output {
 
 #[derive(Debug, Clone)]
 struct Feed {
+    /// Every event id of the feed, in seq order (kept when events are pruned: 32 bytes an
+    /// event, so replays and forks of old seqs are still recognised).
     ids: Vec<EventId>,
+    /// Timestamp of the last event (its successor may not be dated before it).
+    head_ms: u64,
     /// What the registration's hardware evidence establishes (checked once, at append).
     claim: Claim,
 }
@@ -151,6 +174,31 @@ struct Feed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Item {
     Event(EventId),
+}
+
+/// The fold's state after the item at `at`, with the number of items folded by then.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    at: (OrderKey, Item),
+    state: State,
+    count: usize,
+}
+
+/// What the ledger keeps of final history (see [`Ledger::prune`]).
+#[derive(Debug, Default)]
+struct History {
+    /// Certificates a competing branch may set aside; `None` keeps everything in memory.
+    window: Option<usize>,
+    /// The fold at the pruning point: re-folds start here, never before.
+    base: Option<Snapshot>,
+    /// The oldest certificate a competing branch may still build on.
+    floor: Option<u64>,
+    /// Candidate bases: the fold at recent checkpoint boundaries, by epoch.
+    candidates: BTreeMap<u64, Snapshot>,
+    /// Registration events of pruned feeds (a member's hardware evidence is still asked for).
+    registrations: HashMap<MemberId, Arc<Event>>,
+    /// Events that have left memory.
+    pruned: usize,
 }
 
 /// The log and its fold. See the module docs.
@@ -177,7 +225,8 @@ pub struct Ledger {
     verdicts: HashMap<EventId, Verdict>,
     folded_upto: Option<(OrderKey, Item)>,
     dirty_from: Option<(OrderKey, Item)>,
-    snapshots: Vec<((OrderKey, Item), State, usize)>,
+    snapshots: Vec<Snapshot>,
+    history: History,
     /// Bumped whenever the fold changes the state; keys the root cache.
     generation: u64,
     /// The latest state root and the generation it was computed at: a root costs a Merkle
@@ -255,6 +304,10 @@ impl Ledger {
             folded_upto: None,
             dirty_from: None,
             snapshots: Vec::new(),
+            history: History {
+                window: Some(REORG_WINDOW_CERTS),
+                ..History::default()
+            },
             generation: 0,
             root_cache: std::sync::Mutex::new(None),
             folded_count: 0,
@@ -411,8 +464,14 @@ impl Ledger {
         let first = self
             .feeds
             .get(&member)
-            .and_then(|f| f.ids.get(seq as usize))
-            .and_then(|id| self.events.get(id))
+            // Pruned events are certified, and certified events keep their verdicts: the
+            // first that can change is the first still held.
+            .and_then(|f| {
+                f.ids
+                    .iter()
+                    .skip(seq as usize)
+                    .find_map(|id| self.events.get(id))
+            })
             .map(|e| (self.order_key_of(e), Item::Event(e.id())));
         if let Some(k) = first {
             self.mark_dirty(k);
@@ -426,7 +485,12 @@ impl Ledger {
     }
 
     fn admit(&mut self, now_ms: u64, ev: Arc<Event>) -> Result<Admission, InsertError> {
-        if self.events.contains_key(&ev.id()) {
+        let held_id = self
+            .feeds
+            .get(&ev.author())
+            .and_then(|f| f.ids.get(ev.seq() as usize))
+            .copied();
+        if held_id == Some(ev.id()) {
             return Ok(Admission::AlreadyKnown);
         }
         if !ev.verify(&self.network) {
@@ -440,18 +504,16 @@ impl Ledger {
             }
         }
         // A conflict with an event already held is evidence, whatever the timestamps.
-        if let Some(existing) = self
-            .feeds
-            .get(&author)
-            .and_then(|f| f.ids.get(seq as usize))
-            .and_then(|id| self.events.get(id))
-        {
+        if let Some(existing) = self.feed_event(&author, seq) {
             let e = Evidence::Equivocation {
                 a: existing.signed_header(),
                 b: ev.signed_header(),
             };
             self.add_proof(e, true);
             return Err(InsertError::Equivocation { seq });
+        }
+        if held_id.is_some() {
+            return Err(InsertError::BeyondHorizon { seq });
         }
         let until = now_ms.saturating_add(self.genesis.max_future_skew_ms);
         if ev.timestamp_ms() > until {
@@ -534,6 +596,7 @@ impl Ledger {
                 author,
                 Feed {
                     ids: Vec::new(),
+                    head_ms: 0,
                     claim,
                 },
             );
@@ -543,9 +606,7 @@ impl Ledger {
             if prev_id != Some(ev.header.prev) {
                 return Err(InsertError::BrokenChain { seq });
             }
-            let prev_ms = prev_id
-                .and_then(|id| self.events.get(&id))
-                .map_or(0, |p| p.timestamp_ms());
+            let prev_ms = feed.map_or(0, |f| f.head_ms);
             if ev.timestamp_ms() < prev_ms {
                 return Err(InsertError::TimestampBeforePrev {
                     timestamp_ms: ev.timestamp_ms(),
@@ -565,6 +626,7 @@ impl Ledger {
         }
         if let Some(f) = self.feeds.get_mut(&author) {
             f.ids.push(ev.id());
+            f.head_ms = ev.timestamp_ms();
         }
         let k = (self.order_key_of(&ev), Item::Event(ev.id()));
         self.order.insert(k, ());
@@ -578,15 +640,18 @@ impl Ledger {
     fn settle(&mut self) {
         if let Some(d) = self.dirty_from.take() {
             self.generation += 1;
-            // Restore the newest snapshot strictly before the dirty point.
-            while self.snapshots.last().is_some_and(|(k, _, _)| *k >= d) {
+            // Restore the newest snapshot strictly before the dirty point; the pruning base
+            // is the oldest there can be (nothing before it can change, see `prune`).
+            while self.snapshots.last().is_some_and(|s| s.at >= d) {
                 self.snapshots.pop();
             }
-            match self.snapshots.last() {
-                Some((k, s, n)) => {
-                    self.state = s.clone();
-                    self.folded_upto = Some(*k);
-                    self.folded_count = *n;
+            self.history.candidates.retain(|_, s| s.at < d);
+            match self.snapshots.last().or(self.history.base.as_ref()) {
+                Some(snap) => {
+                    let k = snap.at;
+                    self.state = snap.state.clone();
+                    self.folded_upto = Some(k);
+                    self.folded_count = snap.count;
                     self.fold_ms = k.0.timestamp_ms;
                     // Roots of boundaries after the snapshot may change; earlier ones cover
                     // only events before it.
@@ -621,8 +686,11 @@ impl Ledger {
                 if self.snapshots.len() >= MAX_SNAPSHOTS {
                     self.snapshots.remove(0);
                 }
-                self.snapshots
-                    .push((k, self.state.clone(), self.folded_count));
+                self.snapshots.push(Snapshot {
+                    at: k,
+                    state: self.state.clone(),
+                    count: self.folded_count,
+                });
             }
         }
     }
@@ -648,6 +716,19 @@ impl Ledger {
             if self.is_checkpoint(e) {
                 let cp = self.checkpoint_now((e + 1) * epoch_ms);
                 self.checkpoints.insert(e, cp);
+                let every = self.genesis.finality_every_epochs * BASE_SNAPSHOT_EVERY_CHECKPOINTS;
+                if let (Some(_), Some(at)) = (self.history.window, self.folded_upto) {
+                    if e.is_multiple_of(every) {
+                        self.history.candidates.insert(
+                            e,
+                            Snapshot {
+                                at,
+                                state: self.state.clone(),
+                                count: self.folded_count,
+                            },
+                        );
+                    }
+                }
             }
         }
         while self.epoch_roots.len() > EPOCH_ROOTS_KEPT {
@@ -899,7 +980,11 @@ impl Ledger {
         let base = cert.body.prev;
         if cert.body.prev != latest {
             let base_held = base.is_none_or(|p| self.chain.contains_key(&p));
-            if !base_held {
+            let before_floor = self
+                .history
+                .floor
+                .is_some_and(|f| base.is_none_or(|b| b < f));
+            if !base_held || before_floor {
                 return Err(CertError::Unverifiable(e));
             }
         }
@@ -946,6 +1031,7 @@ impl Ledger {
             return Err(err);
         }
         self.push_output(Output::Certificate(Box::new(cert)));
+        self.prune();
         Ok(())
     }
 
@@ -987,6 +1073,7 @@ impl Ledger {
         self.rekey(old);
         self.settle();
         self.push_output(Output::Certificate(Box::new(cert)));
+        self.prune();
     }
 
     /// Re-adopts a certificate this node adopted before (from the store on restart), without
@@ -996,6 +1083,7 @@ impl Ledger {
         self.link(&cert);
         self.rekey(old);
         self.settle();
+        self.prune();
     }
 
     /// The latest certified epoch.
@@ -1023,19 +1111,90 @@ impl Ledger {
         self.verdicts.get(id)
     }
 
-    /// An admitted event.
+    /// An admitted event still in memory (pruned history is in the driver's store).
     pub fn event(&self, id: &EventId) -> Option<&Arc<Event>> {
         self.events.get(id)
     }
 
-    /// Events in the log.
+    /// True when the log holds this event, in memory or pruned.
+    pub fn holds(&self, ev: &Event) -> bool {
+        self.feeds
+            .get(&ev.author())
+            .and_then(|f| f.ids.get(ev.seq() as usize))
+            == Some(&ev.id())
+    }
+
+    /// Events in the log, pruned ones included.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.events.len() + self.history.pruned
     }
 
     /// True when the log is empty.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.len() == 0
+    }
+
+    /// Events that have left memory (final history; see [`Ledger::prune`]).
+    pub fn pruned(&self) -> usize {
+        self.history.pruned
+    }
+
+    /// Sets how many certificates a competing branch may set aside (`None`: never prune,
+    /// keep every event in memory). Tests compare the two; nodes use the default
+    /// [`REORG_WINDOW_CERTS`]. Set it before handing the ledger any event.
+    pub fn set_reorg_window(&mut self, certs: Option<usize>) {
+        self.history.window = certs;
+        if certs.is_none() {
+            self.history.candidates.clear();
+        }
+    }
+
+    /// Drops from memory the events no future input can re-fold, keeping the fold's state at
+    /// that point as the base every re-fold starts from.
+    ///
+    /// Why it is safe: an event the certificate of epoch `b` does not cover is ordered no
+    /// earlier than the end of `b` (see `order_key_of`), so replacing the chain after `b`
+    /// moves only events from there on; a late event is uncovered and lands after the latest
+    /// certificate. So with competing branches limited to bases at or after the floor (the
+    /// `window`-th newest certificate), nothing before the end of the floor's epoch is ever
+    /// re-folded, and the newest checkpoint snapshot before it can serve as the base.
+    /// Every event before the base is certified. Feeds keep their ids (replays and old forks
+    /// are still recognised); registrations are kept (a member's hardware evidence is asked
+    /// for later).
+    fn prune(&mut self) {
+        let Some(window) = self.history.window else {
+            return;
+        };
+        let Some(&floor) = self.chain.keys().rev().nth(window) else {
+            return;
+        };
+        let Some((&epoch, _)) = self.history.candidates.range(..=floor).next_back() else {
+            return;
+        };
+        let mut newer = self.history.candidates.split_off(&epoch);
+        let Some(base) = newer.remove(&epoch) else {
+            return;
+        };
+        self.history.candidates = newer;
+        self.history.floor = Some(floor);
+        self.snapshots.retain(|s| s.at > base.at);
+        // Everything up to and including the base's last item leaves the order.
+        let kept = self.order.split_off(&base.at);
+        let mut gone = std::mem::replace(&mut self.order, kept);
+        if self.order.remove(&base.at).is_some() {
+            gone.insert(base.at, ());
+        }
+        for ((_, Item::Event(id)), ()) in gone {
+            if let Some(ev) = self.events.remove(&id) {
+                if ev.seq() == 0 {
+                    self.history.registrations.insert(ev.author(), ev);
+                }
+                self.history.pruned += 1;
+            }
+            self.verdicts.remove(&id);
+            self.evidence_checks.remove(&id);
+        }
+        self.history.base = Some(base);
     }
 
     /// Length of a member's feed as held here.
@@ -1043,10 +1202,15 @@ impl Ledger {
         self.feeds.get(member).map_or(0, |f| f.ids.len() as u64)
     }
 
-    /// A member's event at `seq`, if held.
+    /// A member's event at `seq`, if held in memory (pruned history is in the driver's
+    /// store; registrations are always held).
     pub fn feed_event(&self, member: &MemberId, seq: u64) -> Option<&Arc<Event>> {
         let id = self.feeds.get(member)?.ids.get(seq as usize)?;
-        self.events.get(id)
+        self.events.get(id).or_else(|| {
+            (seq == 0)
+                .then(|| self.history.registrations.get(member))
+                .flatten()
+        })
     }
 
     /// Every feed's length: the version vector that anti-entropy sync compares.
@@ -1131,12 +1295,13 @@ impl Ledger {
     /// then hand it to [`Ledger::handle_event`].
     pub fn author_event(&self, keypair: &Keypair, now_ms: u64, body: Body) -> Event {
         let author = keypair.id();
-        let (seq, prev, prev_ms) = match self.feeds.get(&author).and_then(|f| f.ids.last()) {
-            Some(id) => {
-                let prev_ms = self.events.get(id).map_or(0, |e| e.timestamp_ms());
-                (self.feed_len(&author), *id, prev_ms)
-            }
-            None => (0, EventId::default(), 0),
+        let (seq, prev, prev_ms) = match self.feeds.get(&author) {
+            Some(f) if !f.ids.is_empty() => (
+                f.ids.len() as u64,
+                f.ids.last().copied().unwrap_or_default(),
+                f.head_ms,
+            ),
+            _ => (0, EventId::default(), 0),
         };
         Event::sign(keypair, &self.network, seq, prev, now_ms.max(prev_ms), body)
     }

@@ -1174,14 +1174,14 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
         let l = &sim.nodes[i].ledger;
         // An exempt (eclipsed) node's own events cannot reach anyone: reported, not asserted.
         for &h in checked.iter() {
-            let durable_ids: Vec<EventId> = sim.nodes[h]
+            let durable: Vec<&Arc<Event>> = sim.nodes[h]
                 .durable
                 .iter()
                 .filter(|e| e.author() == sim.nodes[h].keypair.id())
-                .map(|e| e.id())
                 .collect();
-            for id in durable_ids {
-                if l.event(&id).is_none() {
+            for ev in durable {
+                let id = ev.id();
+                if !l.holds(ev) {
                     failures.push(format!(
                         "node {i} lacks acknowledged event {id} of node {h}"
                     ));

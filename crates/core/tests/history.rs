@@ -1,0 +1,272 @@
+//! Pruning final history from memory changes nothing anyone can observe: a ledger that
+//! prunes as aggressively as possible and one that keeps every event, handed the same input
+//! (paced thoughts, validations and transfers, out-of-order deliveries, events withheld until
+//! after the certificates that pass them by, certificates every checkpoint), hold the same
+//! root, the same verdicts and the same epoch roots after every step; one rebuilt from the log
+//! as a restarted node does agrees too. Then what a pruned ledger does with old input:
+//! replays are known, a conflict at a pruned seq is refused with a reason, and a competing
+//! certificate built before the floor is refused.
+
+use web4fed_core::event::{Body, Event};
+use web4fed_core::finality::{CertError, Certificate, Vote};
+use web4fed_core::genesis::Genesis;
+use web4fed_core::ledger::{Admission, InsertError, Ledger, Output};
+use web4fed_core::testkit::{sentence, Author};
+
+const T0: u64 = 1_767_225_600_000;
+/// Seconds of event time: long enough for several pruning rounds (a candidate base every
+/// 30 s of event time at the defaults).
+const SECONDS: u64 = 200;
+/// Settling delay before the "nodes" vote on a checkpoint, as the daemon does.
+const VOTE_LAG_MS: u64 = 3_000;
+
+fn genesis() -> Genesis {
+    Genesis {
+        rate_base_thoughts: 1_000,
+        rate_base_bytes: 10_000_000,
+        ..Genesis::with_pow_bits(4)
+    }
+}
+
+/// xorshift: the test's only randomness, from its seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// What the harness hands the ledgers, in order.
+enum Input {
+    Event(u64, Event),
+    Vote(Vote),
+}
+
+/// Builds the input: four members post each second (a thought, now and then a validation or a
+/// transfer), some events are delivered a little out of order, some are withheld for 20 s
+/// (past the certificates of their epochs), and at each checkpoint all members vote on the
+/// view of `oracle` once the checkpoint is settled.
+fn script(seed: u64) -> (Genesis, Vec<Author>, Vec<Input>) {
+    let g = genesis();
+    let net = g.network_id();
+    let mut rng = Rng(seed | 1);
+    let mut authors: Vec<Author> = (0..4).map(|i| Author::from_seed(&g, 900 + i)).collect();
+    let ids: Vec<_> = authors.iter().map(Author::id).collect();
+    let mut pending: Vec<(u64, Event)> = authors
+        .iter_mut()
+        .enumerate()
+        .map(|(i, a)| (T0, a.register(&g, &format!("m{i}"), T0)))
+        .collect();
+    let mut last_thought = None;
+    for s in 1..=SECONDS {
+        for (i, a) in authors.iter_mut().enumerate() {
+            let t = T0 + s * 1_000 + i as u64 * 37 + rng.next() % 200;
+            let ev = match rng.next() % 10 {
+                0 if last_thought.is_some() => {
+                    a.validate(t, last_thought.unwrap_or_default(), 700_000)
+                }
+                1 => a.transfer(t, ids[(i + 1) % ids.len()], 1),
+                _ => a.thought(t, &sentence(seed ^ (s * 10 + i as u64))),
+            };
+            if matches!(ev.body, Body::Thought(_)) {
+                last_thought = Some(ev.id());
+            }
+            let delay = match rng.next() % 40 {
+                0 => 20_000,           // withheld past its epoch's certificate
+                1..=6 => 1_500,        // overtaken by later events
+                _ => rng.next() % 100, // ordinary network delay
+            };
+            pending.push((t + delay, ev));
+        }
+    }
+    pending.sort_by_key(|(at, _)| *at);
+
+    // Interleave votes: an oracle ledger fed the same deliveries supplies each checkpoint's
+    // vote body once the checkpoint has settled.
+    let mut oracle = Ledger::new(g.clone());
+    oracle.set_reorg_window(None);
+    let mut input = Vec::new();
+    let mut next_checkpoint = T0 / g.epoch_ms;
+    for (at, ev) in pending {
+        while (next_checkpoint + 1) * g.epoch_ms + VOTE_LAG_MS <= at {
+            let e = next_checkpoint;
+            next_checkpoint += 1;
+            if !oracle.is_checkpoint(e) {
+                continue;
+            }
+            if let Some(body) = oracle.vote_body(e) {
+                for a in &authors {
+                    let v = Vote::sign(&a.keypair, &net, body.clone());
+                    oracle
+                        .handle_vote(v.clone())
+                        .expect("a vote on our own view");
+                    input.push(Input::Vote(v));
+                }
+                while oracle.poll_output().is_some() {}
+            }
+        }
+        oracle.handle_event(at, ev.clone()).expect("valid event");
+        while oracle.poll_output().is_some() {}
+        input.push(Input::Event(at, ev));
+    }
+    (g, authors, input)
+}
+
+fn feed(l: &mut Ledger, i: &Input) -> Vec<Certificate> {
+    match i {
+        Input::Event(at, ev) => {
+            l.handle_event(*at, ev.clone()).expect("valid event");
+        }
+        Input::Vote(v) => {
+            l.handle_vote(v.clone()).expect("valid vote");
+        }
+    }
+    std::iter::from_fn(|| l.poll_output())
+        .filter_map(|o| match o {
+            Output::Certificate(c) => Some(*c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn pruning_final_history_changes_no_root_and_no_verdict() {
+    for seed in [1u64, 7, 42] {
+        let (g, _, input) = script(seed);
+        let mut keeps = Ledger::new(g.clone());
+        keeps.set_reorg_window(None);
+        let mut prunes = Ledger::new(g.clone());
+        prunes.set_reorg_window(Some(1));
+        let mut events = Vec::new();
+        let mut certs = Vec::new();
+        for (step, i) in input.iter().enumerate() {
+            let a = feed(&mut keeps, i);
+            let b = feed(&mut prunes, i);
+            assert_eq!(a.len(), b.len(), "seed {seed} step {step}: certificates");
+            certs.extend(b);
+            if let Input::Event(_, ev) = i {
+                events.push(ev.clone());
+            }
+            assert_eq!(
+                keeps.state_root(),
+                prunes.state_root(),
+                "seed {seed} step {step}: roots differ"
+            );
+            assert_eq!(keeps.len(), prunes.len(), "seed {seed} step {step}: counts");
+            assert_eq!(keeps.final_epoch(), prunes.final_epoch());
+        }
+        for ev in &events {
+            if prunes.event(&ev.id()).is_some() {
+                assert_eq!(prunes.verdict(&ev.id()), keeps.verdict(&ev.id()));
+            }
+        }
+        let fin = prunes.final_epoch().expect("certificates formed");
+        assert!(
+            certs.len() >= 20,
+            "seed {seed}: {} certificates",
+            certs.len()
+        );
+        for e in fin.saturating_sub(30)..=fin {
+            assert_eq!(keeps.epoch_root(e), prunes.epoch_root(e), "epoch {e}");
+        }
+        // Most of the log has left memory, none of it from the ledger that keeps everything.
+        assert!(
+            prunes.pruned() * 2 > prunes.len(),
+            "seed {seed}: only {} of {} pruned",
+            prunes.pruned(),
+            prunes.len()
+        );
+        assert_eq!(keeps.pruned(), 0);
+
+        // A restarted node: the log in admission order, then the certificates.
+        let mut restarted = Ledger::new(g.clone());
+        restarted.set_reorg_window(Some(1));
+        restarted.handle_batch(T0 + (SECONDS + 60) * 1_000, events.clone());
+        for c in &certs {
+            restarted.restore_certificate(c.clone());
+        }
+        while restarted.poll_output().is_some() {}
+        assert_eq!(restarted.state_root(), keeps.state_root(), "seed {seed}");
+        assert!(restarted.pruned() > 0);
+    }
+}
+
+#[test]
+fn a_pruned_ledger_knows_replays_refuses_old_conflicts_and_old_branches() {
+    let (g, authors, input) = script(3);
+    let net = g.network_id();
+    let mut l = Ledger::new(g.clone());
+    l.set_reorg_window(Some(1));
+    let mut first = None;
+    for i in &input {
+        feed(&mut l, i);
+        if let (Input::Event(at, ev), None) = (i, &first) {
+            if ev.seq() == 3 {
+                first = Some((*at, ev.clone()));
+            }
+        }
+    }
+    let (_, old) = first.expect("a seq-3 event");
+    assert!(
+        l.event(&old.id()).is_none(),
+        "an early event has been pruned"
+    );
+    let now = T0 + (SECONDS + 60) * 1_000;
+    let before = l.state_root();
+    // Replay: known, nothing changes.
+    assert_eq!(
+        l.handle_event(now, old.clone()),
+        Ok(Admission::AlreadyKnown)
+    );
+    // A different event at that pruned seq: refused, with the reason, no panic.
+    let author = authors
+        .iter()
+        .find(|a| a.id() == old.author())
+        .expect("author");
+    let conflict = author.sign_at(
+        old.seq(),
+        old.header.prev,
+        old.timestamp_ms(),
+        Body::Thought(sentence(77_777)),
+    );
+    assert_eq!(
+        l.handle_event(now, conflict),
+        Err(InsertError::BeyondHorizon { seq: old.seq() })
+    );
+    assert_eq!(l.state_root(), before);
+    // The registration is still served (hardware evidence is asked for later).
+    assert!(l.feed_event(&old.author(), 0).is_some());
+
+    // A competing certificate built on no certificate at all (signers who saw none): its
+    // base is before the floor, so it is refused and the chain stays.
+    let fin = l.final_epoch().expect("final");
+    let mut fresh = Ledger::new(g.clone());
+    fresh.set_reorg_window(None);
+    for i in &input {
+        if let Input::Event(at, ev) = i {
+            fresh.handle_event(*at, ev.clone()).expect("valid");
+        }
+    }
+    let e = fin + g.finality_every_epochs;
+    let body = fresh.vote_body(e).expect("a checkpoint ahead of the chain");
+    assert_eq!(body.prev, None);
+    let mut cert = None;
+    for a in &authors {
+        fresh
+            .handle_vote(Vote::sign(&a.keypair, &net, body.clone()))
+            .unwrap();
+        cert = cert.or_else(|| {
+            std::iter::from_fn(|| fresh.poll_output()).find_map(|o| match o {
+                Output::Certificate(c) => Some(*c),
+                _ => None,
+            })
+        });
+    }
+    let cert = cert.expect("the fresh view certifies");
+    assert_eq!(l.handle_certificate(cert), Err(CertError::Unverifiable(e)));
+    assert_eq!(l.final_epoch(), Some(fin));
+    assert_eq!(l.state_root(), before);
+}

@@ -394,3 +394,85 @@ fn bulk_ingest_validates_pushes_and_refuses_bad_input() {
     let (st, v) = nodes[1].post_bytes("/v1/peers", "application/json", b"{}");
     assert_eq!((st, v["field"].as_str()), (400, Some("addr")), "{v}");
 }
+
+/// Final history leaves memory and is still served: with a certificate every 200 ms epoch the
+/// reorg window passes in seconds, so a node prunes; a node that joins afterwards syncs the
+/// whole log from it (the pruned part read from its store), and the pruned node restarts from
+/// its log to the same root.
+#[test]
+fn final_history_leaves_memory_and_is_still_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = common::genesis(
+        tmp.path(),
+        "fast-finality",
+        &[
+            "epoch_ms=200",
+            "finality_every_epochs=1",
+            "rate_base_thoughts=100000",
+            "rate_base_bytes=100000000",
+        ],
+    );
+    let mut nodes: Vec<Node> = ["legion", "thor"]
+        .iter()
+        .map(|n| Node::init(tmp.path(), n, Some(&g)))
+        .collect();
+    start_federation(&mut nodes, &[]);
+    let mut posted = 0u64;
+    let in_memory = |n: &Node| {
+        let s = n.status().unwrap();
+        (
+            s["events"].as_u64().unwrap(),
+            s["events_in_memory"].as_u64().unwrap(),
+        )
+    };
+    // Post steadily until both have pruned half their log (candidate bases are taken as the
+    // fold crosses checkpoints, so pruning needs events to keep flowing).
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..10 {
+            let (st, v) = nodes[posted as usize % 2].submit(&sentence(50_000 + posted));
+            assert_eq!(st, 201, "{v}");
+            posted += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if nodes.iter().all(|n| {
+            let (all, mem) = in_memory(n);
+            mem * 2 < all
+        }) {
+            break;
+        }
+        assert!(
+            start.elapsed() < common::DEADLINE,
+            "no pruning after {posted} thoughts: {:?}",
+            nodes.iter().map(in_memory).collect::<Vec<_>>()
+        );
+    }
+    let total = posted + 2;
+    {
+        let refs: Vec<&Node> = nodes.iter().collect();
+        wait("both agree after pruning", &refs, || {
+            agree(&refs, Some(total))
+        });
+    }
+    println!(
+        "MEASURED pruning: after {posted} thoughts, in memory (of {total}): {:?}",
+        nodes.iter().map(|n| in_memory(n).1).collect::<Vec<_>>()
+    );
+    // A newcomer that knows only legion gets the whole log, pruned part included.
+    let mut sprout = Node::init(tmp.path(), "sprout", Some(&g));
+    sprout.start(&[nodes[0].addr()], None);
+    {
+        let refs: Vec<&Node> = nodes.iter().chain([&sprout]).collect();
+        wait("the newcomer to sync pruned history", &refs, || {
+            agree(&refs, Some(total + 1))
+        });
+    }
+    // Legion restarts from its log and agrees again.
+    nodes[0].kill();
+    let thor = nodes[1].addr();
+    nodes[0].start(&[thor], None);
+    let refs: Vec<&Node> = nodes.iter().chain([&sprout]).collect();
+    wait("legion to rebuild and agree", &refs, || {
+        agree(&refs, Some(total + 1))
+    });
+}

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{agree, median_p99, run_ok, sentence, start_federation, wait, web4fed, Node};
+use common::{agree, genesis, median_p99, run_ok, sentence, start_federation, wait, web4fed, Node};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -151,25 +151,6 @@ fn place(nodes: &mut [Node], hosts: Option<&Hosts>) {
             None => n.ip = format!("127.0.0.{}", 11 + i),
         }
     }
-}
-
-fn genesis(root: &Path, name: &str, set: &[&str]) -> std::path::PathBuf {
-    let path = root.join(name);
-    let mut cmd = web4fed();
-    cmd.args([
-        "genesis",
-        "--pow-bits",
-        "8",
-        "--network-name",
-        name,
-        "--out",
-    ])
-    .arg(&path);
-    for s in set {
-        cmd.args(["--set", s]);
-    }
-    assert!(cmd.status().unwrap().success());
-    path
 }
 
 #[test]

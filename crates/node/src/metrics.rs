@@ -57,6 +57,8 @@ pub struct Metrics {
     pub evidence_found: Family<KindLabel, Counter>,
     /// Events in the log.
     pub log_events: Gauge,
+    /// Events of the log held in memory (the rest is final history, served from the store).
+    pub memory_events: Gauge,
     /// Layer 6 challenge outcomes: answered / answer_failed (by our TPM), vouched /
     /// wrong_answer (answers to our challenges).
     pub attestations: Family<KindLabel, Counter>,
@@ -88,6 +90,7 @@ impl Metrics {
             heartbeats: Counter::default(),
             evidence_found: Family::default(),
             log_events: Gauge::default(),
+            memory_events: Gauge::default(),
             attestations: Family::default(),
             finality_latency: Histogram::new([0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 60.0]),
             final_epoch: Gauge::default(),
@@ -160,6 +163,11 @@ impl Metrics {
             m.evidence_found.clone(),
         );
         registry.register("log_events", "Events in the log", m.log_events.clone());
+        registry.register(
+            "memory_events",
+            "Events of the log held in memory; final history is served from the store",
+            m.memory_events.clone(),
+        );
         registry.register(
             "attestations",
             "TPM credential-activation challenges: answered, answer_failed, vouched, wrong_answer",

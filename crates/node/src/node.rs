@@ -462,6 +462,7 @@ impl Node {
                         InsertError::Equivocation { .. } => "equivocation",
                         InsertError::AuthorEquivocated { .. } => "author_equivocated",
                         InsertError::PoolFull { .. } => "pool_full",
+                        InsertError::BeyondHorizon { .. } => "beyond_horizon",
                     };
                     self.metrics
                         .events_rejected
@@ -501,6 +502,9 @@ impl Node {
             }
         };
         self.metrics.log_events.set(self.ledger.len() as i64);
+        self.metrics
+            .memory_events
+            .set((self.ledger.len() - self.ledger.pruned()) as i64);
         for c in persisted.certificates {
             self.on_new_certificate(c);
         }
@@ -746,7 +750,10 @@ impl Node {
             Some(Err(InsertError::Equivocation { .. } | InsertError::AuthorEquivocated { .. })) => {
                 Ignore
             }
-            Some(Err(InsertError::PoolFull { .. })) | None => Ignore,
+            // Not the relay's fault: the author's conflict with history pruned here.
+            Some(Err(InsertError::PoolFull { .. } | InsertError::BeyondHorizon { .. })) | None => {
+                Ignore
+            }
             Some(Err(_)) => Reject,
         }
     }
@@ -1099,15 +1106,38 @@ impl Node {
                 let mut events = Vec::new();
                 let mut bytes = 0;
                 let mut seq = from_seq;
-                while seq < from_seq.saturating_add(max) {
-                    let Some(ev) = self.ledger.feed_event(&author, seq) else {
-                        break;
+                let end = from_seq
+                    .saturating_add(max)
+                    .min(self.ledger.feed_len(&author));
+                let mut from_disk = std::collections::VecDeque::new();
+                while seq < end {
+                    let ev = match self.ledger.feed_event(&author, seq) {
+                        Some(ev) => {
+                            from_disk.clear(); // rows read ahead start at `seq`, or none
+                            ev.bytes().to_vec()
+                        }
+                        None => {
+                            // Final history has left memory: read the rest from the log.
+                            if from_disk.is_empty() {
+                                match self.store.feed_range(&author, seq, end - seq) {
+                                    Ok(rows) => from_disk.extend(rows),
+                                    Err(err) => {
+                                        tracing::error!(%err, "cannot read the log for a peer");
+                                        break;
+                                    }
+                                }
+                            }
+                            let Some(b) = from_disk.pop_front() else {
+                                break;
+                            };
+                            b
+                        }
                     };
-                    bytes += ev.bytes().len();
+                    bytes += ev.len();
                     if bytes > MAX_SYNC_BATCH_BYTES && !events.is_empty() {
                         break;
                     }
-                    events.push(ByteBuf::from(ev.bytes().to_vec()));
+                    events.push(ByteBuf::from(ev));
                     seq += 1;
                 }
                 SyncResponse::Events { events }
@@ -1907,6 +1937,7 @@ impl Node {
             "listen": listen,
             "uptime_s": self.started.elapsed().as_secs(),
             "events": self.ledger.len(),
+            "events_in_memory": self.ledger.len() - self.ledger.pruned(),
             "members": self.ledger.state().accounts().count(),
             "corpus": self.ledger.state().corpus_len(),
             "state_root": hex::encode(self.ledger.state_root()),

@@ -10,6 +10,7 @@ use std::path::Path;
 use web4fed_core::event::{Body, Event, Evidence, Kind};
 use web4fed_core::finality::Certificate;
 use web4fed_core::genesis::Genesis;
+use web4fed_core::identity::MemberId;
 use web4fed_core::ledger::{Ledger, Output};
 
 fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
@@ -253,6 +254,26 @@ impl Store {
             .conn
             .query_row("SELECT COUNT(*) FROM proofs", [], |r| r.get(0))?;
         Ok(n as u64)
+    }
+
+    /// Up to `max` events of one feed from `from_seq` on, in seq order, as wire bytes: how a
+    /// node serves the history its ledger has pruned from memory.
+    pub fn feed_range(
+        &self,
+        author: &MemberId,
+        from_seq: u64,
+        max: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT bytes FROM events WHERE author = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![author.0, from_seq as i64, max.min(i64::MAX as u64) as i64],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// Events stored.

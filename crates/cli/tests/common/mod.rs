@@ -318,3 +318,23 @@ pub fn median_p99(samples: &mut [Duration]) -> (f64, f64) {
     let p99 = ((n as f64 * 0.99).ceil() as usize).clamp(1, n) - 1;
     (ms(samples[n / 2]), ms(samples[p99]))
 }
+
+/// `web4fed genesis` for a named network with PoW 8 and `--set KEY=VALUE` overrides.
+pub fn genesis(root: &Path, name: &str, set: &[&str]) -> std::path::PathBuf {
+    let path = root.join(name);
+    let mut cmd = web4fed();
+    cmd.args([
+        "genesis",
+        "--pow-bits",
+        "8",
+        "--network-name",
+        name,
+        "--out",
+    ])
+    .arg(&path);
+    for s in set {
+        cmd.args(["--set", s]);
+    }
+    assert!(cmd.status().unwrap().success());
+    path
+}

@@ -17,7 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use web4fed_core::event::{Body, Event, EventId};
+use web4fed_core::finality::{Vote, VoteBody};
 use web4fed_core::genesis::Genesis;
+use web4fed_core::identity::Keypair;
 use web4fed_core::ledger::Ledger;
 use web4fed_core::testkit::{sentence, Author};
 use web4fed_store::node_dir::{save_genesis, NodeDir};
@@ -62,6 +64,14 @@ pub struct BenchArgs {
 const DEADLINE: Duration = Duration::from_secs(300);
 /// Members the load generator uses (each a real registered key with its PoW).
 const LOAD_MEMBERS: u64 = 50;
+/// Seed bases of the load member sets, one per part of the run (each set is `LOAD_MEMBERS`
+/// keys). Named, because the sustained run's voter signs for every set registered by then.
+const SEED_CORPUS: u64 = 10_000;
+const SEED_HEAL_A: u64 = 20_000;
+const SEED_HEAL_B: u64 = 30_000;
+const SEED_THROUGHPUT: u64 = 40_000;
+const SEED_SUSTAIN: u64 = 50_000;
+const SEED_PROBE: u64 = 60_000;
 /// Events per `POST /v1/events` request.
 const INGEST_BATCH: usize = 1_000;
 
@@ -306,9 +316,14 @@ impl NodeProc {
     }
 
     fn post_events(&self, batch: &[u8]) -> Result<Value, String> {
+        self.post_frames("/v1/events", batch)
+    }
+
+    /// POSTs a framed binary batch (events or votes) and returns the node's JSON answer.
+    fn post_frames(&self, path: &str, batch: &[u8]) -> Result<Value, String> {
         let mut req = self
             .agent
-            .post(self.url("/v1/events"))
+            .post(self.url(path))
             .header("Content-Type", "application/octet-stream");
         if let Some(t) = self.token() {
             req = req.header("Authorization", format!("Bearer {t}"));
@@ -317,7 +332,7 @@ impl NodeProc {
         let st = r.status().as_u16();
         let v: Value = r.body_mut().read_json().map_err(|e| e.to_string())?;
         if st != 200 {
-            return Err(format!("/v1/events: {st} {v}"));
+            return Err(format!("{path}: {st} {v}"));
         }
         Ok(v)
     }
@@ -661,6 +676,40 @@ fn stream_load(
         node.post_events(&batch)?;
     }
     Ok(offered)
+}
+
+/// Signs each new settled checkpoint the node shows with every key and posts the votes,
+/// until `stop`. Returns the votes accepted.
+fn vote_for(
+    node: &NodeProc,
+    network: &[u8; 32],
+    keys: &[Keypair],
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<u64, String> {
+    let mut last = None;
+    let mut accepted = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(500));
+        let Some(cp) = node.get("/v1/checkpoint") else {
+            continue;
+        };
+        let Some(hex_body) = cp["body"].as_str() else {
+            continue;
+        };
+        let bytes = hex::decode(hex_body).map_err(|e| e.to_string())?;
+        let body = VoteBody::decode(&bytes).map_err(|e| e.to_string())?;
+        if last == Some(body.epoch) {
+            continue;
+        }
+        last = Some(body.epoch);
+        let mut batch = Vec::new();
+        for k in keys {
+            frame(&mut batch, &Vote::sign(k, network, body.clone()).encode());
+        }
+        let v = node.post_frames("/v1/votes", &batch)?;
+        accepted += v["accepted"].as_u64().unwrap_or(0);
+    }
+    Ok(accepted)
 }
 
 fn frame(batch: &mut Vec<u8>, ev: &[u8]) {
@@ -1044,7 +1093,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     // -- 4. Corpus sync: Sprout stopped, the others take N thoughts, Sprout catches up. -------
     nodes[2].stop();
     let t0_ms = now_ms();
-    let w = workload(&g, 10_000, args.corpus, 0, t0_ms, 200_000, args.corpus);
+    let w = workload(&g, SEED_CORPUS, args.corpus, 0, t0_ms, 200_000, args.corpus);
     let expected = nodes[0].events() + w.registrations.len() as u64 + w.events.len() as u64;
     inject(&nodes[0], &w.registrations, &w.events, false)?;
     {
@@ -1110,8 +1159,24 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     // -- 5. Partition heal: Legion alone takes N thoughts, Thor+Sprout another N. -------------
     let base = nodes[0].events();
     nodes[0].stop();
-    let side_a = workload(&g, 20_000, args.corpus, 0, now_ms(), 200_000, args.corpus);
-    let side_b = workload(&g, 30_000, args.corpus, 0, now_ms(), 200_000, args.corpus);
+    let side_a = workload(
+        &g,
+        SEED_HEAL_A,
+        args.corpus,
+        0,
+        now_ms(),
+        200_000,
+        args.corpus,
+    );
+    let side_b = workload(
+        &g,
+        SEED_HEAL_B,
+        args.corpus,
+        0,
+        now_ms(),
+        200_000,
+        args.corpus,
+    );
     let ev_a = base + (side_a.registrations.len() + side_a.events.len()) as u64;
     let ev_b = base + (side_b.registrations.len() + side_b.events.len()) as u64;
     // The partition: Legion comes back on a new port with no peers, so Thor and Sprout
@@ -1181,7 +1246,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let calib = Instant::now();
     let probe = workload(
         &g,
-        60_000,
+        SEED_PROBE,
         usize::MAX,
         3,
         now_ms(),
@@ -1192,7 +1257,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let gen_ms = (per_event * args.throughput_events as f64 * 1.3 * 1e3) as u64;
     let thr = workload(
         &g,
-        40_000,
+        SEED_THROUGHPUT,
         usize::MAX,
         g.committee_size as usize,
         now_ms() + gen_ms + 2_000,
@@ -1332,12 +1397,46 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         let (g2, rate, secs) = (g.clone(), args.sustain_rate, args.sustain_secs);
         let posted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let posted2 = posted.clone();
-        let injector =
-            std::thread::spawn(move || stream_load(&target, &g2, 50_000, rate, secs, &posted2));
+        let injector_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let injector = std::thread::spawn(move || {
+            stream_load(&target, &g2, SEED_SUSTAIN, rate, secs, &posted2)
+        });
+        // The load members have no nodes; without their votes no checkpoint reaches two
+        // thirds of the trust, nothing becomes final and no history can leave memory. They
+        // vote as any member without a node does: sign the body a node shows.
+        let voter = {
+            let target = nodes[0].handle();
+            let g = &g;
+            let keys: Vec<Keypair> = [
+                SEED_CORPUS,
+                SEED_HEAL_A,
+                SEED_HEAL_B,
+                SEED_THROUGHPUT,
+                SEED_SUSTAIN,
+            ]
+            .iter()
+            .flat_map(|b| (0..LOAD_MEMBERS).map(move |i| Author::from_seed(g, b + i).keypair))
+            .collect();
+            let network = g.network_id();
+            let stop = injector_done.clone();
+            std::thread::spawn(move || vote_for(&target, &network, &keys, &stop))
+        };
         // (elapsed s, events held by the slowest node, events posted)
         let mut samples: Vec<(f64, u64, u64)> = Vec::new();
+        // (elapsed s, largest RSS of the three in MB, most events held in memory by one node)
+        let mut memory: Vec<(f64, f64, u64)> = Vec::new();
         while !injector.is_finished() {
             std::thread::sleep(Duration::from_secs(5));
+            let rss = nodes
+                .iter()
+                .filter_map(NodeProc::rss_mb)
+                .fold(0.0, f64::max);
+            let in_memory = nodes
+                .iter()
+                .filter_map(|n| n.status()?["events_in_memory"].as_u64())
+                .max()
+                .unwrap_or(0);
+            memory.push((t.elapsed().as_secs_f64(), rss, in_memory));
             let held = nodes
                 .iter()
                 .enumerate()
@@ -1348,6 +1447,22 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             samples.push((t.elapsed().as_secs_f64(), held, p));
         }
         let offered = injector.join().map_err(|_| "injector panicked")??;
+        injector_done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let votes = voter.join().map_err(|_| "voter panicked")??;
+        // RSS and events in memory each minute: flat once history is pruned.
+        let per_minute: Vec<String> = memory
+            .iter()
+            .filter(|m| m.0 >= 55.0)
+            .step_by(12)
+            .map(|(s, rss, mem)| {
+                format!("{:.0} min: {rss:.0} MB, {mem} events in memory", s / 60.0)
+            })
+            .collect();
+        eprintln!("sustained memory: {}", per_minute.join("; "));
+        notes.push(format!(
+            "Sustained run, largest node RSS and most events held in memory each minute ({votes}              votes signed for the load members through `POST /v1/votes`): {}.",
+            per_minute.join("; ")
+        ));
         let rate_between = |from: f64, to: f64, col: usize| {
             let a = samples.iter().find(|s| s.0 >= from);
             let b = samples.iter().rev().find(|s| s.0 <= to);

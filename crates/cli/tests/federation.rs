@@ -476,3 +476,100 @@ fn final_history_leaves_memory_and_is_still_served() {
         agree(&refs, Some(total + 1))
     });
 }
+
+/// Members without a node of their own vote through a node's API: registered by bulk ingest,
+/// they hold two thirds of the trust, so finality stalls until they sign the checkpoint
+/// `GET /v1/checkpoint` shows and post it to `POST /v1/votes`; then certificates form again on
+/// both nodes. Malformed and out-of-window votes are refused with a reason.
+#[test]
+fn members_without_nodes_vote_and_finality_resumes() {
+    use web4fed_core::finality::{Vote, VoteBody};
+    use web4fed_core::testkit::Author;
+    let tmp = tempfile::tempdir().unwrap();
+    let g = common::genesis(
+        tmp.path(),
+        "light-voters",
+        &["epoch_ms=200", "finality_every_epochs=1"],
+    );
+    let mut nodes: Vec<Node> = ["legion", "thor"]
+        .iter()
+        .map(|n| Node::init(tmp.path(), n, Some(&g)))
+        .collect();
+    start_federation(&mut nodes, &[]);
+    let genesis = web4fed_store::node_dir::load_genesis(&g).unwrap();
+    let network = genesis.network_id();
+    let t0 = web4fed_node::node::now_ms();
+    let mut light: Vec<Author> = (0..4u64)
+        .map(|k| Author::from_seed(&genesis, 700 + k))
+        .collect();
+    let regs: Vec<_> = light
+        .iter_mut()
+        .enumerate()
+        .map(|(k, a)| a.register(&genesis, &format!("light-{k}"), t0))
+        .collect();
+    let (st, v) = nodes[0].post_bytes("/v1/events", "application/octet-stream", &framed(&regs));
+    assert_eq!((st, &v["admitted"]), (200, &serde_json::json!(4)), "{v}");
+    let fin = |n: &Node| n.get("/v1/finality").unwrap()["final_epoch"].as_u64();
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait("six members everywhere", &refs, || {
+        nodes.iter().all(|n| n.status().unwrap()["members"] == 6)
+    });
+    // Two of six votes: whatever was certified before the light members joined, nothing after.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let stalled = fin(&nodes[0]);
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    assert_eq!(
+        fin(&nodes[0]),
+        stalled,
+        "finality must wait for the light members"
+    );
+
+    let sign_all = |body: &VoteBody| {
+        let mut out = Vec::new();
+        for a in &light {
+            let v = Vote::sign(&a.keypair, &network, body.clone()).encode();
+            out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            out.extend_from_slice(&v);
+        }
+        out
+    };
+    let mut last_batch = Vec::new();
+    wait(
+        "certificates again after the light members vote",
+        &refs,
+        || {
+            if let Some(b) = nodes[0].get("/v1/checkpoint").unwrap()["body"].as_str() {
+                let body = VoteBody::decode(&hex::decode(b).unwrap()).unwrap();
+                last_batch = sign_all(&body);
+                let (st, v) =
+                    nodes[0].post_bytes("/v1/votes", "application/octet-stream", &last_batch);
+                assert_eq!(st, 200, "{v}");
+                assert_eq!(v["rejected"], 0, "{v}");
+            }
+            nodes
+                .iter()
+                .all(|n| fin(n).is_some_and(|f| stalled.is_none_or(|s| f > s)))
+        },
+    );
+    // The same votes again: known, not counted twice.
+    let (_, v) = nodes[0].post_bytes("/v1/votes", "application/octet-stream", &last_batch);
+    assert_eq!(v["accepted"], 0, "{v}");
+    // Refusals: a frame that is not a vote, a vote for a future epoch, broken framing.
+    let (st, v) = nodes[1].post_bytes(
+        "/v1/votes",
+        "application/octet-stream",
+        &[0, 0, 0, 3, 1, 2, 3],
+    );
+    assert_eq!((st, &v["rejected"]), (200, &serde_json::json!(1)), "{v}");
+    let future = VoteBody {
+        epoch: web4fed_node::node::now_ms() / genesis.epoch_ms + 100,
+        prev: None,
+        root: [0; 32],
+        frontier: [0; 32],
+    };
+    let (_, v) = nodes[1].post_bytes("/v1/votes", "application/octet-stream", &sign_all(&future));
+    assert_eq!(v["rejected"], 4, "{v}");
+    assert!(v["first_error"].as_str().unwrap().contains("epoch"), "{v}");
+    let (st, v) = nodes[1].post_bytes("/v1/votes", "application/octet-stream", &[0, 0, 9, 9, 1]);
+    assert_eq!((st, v["field"].as_str()), (400, Some("body")), "{v}");
+}

@@ -53,6 +53,21 @@ pub struct VoteBody {
 }
 
 impl VoteBody {
+    /// The canonical encoding: what a member without a node of its own fetches from one
+    /// (`GET /v1/checkpoint`), checks and signs.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(88);
+        self.write(&mut w);
+        w.finish()
+    }
+    /// Decodes a vote body.
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(b);
+        let v = Self::read(&mut r)?;
+        r.finish("vote body")?;
+        Ok(v)
+    }
+
     fn write(&self, w: &mut Writer) {
         w.u64(self.epoch);
         w.u64(self.prev.unwrap_or(NO_PREV));

@@ -50,6 +50,8 @@ pub enum Query {
         /// How many.
         limit: usize,
     },
+    /// The vote body of the latest settled checkpoint, for members without a node.
+    Checkpoint,
 }
 
 /// What the API asks of the node task.
@@ -66,6 +68,13 @@ pub enum Command {
     /// them and push the admitted ones to connected peers.
     Ingest {
         /// Events, each as a 4-byte big-endian length and the wire bytes.
+        body: Bytes,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    /// Take votes signed by members without a node of their own, and gossip the new ones.
+    Votes {
+        /// Votes, each as a 4-byte big-endian length and the vote's encoding.
         body: Bytes,
         /// Where the answer goes.
         reply: oneshot::Sender<Result<Value, ApiError>>,
@@ -225,6 +234,14 @@ pub fn router(
             post(ingest).layer(axum::extract::DefaultBodyLimit::max(MAX_INGEST_BYTES)),
         )
         .route("/v1/finality", get(finality))
+        .route(
+            "/v1/checkpoint",
+            get(|s: State<AppState>| ask(s, Query::Checkpoint)),
+        )
+        .route(
+            "/v1/votes",
+            post(votes).layer(axum::extract::DefaultBodyLimit::max(MAX_INGEST_BYTES)),
+        )
         .route("/v1/live", get(live_feed))
         .route("/metrics", get(metrics_text))
         .fallback(|| async {
@@ -381,6 +398,19 @@ async fn ingest(
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|e| body_error(&e, MAX_INGEST_BYTES))?;
     command(&s, |reply| Command::Ingest { body, reply })
+        .await
+        .map(Json)
+}
+
+/// `POST /v1/votes`: a binary batch of signed votes, framed like `POST /v1/events`, from
+/// members that have no node of their own (each signs the body `GET /v1/checkpoint` shows,
+/// after checking it). Answers how many were accepted, already known or rejected.
+async fn votes(
+    State(s): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|e| body_error(&e, MAX_INGEST_BYTES))?;
+    command(&s, |reply| Command::Votes { body, reply })
         .await
         .map(Json)
 }

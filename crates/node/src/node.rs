@@ -62,6 +62,9 @@ pub const RECENT_THOUGHTS: usize = 2_000;
 pub const HEARTBEAT_EPOCH_LAG: u64 = 2;
 /// Votes are taken only for epochs this many epochs back from the current one.
 pub const VOTE_EPOCH_WINDOW: u64 = 60;
+/// Longest vote accepted in a `POST /v1/votes` frame (a vote encodes to 168 bytes; the slack
+/// is for a future version, the bound keeps one frame from claiming the whole body).
+pub const MAX_VOTE_BYTES: usize = 1_024;
 /// Certificates waiting until this node can check them (it lacks events or the previous one).
 pub const PENDING_CERTS_MAX: usize = 16;
 /// Timer period for future-dated events, redials and down detection.
@@ -821,11 +824,7 @@ impl Node {
                 let Ok(v) = Vote::decode(rest) else {
                     return Reject;
                 };
-                // Only closed, recent epochs: a signed vote for a far-future or ancient epoch
-                // would otherwise cost a root computation and push real votes out of the book.
-                let now_epoch = now_ms() / self.genesis.epoch_ms;
-                let oldest = now_epoch.saturating_sub(VOTE_EPOCH_WINDOW);
-                if v.body.epoch >= now_epoch || v.body.epoch < oldest {
+                if !self.vote_in_window(v.body.epoch) {
                     return Ignore;
                 }
                 let r = self.ledger.handle_vote(v);
@@ -896,13 +895,25 @@ impl Node {
         }
     }
 
+    /// Only closed, recent epochs are voted on: a signed vote for a far-future or ancient
+    /// epoch would otherwise cost a root computation and push real votes out of the book.
+    fn vote_in_window(&self, epoch: u64) -> bool {
+        let now_epoch = now_ms() / self.genesis.epoch_ms;
+        epoch < now_epoch && epoch >= now_epoch.saturating_sub(VOTE_EPOCH_WINDOW)
+    }
+
+    /// The latest checkpoint settled enough to vote on.
+    fn settled_checkpoint(&self) -> u64 {
+        let g = &self.genesis;
+        let settled = (now_ms() / g.epoch_ms).saturating_sub(1 + HEARTBEAT_EPOCH_LAG);
+        settled - settled % g.finality_every_epochs
+    }
+
     /// Signs this node's root for the latest settled checkpoint it has not voted for. The
     /// vote is recorded on disk first: a restarted node never signs a second root for an
     /// epoch (that would be evidence against it).
     fn vote(&mut self) {
-        let g = &self.genesis;
-        let settled = (now_ms() / g.epoch_ms).saturating_sub(1 + HEARTBEAT_EPOCH_LAG);
-        let e = settled - settled % g.finality_every_epochs;
+        let e = self.settled_checkpoint();
         if self.last_vote.is_some_and(|v| v >= e) {
             return;
         }
@@ -1739,6 +1750,9 @@ impl Node {
             Command::Ingest { body, reply } => {
                 let _ = reply.send(self.ingest_batch(&body));
             }
+            Command::Votes { body, reply } => {
+                let _ = reply.send(self.votes_batch(&body));
+            }
             Command::Dial { addr, reply } => {
                 let r = match addr.parse::<Multiaddr>() {
                     Ok(a) => {
@@ -1760,6 +1774,7 @@ impl Node {
                     Query::Thoughts { limit } => self.thoughts_json(limit),
                     Query::Peers => self.peers_json(),
                     Query::Finality { limit } => self.finality_json(limit),
+                    Query::Checkpoint => self.checkpoint_json(),
                 };
                 let _ = reply.send(v);
             }
@@ -1806,32 +1821,18 @@ impl Node {
     /// admitted events to connected peers in batches over the authenticated sync channel
     /// (one Noise-authenticated message per batch instead of one signed gossip envelope per
     /// event). Peers not directly connected receive them through anti-entropy sync.
-    fn ingest_batch(&mut self, mut body: &[u8]) -> Result<Value, ApiError> {
+    fn ingest_batch(&mut self, body: &[u8]) -> Result<Value, ApiError> {
         let mut events = Vec::new();
         let mut malformed = 0u64;
         let mut first_error: Option<String> = None;
-        while !body.is_empty() {
-            if body.len() < 4 {
-                return Err(ApiError::bad_request("body", "truncated length prefix"));
-            }
-            let n = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
-            if n > web4fed_core::event::MAX_EVENT_BYTES || body.len() < 4 + n {
-                return Err(ApiError::bad_request(
-                    "body",
-                    format!(
-                        "event {} declares {n} bytes: too long or truncated",
-                        events.len()
-                    ),
-                ));
-            }
-            match Event::decode(&body[4..4 + n]) {
+        for item in frames(body, web4fed_core::event::MAX_EVENT_BYTES, "event")? {
+            match Event::decode(item) {
                 Ok(e) => events.push(e),
                 Err(e) => {
                     malformed += 1;
                     first_error.get_or_insert_with(|| e.to_string());
                 }
             }
-            body = &body[4 + n..];
         }
         let ids: Vec<EventId> = events.iter().map(Event::id).collect();
         let results = self.ingest(events, Source::Api);
@@ -1877,6 +1878,66 @@ impl Node {
             "rejected": rejected + malformed,
             "first_error": first_error,
         }))
+    }
+
+    /// Votes signed elsewhere, by members without a node of their own (framed like
+    /// `ingest_batch`): each is checked and counted like a gossiped vote, and the new ones are
+    /// gossiped on.
+    fn votes_batch(&mut self, body: &[u8]) -> Result<Value, ApiError> {
+        let (mut accepted, mut known, mut rejected) = (0u64, 0u64, 0u64);
+        let mut first_error: Option<String> = None;
+        let mut fail = |e: String, rejected: &mut u64| {
+            *rejected += 1;
+            first_error.get_or_insert(e);
+        };
+        for item in frames(body, MAX_VOTE_BYTES, "vote")? {
+            let v = match Vote::decode(item) {
+                Ok(v) => v,
+                Err(e) => {
+                    fail(e.to_string(), &mut rejected);
+                    continue;
+                }
+            };
+            if !self.vote_in_window(v.body.epoch) {
+                fail(
+                    format!("epoch {} is not a recent closed epoch", v.body.epoch),
+                    &mut rejected,
+                );
+                continue;
+            }
+            let encoded = v.encode();
+            match self.ledger.handle_vote(v) {
+                Ok(true) => {
+                    accepted += 1;
+                    let mut msg = vec![0u8];
+                    msg.extend_from_slice(&encoded);
+                    let topic = self.names.finality_topic.clone();
+                    let _ = self.swarm.behaviour_mut().gossipsub.publish(topic, msg);
+                }
+                Ok(false) => known += 1,
+                Err(e) => fail(e, &mut rejected),
+            }
+        }
+        self.after_ledger_change();
+        Ok(json!({
+            "accepted": accepted,
+            "known": known,
+            "rejected": rejected,
+            "first_error": first_error,
+        }))
+    }
+
+    /// What a member without a node signs to vote: this node's vote body for the latest
+    /// settled checkpoint (none while the node has no view of it, or once it is certified).
+    fn checkpoint_json(&self) -> Value {
+        let e = self.settled_checkpoint();
+        let body = self.ledger.vote_body(e);
+        json!({
+            "epoch": e,
+            "final_epoch": self.ledger.final_epoch(),
+            "body": body.as_ref().map(|b| hex::encode(b.encode())),
+            "root": body.as_ref().map(|b| hex::encode(b.root)),
+        })
     }
 
     /// Adversary `forge`: a thought whose author signature is corrupted, in an envelope this
@@ -2060,4 +2121,28 @@ fn is_unspecified(a: &Multiaddr) -> bool {
         libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_unspecified(),
         _ => false,
     })
+}
+
+/// Splits a request body of frames (a `u32` big-endian length, then that many bytes,
+/// repeated), refusing a frame over `max` bytes or a truncated one with a 400 naming it.
+fn frames<'a>(mut body: &'a [u8], max: usize, what: &str) -> Result<Vec<&'a [u8]>, ApiError> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        if body.len() < 4 {
+            return Err(ApiError::bad_request("body", "truncated length prefix"));
+        }
+        let n = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
+        if n > max || body.len() < 4 + n {
+            return Err(ApiError::bad_request(
+                "body",
+                format!(
+                    "{what} {} declares {n} bytes: too long or truncated",
+                    out.len()
+                ),
+            ));
+        }
+        out.push(&body[4..4 + n]);
+        body = &body[4 + n..];
+    }
+    Ok(out)
 }

@@ -18,7 +18,7 @@ fi
 if [ "${SUSTAIN:-1}" != 0 ]; then
     "$bin" bench --samples 50 --sustain-secs 600 --sustain-rate 2000 --out "$out/sustain.md"
     grep -E '^\| figure|^\|---|^\| sustained for' "$out/sustain.md" > "$out/sustain-row.md"
-    grep -E '^- Sustained run' "$out/sustain.md" | sed 's/^/\n/' >> "$out/sustain-row.md" || true
+    { echo; grep -E '^Sustained run' "$out/sustain.md" || true; } >> "$out/sustain-row.md"
 fi
 if command -v perf >/dev/null 2>&1; then
     "$bin" bench --samples 20 --perf "$out/profile.txt" --out "$out/perf-run.md"

@@ -1460,7 +1460,8 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         eprintln!("sustained memory: {}", per_minute.join("; "));
         notes.push(format!(
-            "Sustained run, largest node RSS and most events held in memory each minute ({votes}              votes signed for the load members through `POST /v1/votes`): {}.",
+            "Sustained run, largest node RSS and most events held in memory each minute \
+             ({votes} votes signed for the load members through `POST /v1/votes`): {}.",
             per_minute.join("; ")
         ));
         let rate_between = |from: f64, to: f64, col: usize| {

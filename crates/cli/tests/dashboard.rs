@@ -7,7 +7,7 @@
 mod common;
 
 use base64::Engine;
-use common::{agent, sentence, start_federation, Node, DEADLINE};
+use common::{agent, sentence, start_federation, wait, Node, DEADLINE};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -219,8 +219,31 @@ fn dashboard_shows_members_roots_and_live_thoughts_in_a_browser() {
         assert_eq!(st, 201, "{v}");
     }
 
+    // The node keeps a point a second for the charts: a page opened later starts with them.
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait("three seconds of chart history", &refs, || {
+        nodes[0].get("/v1/history").is_some_and(|h| {
+            h["points"].as_array().is_some_and(|p| {
+                p.len() >= 3
+                    && p.windows(2)
+                        .all(|w| w[0]["at_ms"].as_u64() < w[1]["at_ms"].as_u64())
+            })
+        })
+    });
+
     let mut b = Browser::launch(&bin, &tmp.path().join("chromium-profile"));
     b.call("Page.navigate", json!({"url": nodes[0].url("/")}));
+    let points = b.wait_for(
+        "the history to load",
+        "window.__historyPoints ?? null",
+        |v| v.as_u64().is_some_and(|n| n >= 3),
+    );
+    // Every history point is on the charts at once (the rate needs two points for one value).
+    let drawn = b.eval("series.lat50.length");
+    assert!(
+        drawn.as_u64() >= points.as_u64(),
+        "{drawn} latency points drawn of {points} in the history"
+    );
     let rows = b.wait_for("three members, every root matching", MEMBERS, |v| {
         v.as_array()
             .is_some_and(|rows| rows.len() == 3 && rows.iter().all(|r| r[1] == "✓"))

@@ -52,6 +52,8 @@ pub enum Query {
     },
     /// The vote body of the latest settled checkpoint, for members without a node.
     Checkpoint,
+    /// The dashboard's chart figures of the last minutes, one point a second.
+    History,
 }
 
 /// What the API asks of the node task.
@@ -237,6 +239,10 @@ pub fn router(
         .route(
             "/v1/checkpoint",
             get(|s: State<AppState>| ask(s, Query::Checkpoint)),
+        )
+        .route(
+            "/v1/history",
+            get(|s: State<AppState>| ask(s, Query::History)),
         )
         .route(
             "/v1/votes",

@@ -207,7 +207,11 @@ struct Node {
     swarm: Swarm<Behaviour>,
     peers: HashMap<PeerId, Peer>,
     bootstrap: Vec<(Multiaddr, Instant, Duration)>,
-    recent: VecDeque<EventId>,
+    /// The latest thoughts for the API and dashboard, with their verdicts as last seen: the
+    /// ledger lets go of final history, so the events are held here and each verdict is
+    /// refreshed every second while the ledger still has it (a pruned event is certified; its
+    /// verdict no longer changes).
+    recent: VecDeque<(Arc<Event>, Option<Verdict>)>,
     metrics: Arc<Metrics>,
     settings: NodeSettings,
     started: Instant,
@@ -254,6 +258,37 @@ struct Live {
     refused: BTreeMap<String, u64>,
     /// Replication latencies (ms) observed since the last snapshot.
     latencies: Vec<f64>,
+    /// The charts' figures, one point a second, so a dashboard opened now shows the last
+    /// minutes instead of empty charts.
+    history: VecDeque<HistoryPoint>,
+}
+
+/// Seconds of chart history a node keeps (the dashboard's charts span the same).
+pub const HISTORY_POINTS: usize = 180;
+
+/// One second of the dashboard's charts.
+#[derive(Debug, Clone)]
+struct HistoryPoint {
+    at_ms: u64,
+    admitted: u64,
+    refused: BTreeMap<String, u64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    /// (member, trust, ATP) of every account.
+    accounts: Vec<(MemberId, f64, f64)>,
+}
+
+impl HistoryPoint {
+    fn json(&self) -> Value {
+        json!({
+            "at_ms": self.at_ms,
+            "totals": {"admitted": self.admitted, "refused": self.refused},
+            "latency_ms": {"p50": self.p50, "p99": self.p99},
+            "members": self.accounts.iter().map(|(m, trust, atp)| {
+                json!({"member": m.to_hex(), "trust": trust, "atp": atp})
+            }).collect::<Vec<_>>(),
+        })
+    }
 }
 
 impl Live {
@@ -265,6 +300,7 @@ impl Live {
             rejected: 0,
             refused: BTreeMap::new(),
             latencies: Vec::new(),
+            history: VecDeque::new(),
         }
     }
 
@@ -390,7 +426,7 @@ impl Node {
     }
 
     fn recent_from_log(&mut self) {
-        let mut thoughts: Vec<(u64, EventId)> = self
+        let mut thoughts: Vec<Arc<Event>> = self
             .ledger
             .version_vector()
             .iter()
@@ -399,11 +435,17 @@ impl Node {
                 (start..*n).filter_map(|s| self.ledger.feed_event(m, s).cloned())
             })
             .filter(|e| e.header.kind == Kind::Thought)
-            .map(|e| (e.timestamp_ms(), e.id()))
             .collect();
-        thoughts.sort();
+        thoughts.sort_by_key(|e| (e.timestamp_ms(), e.id()));
         let skip = thoughts.len().saturating_sub(RECENT_THOUGHTS);
-        self.recent = thoughts.into_iter().skip(skip).map(|(_, id)| id).collect();
+        self.recent = thoughts
+            .into_iter()
+            .skip(skip)
+            .map(|e| {
+                let v = self.ledger.verdict(&e.id()).cloned();
+                (e, v)
+            })
+            .collect();
     }
 
     // ---- events in -------------------------------------------------------------------
@@ -437,10 +479,12 @@ impl Node {
                         self.metrics.replication_latency.observe(ms as f64 / 1e3);
                         self.live.latencies.push(ms as f64);
                     }
-                    if *kind == Kind::Thought {
-                        self.remember(*id);
-                    }
                     let verdict = self.ledger.verdict(id).cloned();
+                    if *kind == Kind::Thought {
+                        if let Some(ev) = self.ledger.event(id).cloned() {
+                            self.remember(ev, verdict.clone());
+                        }
+                    }
                     if let Some(Verdict::Refused(rule)) = &verdict {
                         self.metrics
                             .events_refused
@@ -487,11 +531,22 @@ impl Node {
         results
     }
 
-    fn remember(&mut self, id: EventId) {
+    fn remember(&mut self, ev: Arc<Event>, verdict: Option<Verdict>) {
         if self.recent.len() >= RECENT_THOUGHTS {
             self.recent.pop_front();
         }
-        self.recent.push_back(id);
+        self.recent.push_back((ev, verdict));
+    }
+
+    /// Copies the ledger's current verdicts onto the recent thoughts it still holds.
+    fn refresh_recent_verdicts(&mut self) {
+        for (ev, v) in &mut self.recent {
+            if let Some(now) = self.ledger.verdict(&ev.id()) {
+                if v.as_ref() != Some(now) {
+                    *v = Some(now.clone());
+                }
+            }
+        }
     }
 
     /// Persists the ledger's outputs and acts on new evidence and ejections.
@@ -1417,8 +1472,14 @@ impl Node {
         self.report_partitions();
         self.challenge_claimants();
         if self.live.last_snapshot.elapsed() >= LIVE_SNAPSHOT_PERIOD {
+            self.refresh_recent_verdicts();
             self.live.last_snapshot = now;
-            self.live.emit(|| self.snapshot_json());
+            let point = self.history_point();
+            self.live.emit(|| self.snapshot_json(&point));
+            if self.live.history.len() >= HISTORY_POINTS {
+                self.live.history.pop_front();
+            }
+            self.live.history.push_back(point);
             self.live.latencies.clear();
         }
     }
@@ -1669,7 +1730,40 @@ impl Node {
 
     /// The once-a-second picture the dashboard draws: members with liveness and agreement,
     /// running totals, and the replication latency since the last snapshot.
-    fn snapshot_json(&self) -> Value {
+    /// This second's chart figures.
+    fn history_point(&self) -> HistoryPoint {
+        let g = &self.genesis;
+        let t = now_ms().max(self.ledger.state().head_ms());
+        let mut lat = self.live.latencies.clone();
+        lat.sort_by(f64::total_cmp);
+        let pct =
+            |q: f64| (!lat.is_empty()).then(|| lat[((lat.len() - 1) as f64 * q).round() as usize]);
+        HistoryPoint {
+            at_ms: now_ms(),
+            admitted: self.live.admitted,
+            refused: self.live.refused.clone(),
+            p50: pct(0.5),
+            p99: pct(0.99),
+            accounts: self
+                .ledger
+                .state()
+                .accounts()
+                .map(|(m, a)| {
+                    (
+                        *m,
+                        a.trust_at(g, t) as f64 / 1e6,
+                        a.atp_at(g, t) as f64 / 1e3,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn history_json(&self) -> Value {
+        json!({ "points": self.live.history.iter().map(HistoryPoint::json).collect::<Vec<_>>() })
+    }
+
+    fn snapshot_json(&self, point: &HistoryPoint) -> Value {
         let t = now_ms().max(self.ledger.state().head_ms());
         let mut online: HashMap<MemberId, (bool, Option<bool>)> = HashMap::new();
         for (pid, p) in &self.peers {
@@ -1694,22 +1788,18 @@ impl Node {
                 a
             })
             .collect();
-        let mut lat = self.live.latencies.clone();
-        lat.sort_by(f64::total_cmp);
-        let pct =
-            |q: f64| (!lat.is_empty()).then(|| lat[((lat.len() - 1) as f64 * q).round() as usize]);
         json!({
             "type": "snapshot",
-            "at_ms": now_ms(),
+            "at_ms": point.at_ms,
             "status": self.status_json(),
             "final_epoch": self.ledger.final_epoch(),
             "partitions_seen": self.partitions_seen,
             "totals": {
-                "admitted": self.live.admitted,
+                "admitted": point.admitted,
                 "rejected": self.live.rejected,
-                "refused": self.live.refused,
+                "refused": point.refused,
             },
-            "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "n": lat.len()},
+            "latency_ms": {"p50": point.p50, "p99": point.p99, "n": self.live.latencies.len()},
             "members": members,
         })
     }
@@ -1775,6 +1865,7 @@ impl Node {
                     Query::Peers => self.peers_json(),
                     Query::Finality { limit } => self.finality_json(limit),
                     Query::Checkpoint => self.checkpoint_json(),
+                    Query::History => self.history_json(),
                 };
                 let _ = reply.send(v);
             }
@@ -2054,8 +2145,8 @@ impl Node {
             .iter()
             .rev()
             .take(limit)
-            .filter_map(|id| {
-                let ev = self.ledger.event(id)?;
+            .filter_map(|(ev, verdict)| {
+                let id = &ev.id();
                 let Body::Thought(content) = &ev.body else {
                     return None;
                 };
@@ -2074,7 +2165,7 @@ impl Node {
                     "content": content,
                     "coherence": live.map(|e| e.coherence_micro as f64 / 1e6),
                     "live": live.is_some(),
-                    "verdict": self.ledger.verdict(id),
+                    "verdict": self.ledger.verdict(id).or(verdict.as_ref()),
                 }))
             })
             .collect();

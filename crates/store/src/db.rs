@@ -293,6 +293,25 @@ impl Store {
     /// chain, PoW) through the same admission path as network input, then reapplies the
     /// proofs. A row that fails is reported, never silently skipped.
     pub fn rebuild(&self, ledger: &mut Ledger, now_ms: u64) -> Result<Rebuild, StoreError> {
+        // Certificates are restored as soon as the ledger holds every event they cover, as
+        // they were adopted while the node ran: so final history leaves memory page by page
+        // and a long log never has to fit in memory whole.
+        let mut certs: std::collections::VecDeque<Certificate> = {
+            let mut c = self.certificates(usize::MAX >> 1)?;
+            c.reverse();
+            c.into()
+        };
+        let restore_covered =
+            |ledger: &mut Ledger, certs: &mut std::collections::VecDeque<Certificate>| {
+                while certs
+                    .front()
+                    .is_some_and(|c| c.frontier.iter().all(|(m, n)| ledger.feed_len(m) >= *n))
+                {
+                    if let Some(c) = certs.pop_front() {
+                        ledger.restore_certificate(c);
+                    }
+                }
+            };
         let mut events = 0u64;
         let mut last_rowid = 0i64;
         let mut stmt = self.conn.prepare(
@@ -328,6 +347,8 @@ impl Store {
                     });
                 }
             }
+            restore_covered(ledger, &mut certs);
+            while ledger.poll_output().is_some() {}
         }
         let mut proofs = 0u64;
         let mut stmt = self.conn.prepare("SELECT bytes FROM proofs")?;
@@ -345,8 +366,7 @@ impl Store {
             }
             proofs += 1;
         }
-        let mut certs = self.certificates(usize::MAX >> 1)?;
-        certs.reverse();
+        // Any left cover events the log lacks (it was cut short): restored as before.
         for c in certs {
             ledger.restore_certificate(c);
         }

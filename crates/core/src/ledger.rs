@@ -65,6 +65,10 @@ pub const REORG_WINDOW_CERTS: usize = 12;
 /// a copy of the state, so few are kept; every 30 s of event time at the defaults (6
 /// checkpoints of 5 epochs).
 pub const BASE_SNAPSHOT_EVERY_CHECKPOINTS: u64 = 6;
+/// Candidate bases kept (the newest): while finality stalls nothing is pruned, and without a
+/// bound each 30 s would add another copy of the state. Eight span four minutes of event
+/// time; when finality resumes, pruning waits for candidates older than the new floor.
+pub const MAX_BASE_CANDIDATES: usize = 8;
 /// Most outputs waiting to be drained; the driver drains after every call, so reaching this
 /// means a driver bug. Beyond it the oldest are dropped, never unbounded growth.
 pub const MAX_OUTPUTS: usize = 65_536;
@@ -727,6 +731,9 @@ impl Ledger {
                                 count: self.folded_count,
                             },
                         );
+                        while self.history.candidates.len() > MAX_BASE_CANDIDATES {
+                            self.history.candidates.pop_first();
+                        }
                     }
                 }
             }
@@ -1314,5 +1321,33 @@ impl Ledger {
             _ => Ok(()),
         };
         self.state.judge(&self.genesis, ev, check)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{sentence, Author};
+
+    /// Without finality nothing is pruned, and the candidate bases stay bounded: a stalled
+    /// federation must not pile up copies of its state.
+    #[test]
+    fn candidate_bases_stay_bounded_while_finality_stalls() {
+        let g = Genesis {
+            rate_base_thoughts: 1_000,
+            ..Genesis::with_pow_bits(4)
+        };
+        let t0 = 1_767_225_600_000u64;
+        let mut a = Author::from_seed(&g, 5);
+        let mut l = Ledger::new(g.clone());
+        l.handle_event(t0, a.register(&g, "solo", t0)).unwrap();
+        // Ten minutes of event time, a thought every two seconds: twenty candidate points.
+        for i in 1..=300u64 {
+            let t = t0 + i * 2_000;
+            l.handle_event(t, a.thought(t, &sentence(i))).unwrap();
+        }
+        assert_eq!(l.final_epoch(), None);
+        assert_eq!(l.pruned(), 0);
+        assert_eq!(l.history.candidates.len(), MAX_BASE_CANDIDATES);
     }
 }

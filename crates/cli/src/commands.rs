@@ -196,14 +196,8 @@ pub fn init_quiet(
             };
             let started = std::time::Instant::now();
             let evidence = web4fed_tpm::Tpm::new(&t.tcti, t.ak_handle)
-                .provision(&network, &member, &chain)?
+                .provision(&network, &member, &chain, &genesis.pcr_policy())?
                 .encode();
-            web4fed_store::atomic::write(
-                &dir.join("tpm-evidence.bin"),
-                &evidence,
-                0o644,
-                web4fed_store::atomic::Existing::Replace,
-            )?;
             eprintln!(
                 "TPM evidence made in {:.2?} ({} bytes; AK at 0x{:08x})",
                 started.elapsed(),
@@ -211,14 +205,26 @@ pub fn init_quiet(
                 t.ak_handle
             );
             // Refuse here what every node would refuse, with the same reason.
-            web4fed_core::tpm::verify(
+            let verified = web4fed_core::tpm::verify(
                 &genesis.attest_roots_der(),
+                &genesis.pcr_policy(),
                 &network,
                 &member,
                 now_ms(),
                 &evidence,
             )
             .map_err(|e| format!("the TPM evidence would be refused: {e}"))?;
+            eprintln!(
+                "boot state: {} = {}",
+                genesis.pcr_policy().tools_selection(),
+                hex::encode(verified.pcr_digest)
+            );
+            web4fed_store::atomic::write(
+                &dir.join("tpm-evidence.bin"),
+                &evidence,
+                0o644,
+                web4fed_store::atomic::Existing::Replace,
+            )?;
             let config = web4fed_store::node_dir::TpmConfig {
                 tcti: t.tcti.clone(),
                 ak_handle: t.ak_handle,
@@ -275,19 +281,50 @@ pub fn init_quiet(
     Ok(member.lct(entity_type))
 }
 
+/// Layer 6 settings of a new genesis: which TPMs are believed, and in which boot states.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AttestPolicyArgs {
+    /// A root certificate (PEM) that TPM endorsement certificates must chain to for L5
+    /// (repeatable): TPM vendors' EK roots, or the swtpm local CA in tests.
+    #[arg(long = "attest-root", value_name = "PEM")]
+    pub roots: Vec<PathBuf>,
+    /// The PCRs (SHA-256 bank) a TPM quote must cover, e.g. `0,1,2,3,4,5,6,7` (default: 0).
+    #[arg(long = "attest-pcrs", value_delimiter = ',', value_name = "N,N,..")]
+    pub pcrs: Vec<u8>,
+    /// An allowed boot state: the digest of those PCRs on a known-good machine, as
+    /// `web4fed tpm-pcr-digest` prints it (repeatable; none allows any boot state).
+    #[arg(long = "attest-pcr-digest", value_name = "HEX")]
+    pub pcr_digests: Vec<String>,
+}
+
+/// `web4fed tpm-pcr-digest`.
+pub fn tpm_pcr_digest(tcti: &str, pcrs: &[u8]) -> CmdResult {
+    let policy = web4fed_core::tpm::PcrPolicy::new(pcrs, Vec::new());
+    let d = web4fed_tpm::Tpm::new(tcti, web4fed_tpm::DEFAULT_AK_HANDLE).pcr_digest(&policy)?;
+    eprintln!("{}", policy.tools_selection());
+    println!("{}", hex::encode(d));
+    Ok(())
+}
+
 /// `web4fed genesis`.
 pub fn genesis(
     out: &Path,
     pow_bits: u8,
     network_name: Option<String>,
     set: &[String],
-    attest_roots: &[PathBuf],
+    attest: &AttestPolicyArgs,
 ) -> CmdResult {
     let mut g = Genesis::with_pow_bits(pow_bits);
     if let Some(n) = network_name {
         g.network_name = n;
     }
-    for p in attest_roots {
+    g.attest_pcrs = attest.pcrs.clone();
+    g.attest_pcr_digests = attest
+        .pcr_digests
+        .iter()
+        .map(|d| d.to_lowercase())
+        .collect();
+    for p in &attest.roots {
         let pem = std::fs::read_to_string(p)
             .map_err(|e| format!("--attest-root {}: {e}", p.display()))?;
         web4fed_core::tpm::pem_to_der(&pem)

@@ -58,6 +58,16 @@ enum Command {
         #[arg(long, conflicts_with = "attest", hide = true)]
         claim_l5_with: Option<PathBuf>,
     },
+    /// Print the SHA-256 digest of this machine's PCR values: the boot state to list in a
+    /// genesis with `--attest-pcr-digest` (run it on each known-good machine).
+    TpmPcrDigest {
+        /// The TPM's TCTI (`device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`).
+        #[arg(long, default_value = web4fed_tpm::DEFAULT_TCTI)]
+        tcti: String,
+        /// The PCRs, as the genesis's `--attest-pcrs` names them.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        pcrs: Vec<u8>,
+    },
     /// Write a genesis file (the network's parameters) to hand to every member.
     Genesis {
         /// Where to write it.
@@ -69,10 +79,9 @@ enum Command {
         /// A name for the network (part of the network id).
         #[arg(long)]
         network_name: Option<String>,
-        /// A root certificate (PEM) that TPM endorsement certificates must chain to for L5
-        /// (repeatable): TPM vendors' EK roots, or the swtpm local CA in tests.
-        #[arg(long = "attest-root", value_name = "PEM")]
-        attest_roots: Vec<PathBuf>,
+        /// Hardware attestation (layer 6): roots and boot-state policy.
+        #[command(flatten)]
+        attest: commands::AttestPolicyArgs,
         /// Any other parameter, as `name=integer` (repeatable), e.g. `rate_base_thoughts=1000`.
         /// Names are the fields of genesis.toml; an unknown name is refused.
         #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -297,8 +306,9 @@ fn main() -> ExitCode {
             pow_bits,
             network_name,
             set,
-            attest_roots,
-        } => commands::genesis(&out, pow_bits, network_name, &set, &attest_roots),
+            attest,
+        } => commands::genesis(&out, pow_bits, network_name, &set, &attest),
+        Command::TpmPcrDigest { tcti, pcrs } => commands::tpm_pcr_digest(&tcti, &pcrs),
         Command::Inspect { dir, json } => commands::inspect(&dir, json),
         Command::Run {
             dir,

@@ -223,3 +223,108 @@ fn seed_test5_two_tpm_members_are_l5_on_every_node_and_forgeries_stay_l4() {
         "nothing written on refusal"
     );
 }
+
+/// A boot-state policy through the CLI: `tpm-pcr-digest` reads a known-good machine's PCRs
+/// 0-7, `genesis --attest-pcrs --attest-pcr-digest` lists it, `init --attest tpm` accepts that
+/// machine and refuses one whose firmware measurement differs, naming its digest, and writes
+/// nothing for it. The policy is part of the network id.
+#[test]
+fn init_accepts_listed_boot_states_and_refuses_others() {
+    if !SwTpm::available_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let ca = LocalCa::new(&root.join("ca"));
+    let good = SwTpm::manufacture(&root.join("tpm-good"), &ca).unwrap();
+    let odd = SwTpm::manufacture(&root.join("tpm-odd"), &ca).unwrap();
+    let out = std::process::Command::new("tpm2_pcrextend")
+        .arg(format!("4:sha256={}", "cd".repeat(32)))
+        .env("TPM2TOOLS_TCTI", &odd.tcti)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = |tcti: &str| {
+        let out = web4fed()
+            .args([
+                "tpm-pcr-digest",
+                "--tcti",
+                tcti,
+                "--pcrs",
+                "0,1,2,3,4,5,6,7",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let known_good = digest(&good.tcti);
+    assert_eq!(known_good.len(), 64);
+    assert_ne!(known_good, digest(&odd.tcti));
+
+    let make_genesis = |name: &str, policy: bool| {
+        let path = root.join(name);
+        let mut cmd = web4fed();
+        cmd.args(["genesis", "--pow-bits", "8", "--out"])
+            .arg(&path)
+            .arg("--attest-root")
+            .arg(root.join("ca/swtpm-localca-rootca-cert.pem"));
+        if policy {
+            cmd.args(["--attest-pcrs", "0,1,2,3,4,5,6,7"])
+                .args(["--attest-pcr-digest", &known_good]);
+        }
+        run_ok(&mut cmd);
+        path
+    };
+    let genesis = make_genesis("policy.toml", true);
+    let plain = make_genesis("plain.toml", false);
+    let network = |g: &std::path::Path| {
+        let g = web4fed_store::node_dir::load_genesis(g).unwrap();
+        hex::encode(g.network_id())
+    };
+    assert_ne!(
+        network(&genesis),
+        network(&plain),
+        "the policy is part of the network id"
+    );
+
+    let init = |name: &str, tcti: &str| {
+        web4fed()
+            .args(["init", "--pow-bits", "8", "--name", name, "--dir"])
+            .arg(root.join(name))
+            .arg("--genesis")
+            .arg(&genesis)
+            .args(["--attest", "tpm", "--tcti", tcti, "--tpm-chain"])
+            .arg(root.join("ca/issuercert.pem"))
+            .output()
+            .unwrap()
+    };
+    let ok = init("good", &good.tcti);
+    let log = String::from_utf8_lossy(&ok.stderr);
+    assert!(ok.status.success(), "{log}");
+    assert!(
+        log.contains(&known_good),
+        "init names the boot state: {log}"
+    );
+    let refused = init("odd", &odd.tcti);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    eprintln!("odd boot state: {err}");
+    assert!(!refused.status.success());
+    assert!(err.contains("boot state not allowed"), "{err}");
+    assert!(
+        !root.join("odd/node.key").exists(),
+        "nothing written on refusal"
+    );
+    assert!(
+        !root.join("odd/tpm-evidence.bin").exists(),
+        "nothing written on refusal"
+    );
+}

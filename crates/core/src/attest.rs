@@ -105,6 +105,7 @@ pub enum VerifyError {
 #[derive(Debug, Clone, Default)]
 pub struct GenesisVerifier {
     roots: Vec<Vec<u8>>,
+    pcrs: tpm::PcrPolicy,
 }
 
 impl GenesisVerifier {
@@ -112,6 +113,7 @@ impl GenesisVerifier {
     pub fn new(g: &Genesis) -> Self {
         Self {
             roots: g.attest_roots_der(),
+            pcrs: g.pcr_policy(),
         }
     }
 }
@@ -126,7 +128,7 @@ impl Verifier for GenesisVerifier {
     ) -> Result<tpm::Verified, VerifyError> {
         match a.kind {
             AttestationKind::Tpm2 if !self.roots.is_empty() => {
-                tpm::verify(&self.roots, network, member, at_ms, &a.evidence)
+                tpm::verify(&self.roots, &self.pcrs, network, member, at_ms, &a.evidence)
                     .map_err(VerifyError::Refused)
             }
             _ => Err(VerifyError::NoVerifier),

@@ -105,6 +105,15 @@ pub struct Genesis {
     /// vendors' EK roots; in tests, the swtpm local CA.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attest_roots: Vec<String>,
+    /// Layer 6: the PCRs (SHA-256 bank) a TPM quote must cover. Empty means PCR 0 (the
+    /// platform firmware); a boot-state policy usually names 0-7.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attest_pcrs: Vec<u8>,
+    /// Layer 6: the SHA-256 digests (hex) of those PCRs' values that a TPM may report: the
+    /// known-good boot states of the federation's machines (`web4fed tpm-pcr-digest` prints a
+    /// machine's). Empty: any boot state.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attest_pcr_digests: Vec<String>,
 }
 
 impl Default for Genesis {
@@ -151,6 +160,8 @@ impl Default for Genesis {
             committee_size: 3,
             finality_every_epochs: 5,
             attest_roots: Vec::new(),
+            attest_pcrs: Vec::new(),
+            attest_pcr_digests: Vec::new(),
         }
     }
 }
@@ -239,6 +250,24 @@ impl Genesis {
             crate::tpm::pem_to_der(pem)
                 .map_err(|e| GenesisError(format!("attest_roots[{i}]: {e}")))?;
         }
+        let mut pcrs = self.attest_pcrs.clone();
+        pcrs.sort_unstable();
+        pcrs.dedup();
+        if pcrs.len() != self.attest_pcrs.len()
+            || pcrs.last().is_some_and(|p| *p > crate::tpm::MAX_PCR)
+        {
+            return err("attest_pcrs must be distinct PCR numbers 0-23");
+        }
+        if self.attest_pcr_digests.len() > crate::tpm::MAX_PCR_DIGESTS {
+            return err("more than 256 attest_pcr_digests");
+        }
+        for (i, d) in self.attest_pcr_digests.iter().enumerate() {
+            if hex::decode(d).map_or(true, |b| b.len() != 32) {
+                return Err(GenesisError(format!(
+                    "attest_pcr_digests[{i}]: not 64 hex digits (a SHA-256 digest)"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -301,7 +330,34 @@ impl Genesis {
                 w.bytes16(r);
             }
         }
+        // Likewise the boot-state policy.
+        let policy = self.pcr_policy();
+        if !self.attest_pcrs.is_empty() {
+            w.raw(b"tpm-pcrs");
+            w.u8(policy.pcrs.len() as u8);
+            for p in &policy.pcrs {
+                w.u8(*p);
+            }
+        }
+        if !policy.digests.is_empty() {
+            w.raw(b"tpm-pcr-digests");
+            w.u16(policy.digests.len() as u16);
+            for d in &policy.digests {
+                w.raw(d);
+            }
+        }
         w.finish()
+    }
+
+    /// The boot-state policy TPM quotes are checked against.
+    pub fn pcr_policy(&self) -> crate::tpm::PcrPolicy {
+        crate::tpm::PcrPolicy::new(
+            &self.attest_pcrs,
+            self.attest_pcr_digests
+                .iter()
+                .filter_map(|d| hex::decode(d).ok()?.try_into().ok())
+                .collect(),
+        )
     }
 
     /// The TPM roots as DER (roots that do not parse are left out; `validate` refuses them).
@@ -333,5 +389,46 @@ mod tests {
             ..Genesis::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn a_boot_state_policy_is_checked_and_changes_the_network_id() {
+        let plain = Genesis::default();
+        let pcrs = Genesis {
+            attest_pcrs: vec![0, 1, 2, 3, 4, 5, 6, 7],
+            ..Genesis::default()
+        };
+        let digests = Genesis {
+            attest_pcr_digests: vec!["ab".repeat(32)],
+            ..pcrs.clone()
+        };
+        for g in [&pcrs, &digests] {
+            g.validate().unwrap();
+        }
+        let ids = [plain.network_id(), pcrs.network_id(), digests.network_id()];
+        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+        assert_eq!(digests.pcr_policy().pcrs, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(digests.pcr_policy().digests, vec![[0xab; 32]]);
+        assert_eq!(plain.pcr_policy().tools_selection(), "sha256:0");
+        for bad in [
+            Genesis {
+                attest_pcrs: vec![1, 1],
+                ..Genesis::default()
+            },
+            Genesis {
+                attest_pcrs: vec![24],
+                ..Genesis::default()
+            },
+            Genesis {
+                attest_pcr_digests: vec!["abc".into()],
+                ..Genesis::default()
+            },
+            Genesis {
+                attest_pcr_digests: vec!["zz".repeat(32)],
+                ..Genesis::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 }

@@ -38,6 +38,47 @@ pub const MIN_RSA_BITS: usize = 2_048;
 pub const MAX_RSA_BITS: usize = 4_096;
 /// Most roots a genesis may list.
 pub const MAX_ROOTS: usize = 64;
+/// Highest PCR number (TPM 2.0 PC client platforms have 24).
+pub const MAX_PCR: u8 = 23;
+/// Most allowed boot-state digests a genesis may list (one per known-good machine image).
+pub const MAX_PCR_DIGESTS: usize = 256;
+
+/// The boot state a member's TPM must report: which PCRs of the SHA-256 bank its quote
+/// covers, and, when any are listed, the digests of those PCRs' values it may have. A quote
+/// proves the values at the moment it was made, i.e. at registration; later reboots into
+/// another state are not seen (see `docs/PROTOCOL.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcrPolicy {
+    /// PCR numbers, sorted and distinct (PCR 0 when the genesis names none).
+    pub pcrs: Vec<u8>,
+    /// Allowed SHA-256 digests of the selected PCR values; empty allows any.
+    pub digests: Vec<[u8; 32]>,
+}
+
+impl PcrPolicy {
+    /// A policy over `pcrs` (PCR 0 when empty) allowing `digests` (any when empty).
+    pub fn new(pcrs: &[u8], digests: Vec<[u8; 32]>) -> Self {
+        let mut pcrs = pcrs.to_vec();
+        if pcrs.is_empty() {
+            pcrs.push(0);
+        }
+        pcrs.sort_unstable();
+        pcrs.dedup();
+        Self { pcrs, digests }
+    }
+
+    /// The selection in tpm2-tools' syntax, e.g. `sha256:0,1,2`.
+    pub fn tools_selection(&self) -> String {
+        let list: Vec<String> = self.pcrs.iter().map(u8::to_string).collect();
+        format!("sha256:{}", list.join(","))
+    }
+}
+
+impl Default for PcrPolicy {
+    fn default() -> Self {
+        Self::new(&[], Vec::new())
+    }
+}
 
 /// `TPM_GENERATED_VALUE`: a restricted key signs only structures that begin with it and that
 /// the TPM built itself.
@@ -214,12 +255,15 @@ pub struct Verified {
     /// SHA-256 of the EK's SubjectPublicKeyInfo: one TPM, whichever AK it made. A TPM backs
     /// at most one member of a network.
     pub hardware_id: [u8; 32],
+    /// SHA-256 of the quoted PCR values: the boot state the TPM reported at registration.
+    pub pcr_digest: [u8; 32],
 }
 
 /// Checks evidence against the genesis roots for `member` on `network`, deterministically.
 /// `at_ms` is the registration's timestamp: certificates must be valid then.
 pub fn verify(
     roots: &[Vec<u8>],
+    policy: &PcrPolicy,
     network: &[u8; 32],
     member: &MemberId,
     at_ms: u64,
@@ -270,6 +314,7 @@ pub fn verify(
     if extra != binding_digest(network, member) {
         return Err("the quote is bound to another key or network (replayed quote)".into());
     }
+    let pcr_digest = quoted_boot_state(&mut a, policy)?;
     let mut s = Be::new(&ev.signature);
     if s.u16()? != TPM_ALG_RSASSA || s.u16()? != TPM_ALG_SHA256 {
         return Err("quote signature is not RSASSA with SHA-256".into());
@@ -287,7 +332,45 @@ pub fn verify(
         .map_err(|e| format!("EK key: {e}"))?;
     Ok(Verified {
         hardware_id: Sha256::digest(&spki).into(),
+        pcr_digest,
     })
+}
+
+/// Reads the rest of a quote (`clockInfo`, `firmwareVersion`, `TPMS_QUOTE_INFO`) and checks
+/// the PCRs it covers and their digest against the policy. Returns the digest.
+fn quoted_boot_state(a: &mut Be<'_>, policy: &PcrPolicy) -> Result<[u8; 32], String> {
+    a.take(17)?; // clockInfo: clock, resetCount, restartCount, safe
+    a.take(8)?; // firmwareVersion
+    if a.u32()? != 1 {
+        return Err("the quote must cover exactly one PCR bank (SHA-256)".into());
+    }
+    if a.u16()? != TPM_ALG_SHA256 {
+        return Err("the quote covers a PCR bank other than SHA-256".into());
+    }
+    let n = a.take(1)?[0] as usize;
+    let bitmap = a.take(n)?;
+    let covered: Vec<u8> = (0..bitmap.len() * 8)
+        .filter(|i| bitmap[i / 8] & (1 << (i % 8)) != 0)
+        .map(|i| i as u8)
+        .collect();
+    if covered != policy.pcrs {
+        return Err(format!(
+            "the quote covers PCRs {covered:?}; the genesis asks for {:?}",
+            policy.pcrs
+        ));
+    }
+    let digest: [u8; 32] = a
+        .tpm2b()?
+        .try_into()
+        .map_err(|_| "the quote's PCR digest is not SHA-256".to_string())?;
+    a.end("quote")?;
+    if !policy.digests.is_empty() && !policy.digests.contains(&digest) {
+        return Err(format!(
+            "boot state not allowed by the genesis (PCR digest {})",
+            hex::encode(digest)
+        ));
+    }
+    Ok(digest)
 }
 
 /// Decodes a PEM certificate (as written in a genesis file) to DER, checking it parses.
@@ -444,8 +527,8 @@ mod tests {
         let net = [7; 32];
         let m = MemberId([1; 32]);
         let roots = vec![vec![0x30, 0x00]];
-        assert!(verify(&roots, &net, &m, 0, &[]).is_err());
-        assert!(verify(&[], &net, &m, 0, &[1])
+        assert!(verify(&roots, &PcrPolicy::default(), &net, &m, 0, &[]).is_err());
+        assert!(verify(&[], &PcrPolicy::default(), &net, &m, 0, &[1])
             .unwrap_err()
             .contains("no TPM roots"));
         let ev = Evidence {
@@ -458,7 +541,7 @@ mod tests {
         let bytes = ev.encode();
         assert_eq!(Evidence::decode(&bytes).unwrap(), ev);
         for cut in 0..bytes.len() {
-            let _ = verify(&roots, &net, &m, 0, &bytes[..cut]);
+            let _ = verify(&roots, &PcrPolicy::default(), &net, &m, 0, &bytes[..cut]);
         }
         assert!(AkPublic::parse(&[0, 4, 0, 1, 0, 11]).is_err());
     }

@@ -132,6 +132,7 @@ fn seed_test5_levels_start_trust_and_ceilings() {
             if a.evidence.len() == 64 && a.evidence[..32] == member.0 {
                 Ok(web4fed_core::tpm::Verified {
                     hardware_id: a.evidence[32..].try_into().unwrap(),
+                    pcr_digest: [0; 32],
                 })
             } else {
                 Err(VerifyError::Refused("evidence is for another key".into()))

@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use web4fed_core::identity::MemberId;
 pub use web4fed_core::tpm::Evidence;
-use web4fed_core::tpm::{binding_digest, trim_der};
+use web4fed_core::tpm::{binding_digest, trim_der, PcrPolicy};
 
 /// Persistent handle of the attestation key by default (the TCG provisioning guide's range
 /// for owner keys; the EK conventionally sits at 0x81010001).
@@ -125,6 +125,30 @@ impl Tpm {
         Ok(out.stdout)
     }
 
+    /// SHA-256 over the current values of the policy's PCRs, in order: what a quote made now
+    /// would report, and what a genesis lists as an allowed boot state for this machine.
+    pub fn pcr_digest(&self, pcrs: &PcrPolicy) -> Result<[u8; 32], TpmError> {
+        let tmp = tempfile::tempdir()?;
+        let d = tmp.path();
+        self.run(
+            d,
+            "tpm2_pcrread",
+            &[&pcrs.tools_selection(), "-o", "pcrs.bin"],
+        )?;
+        let values = std::fs::read(d.join("pcrs.bin"))?;
+        if values.len() != 32 * pcrs.pcrs.len() {
+            return Err(TpmError::Command {
+                command: format!("tpm2_pcrread {}", pcrs.tools_selection()),
+                stderr: format!(
+                    "{} bytes of PCR values, expected {}",
+                    values.len(),
+                    32 * pcrs.pcrs.len()
+                ),
+            });
+        }
+        Ok(Sha256::digest(&values).into())
+    }
+
     /// Flushes transient objects and sessions. Without a resource manager (swtpm reached
     /// directly) each tool leaves its objects loaded, and the TPM's few slots fill up.
     fn flush(&self, dir: &Path) {
@@ -140,6 +164,7 @@ impl Tpm {
         network: &[u8; 32],
         member: &MemberId,
         chain_pem: &str,
+        pcrs: &PcrPolicy,
     ) -> Result<Evidence, TpmError> {
         let chain = pem_chain(chain_pem)?;
         let tmp = tempfile::tempdir()?;
@@ -179,7 +204,7 @@ impl Tpm {
                 "-c",
                 &handle,
                 "-l",
-                "sha256:0",
+                &pcrs.tools_selection(),
                 "-q",
                 &binding,
                 "-m",

@@ -166,13 +166,67 @@ pub enum Output {
 
 #[derive(Debug, Clone)]
 struct Feed {
-    /// Every event id of the feed, in seq order (kept when events are pruned: 32 bytes an
-    /// event, so replays and forks of old seqs are still recognised).
+    /// The first bytes of the ids of the feed's pruned events, seqs `0..old.len()` (pruned
+    /// events are a prefix of their feed: order keys grow with seq). Enough to tell a replay
+    /// from a conflicting event at an old seq; both are dropped, so an 8-byte prefix that a
+    /// forger matched by brute force would change only how the drop is counted.
+    old: Vec<[u8; OLD_ID_BYTES]>,
+    /// Ids of the events still in memory, seqs `old.len()..`.
     ids: Vec<EventId>,
+    /// The last event's id (kept whole: the next event must link to it).
+    head: EventId,
     /// Timestamp of the last event (its successor may not be dated before it).
     head_ms: u64,
     /// What the registration's hardware evidence establishes (checked once, at append).
     claim: Claim,
+}
+
+/// Bytes of an id kept for a pruned event (see `Feed::old`).
+const OLD_ID_BYTES: usize = 8;
+
+/// What a feed holds at one seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeldAt {
+    /// An event still in memory.
+    Id(EventId),
+    /// A pruned event: the first bytes of its id.
+    Pruned([u8; OLD_ID_BYTES]),
+}
+
+impl HeldAt {
+    fn is(&self, id: &EventId) -> bool {
+        match self {
+            Self::Id(held) => held == id,
+            Self::Pruned(prefix) => id.0[..OLD_ID_BYTES] == prefix[..],
+        }
+    }
+}
+
+impl Feed {
+    fn len(&self) -> u64 {
+        (self.old.len() + self.ids.len()) as u64
+    }
+    fn at(&self, seq: u64) -> Option<HeldAt> {
+        let seq = usize::try_from(seq).ok()?;
+        match seq.checked_sub(self.old.len()) {
+            None => self.old.get(seq).copied().map(HeldAt::Pruned),
+            Some(i) => self.ids.get(i).copied().map(HeldAt::Id),
+        }
+    }
+    /// Ids of the events in memory from `seq` on.
+    fn ids_from(&self, seq: u64) -> impl Iterator<Item = &EventId> {
+        let skip = usize::try_from(seq).unwrap_or(usize::MAX);
+        self.ids.iter().skip(skip.saturating_sub(self.old.len()))
+    }
+    /// Moves the first `n` in-memory ids to the pruned prefix.
+    fn compact(&mut self, n: usize) {
+        let n = n.min(self.ids.len());
+        self.old.extend(self.ids.drain(..n).map(|id| {
+            let mut p = [0u8; OLD_ID_BYTES];
+            p.copy_from_slice(&id.0[..OLD_ID_BYTES]);
+            p
+        }));
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -470,12 +524,7 @@ impl Ledger {
             .get(&member)
             // Pruned events are certified, and certified events keep their verdicts: the
             // first that can change is the first still held.
-            .and_then(|f| {
-                f.ids
-                    .iter()
-                    .skip(seq as usize)
-                    .find_map(|id| self.events.get(id))
-            })
+            .and_then(|f| f.ids_from(seq).find_map(|id| self.events.get(id)))
             .map(|e| (self.order_key_of(e), Item::Event(e.id())));
         if let Some(k) = first {
             self.mark_dirty(k);
@@ -489,12 +538,8 @@ impl Ledger {
     }
 
     fn admit(&mut self, now_ms: u64, ev: Arc<Event>) -> Result<Admission, InsertError> {
-        let held_id = self
-            .feeds
-            .get(&ev.author())
-            .and_then(|f| f.ids.get(ev.seq() as usize))
-            .copied();
-        if held_id == Some(ev.id()) {
+        let held = self.feeds.get(&ev.author()).and_then(|f| f.at(ev.seq()));
+        if held.is_some_and(|h| h.is(&ev.id())) {
             return Ok(Admission::AlreadyKnown);
         }
         if !ev.verify(&self.network) {
@@ -516,7 +561,7 @@ impl Ledger {
             self.add_proof(e, true);
             return Err(InsertError::Equivocation { seq });
         }
-        if held_id.is_some() {
+        if held.is_some() {
             return Err(InsertError::BeyondHorizon { seq });
         }
         let until = now_ms.saturating_add(self.genesis.max_future_skew_ms);
@@ -528,7 +573,7 @@ impl Ledger {
             self.future.insert((ev.timestamp_ms(), ev.id()), ev);
             return Ok(Admission::FutureDated { until_ms });
         }
-        let next = self.feeds.get(&author).map_or(0, |f| f.ids.len() as u64);
+        let next = self.feeds.get(&author).map_or(0, Feed::len);
         if seq > next {
             return self.park_orphan(ev, next);
         }
@@ -599,14 +644,16 @@ impl Ledger {
             self.feeds.insert(
                 author,
                 Feed {
+                    old: Vec::new(),
                     ids: Vec::new(),
+                    head: EventId::default(),
                     head_ms: 0,
                     claim,
                 },
             );
         } else {
             let feed = self.feeds.get(&author);
-            let prev_id = feed.and_then(|f| f.ids.last()).copied();
+            let prev_id = feed.filter(|f| f.len() > 0).map(|f| f.head);
             if prev_id != Some(ev.header.prev) {
                 return Err(InsertError::BrokenChain { seq });
             }
@@ -630,6 +677,7 @@ impl Ledger {
         }
         if let Some(f) = self.feeds.get_mut(&author) {
             f.ids.push(ev.id());
+            f.head = ev.id();
             f.head_ms = ev.timestamp_ms();
         }
         let k = (self.order_key_of(&ev), Item::Event(ev.id()));
@@ -841,7 +889,7 @@ impl Ledger {
         let mut out = Vec::new();
         for (m, f) in &self.feeds {
             let from = covered.get(m).copied().unwrap_or(0) as usize;
-            for id in f.ids.iter().skip(from) {
+            for id in f.ids_from(from as u64) {
                 if let Some(ev) = self.events.get(id) {
                     out.push((*id, self.order_key_of(ev)));
                 }
@@ -1127,8 +1175,8 @@ impl Ledger {
     pub fn holds(&self, ev: &Event) -> bool {
         self.feeds
             .get(&ev.author())
-            .and_then(|f| f.ids.get(ev.seq() as usize))
-            == Some(&ev.id())
+            .and_then(|f| f.at(ev.seq()))
+            .is_some_and(|h| h.is(&ev.id()))
     }
 
     /// Events in the log, pruned ones included.
@@ -1139,6 +1187,15 @@ impl Ledger {
     /// True when the log is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes the feeds' id index takes: 32 per event in memory, 8 per pruned one. Kept for
+    /// every event ever admitted, so it is what memory still grows by with the log.
+    pub fn feed_index_bytes(&self) -> usize {
+        self.feeds
+            .values()
+            .map(|f| f.ids.len() * 32 + f.old.len() * OLD_ID_BYTES)
+            .sum()
     }
 
     /// Events that have left memory (final history; see [`Ledger::prune`]).
@@ -1191,8 +1248,10 @@ impl Ledger {
         if self.order.remove(&base.at).is_some() {
             gone.insert(base.at, ());
         }
+        let mut per_feed: HashMap<MemberId, Vec<u64>> = HashMap::new();
         for ((_, Item::Event(id)), ()) in gone {
             if let Some(ev) = self.events.remove(&id) {
+                per_feed.entry(ev.author()).or_default().push(ev.seq());
                 if ev.seq() == 0 {
                     self.history.registrations.insert(ev.author(), ev);
                 }
@@ -1201,19 +1260,35 @@ impl Ledger {
             self.verdicts.remove(&id);
             self.evidence_checks.remove(&id);
         }
+        // Their ids shrink to a prefix. They are the first in-memory seqs of each feed
+        // (order keys grow with seq); should that ever not hold, the ids stay whole.
+        for (m, mut seqs) in per_feed {
+            let Some(f) = self.feeds.get_mut(&m) else {
+                continue;
+            };
+            seqs.sort_unstable();
+            let first = f.old.len() as u64;
+            if seqs.iter().enumerate().all(|(i, s)| *s == first + i as u64) {
+                f.compact(seqs.len());
+            }
+        }
         self.history.base = Some(base);
     }
 
     /// Length of a member's feed as held here.
     pub fn feed_len(&self, member: &MemberId) -> u64 {
-        self.feeds.get(member).map_or(0, |f| f.ids.len() as u64)
+        self.feeds.get(member).map_or(0, Feed::len)
     }
 
     /// A member's event at `seq`, if held in memory (pruned history is in the driver's
     /// store; registrations are always held).
     pub fn feed_event(&self, member: &MemberId, seq: u64) -> Option<&Arc<Event>> {
-        let id = self.feeds.get(member)?.ids.get(seq as usize)?;
-        self.events.get(id).or_else(|| {
+        let held = self.feeds.get(member)?.at(seq)?;
+        let in_memory = match held {
+            HeldAt::Id(id) => self.events.get(&id),
+            HeldAt::Pruned(_) => None,
+        };
+        in_memory.or_else(|| {
             (seq == 0)
                 .then(|| self.history.registrations.get(member))
                 .flatten()
@@ -1222,10 +1297,7 @@ impl Ledger {
 
     /// Every feed's length: the version vector that anti-entropy sync compares.
     pub fn version_vector(&self) -> BTreeMap<MemberId, u64> {
-        self.feeds
-            .iter()
-            .map(|(m, f)| (*m, f.ids.len() as u64))
-            .collect()
+        self.feeds.iter().map(|(m, f)| (*m, f.len())).collect()
     }
 
     /// Every feed's length and head (the id of its last event held). Anti-entropy compares
@@ -1234,15 +1306,7 @@ impl Ledger {
     pub fn feed_heads(&self) -> BTreeMap<MemberId, (u64, EventId)> {
         self.feeds
             .iter()
-            .map(|(m, f)| {
-                (
-                    *m,
-                    (
-                        f.ids.len() as u64,
-                        f.ids.last().copied().unwrap_or_default(),
-                    ),
-                )
-            })
+            .map(|(m, f)| (*m, (f.len(), f.head)))
             .collect()
     }
 
@@ -1303,11 +1367,7 @@ impl Ledger {
     pub fn author_event(&self, keypair: &Keypair, now_ms: u64, body: Body) -> Event {
         let author = keypair.id();
         let (seq, prev, prev_ms) = match self.feeds.get(&author) {
-            Some(f) if !f.ids.is_empty() => (
-                f.ids.len() as u64,
-                f.ids.last().copied().unwrap_or_default(),
-                f.head_ms,
-            ),
+            Some(f) if f.len() > 0 => (f.len(), f.head, f.head_ms),
             _ => (0, EventId::default(), 0),
         };
         Event::sign(keypair, &self.network, seq, prev, now_ms.max(prev_ms), body)

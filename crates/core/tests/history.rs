@@ -180,6 +180,13 @@ fn pruning_final_history_changes_no_root_and_no_verdict() {
             prunes.len()
         );
         assert_eq!(keeps.pruned(), 0);
+        // Pruned events keep an 8-byte id prefix instead of the whole id.
+        assert!(
+            prunes.feed_index_bytes() * 2 < keeps.feed_index_bytes(),
+            "id index {} vs {} bytes",
+            prunes.feed_index_bytes(),
+            keeps.feed_index_bytes()
+        );
 
         // A restarted node: the log in admission order, then the certificates.
         let mut restarted = Ledger::new(g.clone());

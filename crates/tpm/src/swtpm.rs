@@ -161,6 +161,23 @@ impl SwTpm {
             state: state.into(),
         })
     }
+
+    /// Extends PCR `pcr` (SHA-256 bank) with `byte` repeated: this machine now reports a
+    /// boot state other than a fresh one's, as if it had booted other firmware.
+    pub fn extend_pcr(&self, pcr: u8, byte: u8) -> std::io::Result<()> {
+        let out = Command::new("tpm2_pcrextend")
+            .arg(format!("{pcr}:sha256={}", format!("{byte:02x}").repeat(32)))
+            .env("TPM2TOOLS_TCTI", &self.tcti)
+            .output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "tpm2_pcrextend: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
 }
 
 impl Drop for SwTpm {

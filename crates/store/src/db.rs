@@ -11,7 +11,7 @@ use web4fed_core::event::{Body, Event, Evidence, Kind};
 use web4fed_core::finality::Certificate;
 use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::MemberId;
-use web4fed_core::ledger::{Ledger, Output};
+use web4fed_core::ledger::{Ledger, Output, VerifiedEvent};
 
 fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
@@ -317,39 +317,53 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT rowid, id, bytes FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
         )?;
-        loop {
-            let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = stmt
-                .query_map(params![last_rowid, LOAD_PAGE_EVENTS], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            let Some(last) = rows.last() else { break };
-            last_rowid = last.0;
-            let mut batch = Vec::with_capacity(rows.len());
-            for (_, id, bytes) in &rows {
-                let corrupt = |reason: String| StoreError::Corrupt {
-                    id: hex::encode(id),
-                    reason,
-                };
-                let ev = Event::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
-                if ev.id().0.as_slice() != id.as_slice() {
-                    return Err(corrupt("id does not match the event".into()));
+        let network = *ledger.network();
+        // A pipeline: while one page is folded here, the next is read and its signatures are
+        // checked on other threads. Rows are in insertion order, which is admission order:
+        // predecessors first.
+        std::thread::scope(|scope| -> Result<(), StoreError> {
+            let mut in_flight: Option<std::thread::ScopedJoinHandle<'_, Checked>> = None;
+            loop {
+                let rows: Vec<Row> = stmt
+                    .query_map(params![last_rowid, LOAD_PAGE_EVENTS], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let next = rows.last().map(|last| last.0).map(|last| {
+                    last_rowid = last;
+                    scope.spawn(move || {
+                        let checked = check_rows(&rows, &network);
+                        (rows, checked)
+                    })
+                });
+                if let Some(page) = in_flight.take() {
+                    let (rows, checked) = page.join().map_err(|_| StoreError::Corrupt {
+                        id: String::new(),
+                        reason: "a verification thread panicked".into(),
+                    })?;
+                    let batch = checked?;
+                    events += batch.len() as u64;
+                    for (r, row) in ledger
+                        .handle_batch_verified(now_ms, batch)
+                        .into_iter()
+                        .zip(&rows)
+                    {
+                        if let Err(e) = r {
+                            return Err(StoreError::Corrupt {
+                                id: hex::encode(&row.1),
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                    restore_covered(ledger, &mut certs);
+                    while ledger.poll_output().is_some() {}
                 }
-                batch.push(ev);
-            }
-            events += batch.len() as u64;
-            // Rows are in insertion order, which is admission order: predecessors first.
-            for (r, ev) in ledger.handle_batch(now_ms, batch).into_iter().zip(&rows) {
-                if let Err(e) = r {
-                    return Err(StoreError::Corrupt {
-                        id: hex::encode(&ev.1),
-                        reason: e.to_string(),
-                    });
+                match next {
+                    Some(h) => in_flight = Some(h),
+                    None => return Ok(()),
                 }
             }
-            restore_covered(ledger, &mut certs);
-            while ledger.poll_output().is_some() {}
-        }
+        })?;
         let mut proofs = 0u64;
         let mut stmt = self.conn.prepare("SELECT bytes FROM proofs")?;
         let rows: Vec<Vec<u8>> = stmt
@@ -389,4 +403,45 @@ impl Store {
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
+}
+
+/// A stored event row: rowid, id, wire bytes.
+type Row = (i64, Vec<u8>, Vec<u8>);
+/// A page of rows and the outcome of checking them.
+type Checked = (Vec<Row>, Result<Vec<VerifiedEvent>, StoreError>);
+
+/// Decodes a page of stored rows and checks each event's id and signature, on every core:
+/// reloading a long log is mostly signature checks, and they are independent. A row that
+/// fails is reported with its id, never skipped.
+fn check_rows(rows: &[Row], network: &[u8; 32]) -> Result<Vec<VerifiedEvent>, StoreError> {
+    let check = |(_, id, bytes): &Row| {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            id: hex::encode(id),
+            reason,
+        };
+        let ev = Event::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
+        if ev.id().0.as_slice() != id.as_slice() {
+            return Err(corrupt("id does not match the event".into()));
+        }
+        VerifiedEvent::check(ev, network).map_err(|_| corrupt("signature does not verify".into()))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = rows.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for w in workers {
+            let part = w.join().map_err(|_| StoreError::Corrupt {
+                id: String::new(),
+                reason: "a verification thread panicked".into(),
+            })?;
+            for r in part {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    })
 }

@@ -431,12 +431,7 @@ impl Ledger {
         now_ms: u64,
         events: impl IntoIterator<Item = Event>,
     ) -> Vec<Result<Admission, InsertError>> {
-        let out = events
-            .into_iter()
-            .map(|e| self.admit(now_ms, Arc::new(e)))
-            .collect();
-        self.settle();
-        out
+        self.admit_all(now_ms, events.into_iter().map(|e| (e, false)))
     }
 
     /// Like [`Ledger::handle_batch`] for events whose signatures were already checked (made
@@ -447,9 +442,17 @@ impl Ledger {
         now_ms: u64,
         events: impl IntoIterator<Item = VerifiedEvent>,
     ) -> Vec<Result<Admission, InsertError>> {
+        self.admit_all(now_ms, events.into_iter().map(|e| (e.0, true)))
+    }
+
+    /// Admits each event (with whether its signature is already checked), then folds once.
+    fn admit_all(
+        &mut self,
+        now_ms: u64,
+        events: impl Iterator<Item = (Event, bool)>,
+    ) -> Vec<Result<Admission, InsertError>> {
         let out = events
-            .into_iter()
-            .map(|e| self.admit_checked(now_ms, Arc::new(e.0), true))
+            .map(|(e, checked)| self.admit_checked(now_ms, Arc::new(e), checked))
             .collect();
         self.settle();
         out

@@ -1,27 +1,32 @@
 //! A deterministic simulator of a web4fed federation, in the manner of TigerBeetle's VOPR:
-//! the real protocol core (`web4fed_core::ledger::Ledger`, every signature checked) on every
-//! node, a seeded fake network and clock, adversaries, and invariants checked on every run.
+//! the real replica (`web4fed_replica::Replica`, the same protocol driver the daemon runs,
+//! with every signature checked) on every node, a seeded fake network and clock,
+//! adversaries, and invariants checked on every run.
 //!
 //! # What is modelled, and how faithfully
-//! - **Nodes** run the same `Ledger` as the daemon: admission, the nine layers, the fold,
-//!   evidence. An honest node previews its own event and never signs a violation; it persists
-//!   (the storage model) before it acknowledges, exactly like the daemon.
-//! - **Push** is the daemon's gossipsub publish: `FullMesh` sends a new event to every peer
-//!   (gossipsub's flood publish on a small federation); `Gossip { fanout }` sends it to
-//!   `fanout` random peers and every receiver forwards a newly admitted event to `fanout`
-//!   random peers (a gossipsub mesh of degree `fanout`). Gossipsub's mesh maintenance, IHAVE
-//!   gossip and peer scoring are not modelled; invalid pushes are simply not forwarded.
-//! - **Anti-entropy** is the daemon's sync: every `sync_period_ms` each node sends every peer a
-//!   heartbeat with the digest of its feed heads, and a node whose digest differs asks that
-//!   sender for what it lacks (batches of at most 512 events, plus the certificates it lacks);
-//!   each node also syncs with one random peer per period. The daemon does the same in two
-//!   round trips (summary, then ranges); the simulator folds the summary into the request.
+//! - **Nodes** run the daemon's `Replica`: admission, the nine layers, the fold, evidence,
+//!   pushes, anti-entropy sync (summary, ranges, evidence, certificates), heartbeats, peer
+//!   exchange, vote timing and certificate retries. The simulator only carries its messages
+//!   and persists its `Admitted`/`Certificate`/`Proof`/`Voted` events before sending what
+//!   follows them, as the daemon does (the drain rule).
+//! - **Gossip** stands for gossipsub: `FullMesh` sends a published message to every linked
+//!   peer (gossipsub's flood publish) and `Gossip { fanout }` to `fanout` random peers; a
+//!   receiver whose replica accepts the message relays it to [`MESH_DEGREE`] (or `fanout`)
+//!   random peers, as a gossipsub mesh does. Mesh maintenance, IHAVE gossip and peer scoring
+//!   are not modelled; messages the replica ignores or rejects are not relayed.
+//! - **Requests** (sync, push, peer exchange) travel as messages on the same links; a lost
+//!   one times out inside the replica.
 //! - **Network**: per-link latency (base plus uniform jitter, which also reorders), loss and
-//!   duplication per message, partitions (any split, one-way too) and heal.
-//! - **Storage**: a node's durable log is what it appended before acknowledging; a crash drops
+//!   duplication per message, partitions (any split, one-way too) and heal. A crash closes
+//!   the crashed node's connections; a restart reopens them.
+//! - **Storage**: a node's durable log is what its replica asked to persist; a crash drops
 //!   everything else, and a restart rebuilds the ledger from the durable log.
-//! - **Clocks**: each node has a fixed skew; its own events carry its local time and the
-//!   future-dating check uses it.
+//! - **Clocks**: each node has a fixed skew; its replica is given its local time.
+//!
+//! Adversaries are honest replicas whose outputs are filtered or replaced (a silent member
+//! drops everything, a withholder drops its votes, a double voter replaces its vote with two)
+//! or who inject hand-made messages (forgeries, equivocations, future-dated events); they
+//! never run a copy of the protocol.
 //!
 //! A run has a faulty phase (faults and attacks) and then a healed phase (no loss, no
 //! partition), after which every invariant must hold. The same seed gives the same report,
@@ -37,27 +42,24 @@ use rng::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use web4fed_core::envelope::Envelope;
-use web4fed_core::event::{Body, Event, EventId, Register};
+use web4fed_core::event::{Body, Event, EventId, Evidence, Register};
 use web4fed_core::finality::{Certificate, Vote};
 use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::{Keypair, MemberId};
-use web4fed_core::ledger::{Admission, InsertError, Ledger, Output, MAX_FUTURE, MAX_ORPHANS};
+use web4fed_core::ledger::{Ledger, MAX_FUTURE, MAX_ORPHANS};
 use web4fed_core::state::Status;
 use web4fed_core::testkit::sentence;
 use web4fed_core::verdict::{EjectCause, Verdict};
+use web4fed_replica::{
+    Acceptance, Command, Destination, Event as ReplicaEvent, Gossip, Message, Replica, Reply,
+    Request,
+};
 
-/// Events per anti-entropy response, as in the daemon.
-pub const SYNC_BATCH_EVENTS: usize = 512;
 /// Messages in flight on one directed link; beyond this new ones are dropped and counted.
 pub const MAX_IN_FLIGHT_PER_LINK: usize = 10_000;
-/// Certificates a node keeps waiting for the events they cover.
-const PENDING_CERTS_MAX: usize = 16;
-/// Peers a new vote is relayed to (gossipsub's mesh degree in the daemon).
-const VOTE_RELAY_FANOUT: usize = 6;
-/// Epochs after an epoch's end before a node signs its root (as the daemon does).
-pub const VOTE_LAG_EPOCHS: u64 = 2;
-/// Bytes of framing counted per message beside its payload.
-const MESSAGE_OVERHEAD_BYTES: u64 = 64;
+/// Peers an accepted gossip message is relayed to in `FullMesh` mode (gossipsub's default
+/// mesh degree, which the daemon uses).
+pub const MESH_DEGREE: usize = 6;
 
 /// How new events spread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,8 +162,8 @@ pub struct Config {
     pub max_skew_ms: u64,
     /// Thoughts each honest node posts per minute.
     pub honest_per_minute: u64,
-    /// Anti-entropy period, ms.
-    pub sync_period_ms: u64,
+    /// Heartbeat period of every replica, ms (heartbeats drive anti-entropy and votes).
+    pub heartbeat_ms: u64,
     /// The network's parameters.
     pub genesis: Genesis,
     /// Nodes that may be cut off entirely by design (an eclipse victim): their convergence is
@@ -173,53 +175,39 @@ pub struct Config {
     pub expect_finality: bool,
 }
 
-/// A message on the fake network.
-#[derive(Debug, Clone)]
-enum Msg {
-    Push(Arc<Envelope>),
-    SyncRequest(Arc<BTreeMap<MemberId, (u64, EventId)>>, Option<u64>),
-    SyncResponse(Arc<Vec<Arc<Event>>>),
-    Vote(Arc<Vote>),
-    Cert(Arc<Certificate>),
-    /// The sender's feed-heads digest, as in the daemon's heartbeat.
-    Heartbeat([u8; 32]),
-}
-
-impl Msg {
-    fn bytes(&self) -> u64 {
-        MESSAGE_OVERHEAD_BYTES
-            + match self {
-                Msg::Push(e) => e.event.len() as u64 + 109,
-                Msg::SyncRequest(vv, _) => vv.len() as u64 * 72 + 8,
-                Msg::SyncResponse(evs) => evs.iter().map(|e| e.bytes().len() as u64).sum(),
-                Msg::Vote(_) => 152,
-                Msg::Heartbeat(_) => 185,
-                Msg::Cert(c) => c.encode().len() as u64,
-            }
-    }
-}
-
 #[derive(Debug)]
 enum Item {
-    Deliver { from: usize, to: usize, msg: Msg },
+    Deliver {
+        from: usize,
+        to: usize,
+        msg: Message,
+    },
     Post(usize),
-    Sync(usize),
     Attack(usize),
+    Wake(usize),
     Crash(usize),
     Restart(usize),
 }
 
+/// One simulated node: a replica, its durable storage and its behaviour.
 struct Node {
     keypair: Keypair,
     behaviour: Behaviour,
-    ledger: Ledger,
+    replica: Replica,
+    /// Events persisted, in order.
     durable: Vec<Arc<Event>>,
+    /// Certificates persisted.
+    certs: Vec<Certificate>,
+    /// Proofs persisted.
+    proofs: Vec<Evidence>,
+    /// The latest vote persisted.
+    last_vote: Option<u64>,
     up: bool,
     skew_ms: i64,
     posted: u64,
     attack_step: u64,
-    last_vote: Option<u64>,
-    pending_certs: Vec<Arc<Certificate>>,
+    /// The global time of the wake-up scheduled for it, if any.
+    wake_at: Option<u64>,
 }
 
 /// Counters of a run, all deterministic.
@@ -294,15 +282,17 @@ struct Sim {
     seq: u64,
     queue: BTreeMap<(u64, u64), Item>,
     nodes: Vec<Node>,
+    index: BTreeMap<MemberId, usize>,
     in_flight: BTreeMap<(usize, usize), usize>,
     stats: Stats,
     created: BTreeMap<EventId, u64>,
-    seen: BTreeMap<EventId, u64>,
     seen_count: BTreeMap<EventId, usize>,
     first_attack_ms: Option<u64>,
     links: Vec<Vec<usize>>,
     /// Per node, certified epoch → (root, when adopted).
     finalized: Vec<BTreeMap<u64, ([u8; 32], u64)>>,
+    /// Whether outputs are filtered by behaviour (off while members register).
+    filtering: bool,
 }
 
 impl Sim {
@@ -332,7 +322,7 @@ impl Sim {
         })
     }
 
-    fn send(&mut self, from: usize, to: usize, msg: Msg) {
+    fn send(&mut self, from: usize, to: usize, msg: Message) {
         if from == to {
             return;
         }
@@ -365,10 +355,6 @@ impl Sim {
         }
     }
 
-    fn peers_of(&self, n: usize) -> Vec<usize> {
-        self.links[n].clone()
-    }
-
     fn pick(&mut self, from: &[usize], k: usize, except: Option<usize>) -> Vec<usize> {
         let mut pool: Vec<usize> = from
             .iter()
@@ -383,68 +369,16 @@ impl Sim {
         out
     }
 
-    /// Pushes event bytes from `n` (as its own envelope) per the dissemination mode.
-    fn push(&mut self, n: usize, bytes: &[u8], except: Option<usize>, first_hop: bool) {
-        let env = Arc::new(Envelope::seal(
-            &self.nodes[n].keypair,
-            self.nodes[n].ledger.network(),
-            self.local_now(n),
-            bytes,
-        ));
-        let peers = self.peers_of(n);
-        let targets = match self.cfg.dissemination {
-            Dissemination::FullMesh if first_hop => peers,
-            Dissemination::FullMesh => Vec::new(),
-            Dissemination::Gossip { fanout } => self.pick(&peers, fanout, except),
+    /// Publishes a gossip message from `n` (or relays one it accepted from `relayed_from`).
+    fn publish(&mut self, n: usize, msg: Message, relayed_from: Option<usize>) {
+        let peers = self.links[n].clone();
+        let targets = match (self.cfg.dissemination, relayed_from) {
+            (Dissemination::FullMesh, None) => peers,
+            (Dissemination::FullMesh, Some(f)) => self.pick(&peers, MESH_DEGREE, Some(f)),
+            (Dissemination::Gossip { fanout }, f) => self.pick(&peers, fanout, f),
         };
         for t in targets {
-            self.send(n, t, Msg::Push(env.clone()));
-        }
-    }
-
-    /// Hands events to a node's ledger and persists what it admitted; publishes evidence.
-    fn ingest(&mut self, n: usize, events: Vec<Event>) -> Vec<Result<Admission, InsertError>> {
-        let now = self.local_now(n);
-        let r = self.nodes[n].ledger.handle_batch(now, events);
-        self.drain(n);
-        r
-    }
-
-    fn drain(&mut self, n: usize) {
-        let mut proofs = Vec::new();
-        while let Some(o) = self.nodes[n].ledger.poll_output() {
-            match o {
-                Output::Admitted(e) => {
-                    if self.nodes[n].behaviour.is_honest() {
-                        self.seen.entry(e.id()).or_insert(self.now);
-                        let c = self.seen_count.entry(e.id()).or_insert(0);
-                        *c += 1;
-                        if *c == self.honest_count() {
-                            if let Some(t0) = self.created.get(&e.id()) {
-                                self.stats.convergence_ms.push(self.now - t0);
-                            }
-                        }
-                    }
-                    self.nodes[n].durable.push(e);
-                }
-                Output::Proof(p) => proofs.push(*p),
-                Output::Certificate(c) => {
-                    self.finalized[n]
-                        .entry(c.body.epoch)
-                        .or_insert((c.body.root, self.now));
-                    if self.nodes[n].behaviour.is_honest() {
-                        let c = Arc::new(*c);
-                        for p in self.peers_of(n) {
-                            self.send(n, p, Msg::Cert(c.clone()));
-                        }
-                    }
-                }
-            }
-        }
-        if self.nodes[n].behaviour.is_honest() {
-            for p in proofs {
-                self.author(n, Body::Evidence(Box::new(p)), true);
-            }
+            self.send(n, t, msg.clone());
         }
     }
 
@@ -455,30 +389,147 @@ impl Sim {
             .count()
     }
 
-    /// Signs the node's next event; honest nodes refuse to sign a violation. Returns the id.
-    fn author(&mut self, n: usize, body: Body, check: bool) -> Option<EventId> {
-        let now = self.local_now(n);
-        let ev = self.nodes[n]
-            .ledger
-            .author_event(&self.nodes[n].keypair.clone(), now, body);
-        if check && !self.nodes[n].ledger.preview(&ev).is_accepted() {
-            return None;
+    /// Carries out what node `n`'s replica asked for (drain rule: events, which persist,
+    /// then transmissions), then schedules its next wake-up.
+    fn drive(&mut self, n: usize) {
+        loop {
+            let Some(ev) = self.nodes[n].replica.poll_event() else {
+                break;
+            };
+            self.on_replica_event(n, ev);
         }
-        let id = ev.id();
-        let bytes = ev.bytes().to_vec();
-        self.created.insert(id, self.now);
-        let r = self.ingest(n, vec![ev]);
-        if !matches!(r.first(), Some(Ok(Admission::Admitted))) {
-            return None;
+        while let Some(t) = self.nodes[n].replica.poll_transmit() {
+            for (to, msg) in self.filter(n, t.to, t.message) {
+                match to {
+                    Destination::Gossip => self.publish(n, msg, None),
+                    Destination::Peer(m) => {
+                        if let Some(&i) = self.index.get(&m) {
+                            self.send(n, i, msg);
+                        }
+                    }
+                }
+            }
         }
-        if self.nodes[n].behaviour.is_honest() {
-            self.stats.acked += 1;
+        let local = self.nodes[n].replica.poll_timeout();
+        let at = (local as i64 - self.nodes[n].skew_ms).max(self.now as i64 + 1) as u64;
+        if self.nodes[n].wake_at.is_none_or(|w| at < w) {
+            self.nodes[n].wake_at = Some(at);
+            self.schedule(at, Item::Wake(n));
         }
-        self.push(n, &bytes, None, true);
-        Some(id)
     }
 
-    fn deliver(&mut self, from: usize, to: usize, msg: Msg) {
+    fn on_replica_event(&mut self, n: usize, ev: ReplicaEvent) {
+        match ev {
+            ReplicaEvent::Admitted { event, .. } => {
+                if self.nodes[n].behaviour.is_honest() {
+                    let c = self.seen_count.entry(event.id()).or_insert(0);
+                    *c += 1;
+                    if *c == self.honest_count() {
+                        if let Some(t0) = self.created.get(&event.id()) {
+                            self.stats.convergence_ms.push(self.now - t0);
+                        }
+                    }
+                }
+                self.nodes[n].durable.push(event);
+            }
+            ReplicaEvent::Certificate(c) => {
+                self.finalized[n]
+                    .entry(c.body.epoch)
+                    .or_insert((c.body.root, self.now));
+                self.nodes[n].certs.push(c);
+            }
+            ReplicaEvent::Proof(p) => self.nodes[n].proofs.push(p),
+            ReplicaEvent::Voted { epoch } => self.nodes[n].last_vote = Some(epoch),
+            ReplicaEvent::ReadArchive {
+                to,
+                request,
+                author,
+                from_seq,
+                max,
+            } => {
+                let rows: Vec<Vec<u8>> = self.nodes[n]
+                    .durable
+                    .iter()
+                    .filter(|e| e.author() == author && e.seq() >= from_seq)
+                    .take(max as usize)
+                    .map(|e| e.bytes().to_vec())
+                    .collect();
+                let now = self.local_now(n);
+                let _ = self.nodes[n].replica.handle_command(
+                    now,
+                    Command::ArchiveRead {
+                        to,
+                        request,
+                        result: Ok(rows),
+                    },
+                );
+            }
+            ReplicaEvent::MakeChallenge { subject, .. } => {
+                let now = self.local_now(n);
+                let _ = self.nodes[n].replica.handle_command(
+                    now,
+                    Command::SendChallenge {
+                        subject,
+                        challenge: Err("no TPM in the simulator".into()),
+                    },
+                );
+            }
+            ReplicaEvent::AnswerChallenge { from, request, .. } => {
+                let now = self.local_now(n);
+                let _ = self.nodes[n].replica.handle_command(
+                    now,
+                    Command::ChallengeAnswered {
+                        to: from,
+                        request,
+                        result: Err("no TPM in the simulator".into()),
+                    },
+                );
+            }
+            // Links are fixed; ejected members are refused by the replicas themselves.
+            ReplicaEvent::Rejected { .. }
+            | ReplicaEvent::Ejected { .. }
+            | ReplicaEvent::Dial { .. }
+            | ReplicaEvent::Liveness { .. }
+            | ReplicaEvent::Vouched { .. } => {}
+        }
+    }
+
+    /// What an adversary does with its replica's outputs: honest members send them as they
+    /// are; the others drop or replace some.
+    fn filter(&mut self, n: usize, to: Destination, msg: Message) -> Vec<(Destination, Message)> {
+        if !self.filtering {
+            return vec![(to, msg)];
+        }
+        match (self.nodes[n].behaviour, &msg) {
+            (Behaviour::Silent | Behaviour::Sybil | Behaviour::SybilNoPow, _) => Vec::new(),
+            (Behaviour::Withholder, Message::Gossip(Gossip::Vote(_))) => Vec::new(),
+            (Behaviour::DoubleVoter, Message::Gossip(Gossip::Vote(v))) => {
+                // Two different roots for the checkpoint, one to each half of its peers.
+                let kp = self.nodes[n].keypair.clone();
+                let net = *self.nodes[n].replica.network();
+                let mut other = v.body.clone();
+                other.root[0] ^= 0xff;
+                let v2 = Vote::sign(&kp, &net, other);
+                self.mark_attack();
+                let peers = self.links[n].clone();
+                let (left, right) = peers.split_at(peers.len() / 2);
+                let mut out = Vec::new();
+                for (half, vote) in [(left, v), (right, &v2)] {
+                    for p in half {
+                        let m = self.nodes[*p].keypair.id();
+                        out.push((
+                            Destination::Peer(m),
+                            Message::Gossip(Gossip::Vote(vote.clone())),
+                        ));
+                    }
+                }
+                out
+            }
+            _ => vec![(to, msg)],
+        }
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, msg: Message) {
         if let Some(c) = self.in_flight.get_mut(&(from, to)) {
             *c = c.saturating_sub(1);
         }
@@ -487,209 +538,78 @@ impl Sim {
             return;
         }
         self.stats.messages += 1;
-        self.stats.bytes += msg.bytes();
-        if matches!(msg, Msg::Push(_)) {
+        self.stats.bytes += msg.wire_len();
+        if matches!(
+            msg,
+            Message::Gossip(Gossip::Event(_))
+                | Message::Request {
+                    body: Request::Push { .. },
+                    ..
+                }
+        ) {
             self.stats.push_messages += 1;
         }
-        let silent = matches!(
-            self.nodes[to].behaviour,
-            Behaviour::Silent | Behaviour::Sybil
+        let now = self.local_now(to);
+        let sender = self.nodes[from].keypair.id();
+        let relay = matches!(msg, Message::Gossip(_)).then(|| msg.clone());
+        let verdict = self.nodes[to].replica.handle_message(now, sender, msg);
+        self.drive(to);
+        if let (Some(m), Acceptance::Accept) = (relay, verdict) {
+            let silent = matches!(
+                self.nodes[to].behaviour,
+                Behaviour::Silent | Behaviour::Sybil | Behaviour::SybilNoPow
+            );
+            if !silent {
+                self.publish(to, m, Some(from));
+            }
+        }
+    }
+
+    fn on_wake(&mut self, n: usize) {
+        if self.nodes[n].wake_at != Some(self.now) {
+            return; // a stale wake-up: an earlier one replaced it
+        }
+        self.nodes[n].wake_at = None;
+        if !self.nodes[n].up {
+            return;
+        }
+        let now = self.local_now(n);
+        self.nodes[n].replica.handle_timeout(now);
+        self.drive(n);
+    }
+
+    /// Runs a command on node `n`'s replica and carries out its outputs.
+    fn command(&mut self, n: usize, cmd: Command) -> Option<Reply> {
+        let now = self.local_now(n);
+        let r = self.nodes[n].replica.handle_command(now, cmd).ok();
+        self.drive(n);
+        r
+    }
+
+    /// Signs an event of node `n`'s without checking it first (an adversary's).
+    fn sign_own(&self, n: usize, ts: u64, body: Body) -> Event {
+        self.nodes[n]
+            .replica
+            .ledger()
+            .author_event(&self.nodes[n].keypair, ts, body)
+    }
+
+    /// Has node `n`'s replica admit and push an event it signed (checked or not).
+    fn inject(&mut self, n: usize, ev: Event) {
+        self.command(n, Command::Ingest { events: vec![ev] });
+    }
+
+    /// Sends hand-made event bytes from `n` in an envelope it signs, to every linked peer.
+    fn send_raw_event(&mut self, n: usize, bytes: &[u8], to: &[usize]) {
+        let env = Envelope::seal(
+            &self.nodes[n].keypair,
+            self.nodes[n].replica.network(),
+            self.local_now(n),
+            bytes,
         );
-        match msg {
-            Msg::Push(env) => {
-                if silent {
-                    return;
-                }
-                if !env.verify(self.nodes[to].ledger.network()) {
-                    return;
-                }
-                match Event::decode(&env.event) {
-                    Ok(ev) if ev.verify(self.nodes[to].ledger.network()) => {
-                        let bytes = env.event.clone();
-                        let r = self.ingest(to, vec![ev]);
-                        if matches!(r.first(), Some(Ok(Admission::Admitted))) {
-                            self.push(to, &bytes, Some(from), false);
-                        }
-                    }
-                    _ => {
-                        let _ = self.nodes[to].ledger.handle_forged_envelope((*env).clone());
-                        self.drain(to);
-                    }
-                }
-            }
-            Msg::SyncRequest(vv, their_final) => {
-                if silent {
-                    return;
-                }
-                let mut out = Vec::new();
-                let l = &self.nodes[to].ledger;
-                'feeds: for (m, (len, head)) in l.feed_heads() {
-                    let (theirs, their_head) = vv.get(&m).copied().unwrap_or_default();
-                    // Nothing past a proven fork: every honest node refuses it anyway.
-                    let len = l.fork_seq(&m).map_or(len, |f| len.min(f + 1));
-                    // Their head differs from our event at the same seq: a fork, or a branch
-                    // they hold; send ours from there so the conflict becomes a proof.
-                    let from_seq = match theirs {
-                        0 => 0,
-                        t if t <= len
-                            && l.feed_event(&m, t - 1).map(|e| e.id()) != Some(their_head) =>
-                        {
-                            t - 1
-                        }
-                        t => t,
-                    };
-                    let _ = head;
-                    for s in from_seq..len {
-                        if out.len() >= SYNC_BATCH_EVENTS {
-                            break 'feeds;
-                        }
-                        if let Some(e) = l.feed_event(&m, s) {
-                            out.push(e.clone());
-                        }
-                    }
-                }
-                if !out.is_empty() {
-                    self.send(to, from, Msg::SyncResponse(Arc::new(out)));
-                }
-                // Certificates the requester lacks, in chain order (it adopts them in order).
-                let certs: Vec<Arc<Certificate>> = self.nodes[to]
-                    .ledger
-                    .certificates()
-                    .filter(|c| their_final.is_none_or(|f| c.body.epoch > f))
-                    .take(PENDING_CERTS_MAX)
-                    .map(|c| Arc::new(c.clone()))
-                    .collect();
-                for c in certs {
-                    self.send(to, from, Msg::Cert(c));
-                }
-            }
-            Msg::SyncResponse(evs) => {
-                let evs: Vec<Event> = evs.iter().map(|e| (**e).clone()).collect();
-                self.ingest(to, evs);
-                self.retry_certs(to);
-            }
-            Msg::Vote(v) => {
-                if silent {
-                    return;
-                }
-                let new = self.nodes[to].ledger.handle_vote((*v).clone());
-                self.drain(to);
-                // Relay new votes once, as gossipsub does in the daemon: this is how two
-                // halves that got different votes from a double voter learn of both.
-                if new == Ok(true) && self.nodes[to].behaviour.is_honest() {
-                    let peers = self.peers_of(to);
-                    for p in self.pick(&peers, VOTE_RELAY_FANOUT, Some(from)) {
-                        self.send(to, p, Msg::Vote(v.clone()));
-                    }
-                }
-            }
-            Msg::Heartbeat(digest) => {
-                // As in the daemon: a heartbeat whose digest differs from ours starts a sync
-                // round with its sender.
-                if silent {
-                    return;
-                }
-                let mine = web4fed_core::envelope::vv_digest(&self.nodes[to].ledger.feed_heads());
-                if digest != mine {
-                    let vv = Arc::new(self.nodes[to].ledger.feed_heads());
-                    let fin = self.nodes[to].ledger.final_epoch();
-                    self.send(to, from, Msg::SyncRequest(vv, fin));
-                }
-            }
-            Msg::Cert(c) => {
-                if silent {
-                    return;
-                }
-                self.nodes[to].pending_certs.push(c);
-                self.retry_certs(to);
-            }
+        for &t in to {
+            self.send(n, t, Message::Gossip(Gossip::Event(env.clone())));
         }
-    }
-
-    /// Tries the certificates a node could not yet check (it lacked events or the previous
-    /// certificate), oldest first; keeps a bounded few.
-    fn retry_certs(&mut self, n: usize) {
-        let mut pending = std::mem::take(&mut self.nodes[n].pending_certs);
-        pending.sort_by_key(|c| c.body.epoch);
-        let mut keep = Vec::new();
-        for c in pending {
-            match self.nodes[n].ledger.handle_certificate((*c).clone()) {
-                Ok(()) => {}
-                Err(web4fed_core::finality::CertError::MissingEvents)
-                | Err(web4fed_core::finality::CertError::Unverifiable(_)) => keep.push(c),
-                Err(_) => {}
-            }
-        }
-        keep.truncate(PENDING_CERTS_MAX);
-        self.nodes[n].pending_certs = keep;
-        self.drain(n);
-    }
-
-    /// Signs this node's root for the latest settled checkpoint it has not voted for.
-    fn vote(&mut self, n: usize) {
-        let b = self.nodes[n].behaviour;
-        if !(b.is_honest() || b == Behaviour::DoubleVoter) {
-            return;
-        }
-        let g = &self.cfg.genesis;
-        let settled = (self.local_now(n) / g.epoch_ms).saturating_sub(1 + VOTE_LAG_EPOCHS);
-        let e = settled - settled % g.finality_every_epochs;
-        if self.nodes[n].last_vote.is_some_and(|v| v >= e) {
-            return;
-        }
-        let Some(body) = self.nodes[n].ledger.vote_body(e) else {
-            return;
-        };
-        self.nodes[n].last_vote = Some(e);
-        let kp = self.nodes[n].keypair.clone();
-        let net = *self.nodes[n].ledger.network();
-        let v = Arc::new(Vote::sign(&kp, &net, body.clone()));
-        let peers = self.peers_of(n);
-        if b == Behaviour::DoubleVoter {
-            let mut other = body;
-            other.root[0] ^= 0xff;
-            let v2 = Arc::new(Vote::sign(&kp, &net, other));
-            self.mark_attack();
-            let (left, right) = peers.split_at(peers.len() / 2);
-            for (half, vote) in [(left.to_vec(), &v), (right.to_vec(), &v2)] {
-                for p in half {
-                    self.send(n, p, Msg::Vote(vote.clone()));
-                }
-            }
-            return;
-        }
-        let _ = self.nodes[n].ledger.handle_vote((*v).clone());
-        self.drain(n);
-        for p in peers {
-            self.send(n, p, Msg::Vote(v.clone()));
-        }
-    }
-
-    fn on_sync(&mut self, n: usize) {
-        self.schedule(self.now + self.cfg.sync_period_ms, Item::Sync(n));
-        if !self.nodes[n].up
-            || matches!(
-                self.nodes[n].behaviour,
-                Behaviour::Silent | Behaviour::Sybil
-            )
-        {
-            return;
-        }
-        let peers = self.peers_of(n);
-        let digest = web4fed_core::envelope::vv_digest(&self.nodes[n].ledger.feed_heads());
-        for &p in &peers {
-            self.send(n, p, Msg::Heartbeat(digest));
-        }
-        if let Some(&p) = self.pick(&peers, 1, None).first() {
-            let vv = Arc::new(self.nodes[n].ledger.feed_heads());
-            let fin = self.nodes[n].ledger.final_epoch();
-            self.send(n, p, Msg::SyncRequest(vv, fin));
-        }
-        let t = self.local_now(n);
-        self.nodes[n].ledger.handle_tick(t);
-        self.drain(n);
-        self.vote(n);
-        self.retry_certs(n);
     }
 
     fn on_post(&mut self, n: usize) {
@@ -704,8 +624,11 @@ impl Sim {
         }
         let k = self.nodes[n].posted;
         self.nodes[n].posted += 1;
-        let text = sentence((n as u64) << 32 | k);
-        self.author(n, Body::Thought(text), true);
+        let content = sentence((n as u64) << 32 | k);
+        if let Some(Reply::Submitted(ev)) = self.command(n, Command::Submit { content }) {
+            self.created.insert(ev.id(), self.now);
+            self.stats.acked += 1;
+        }
     }
 
     fn mark_attack(&mut self) {
@@ -719,14 +642,14 @@ impl Sim {
         }
         let step = self.nodes[n].attack_step;
         self.nodes[n].attack_step += 1;
-        let b = self.nodes[n].behaviour;
-        let again = |ms: u64| ms;
-        let next = match b {
+        let now = self.local_now(n);
+        let peers = self.links[n].clone();
+        let next = match self.nodes[n].behaviour {
             Behaviour::Spammer => {
-                let text = sentence(0xdead_0000 + step);
                 self.mark_attack();
-                self.author(n, Body::Thought(text), false);
-                again(200)
+                let ev = self.sign_own(n, now, Body::Thought(sentence(0xdead_0000 + step)));
+                self.inject(n, ev);
+                200
             }
             Behaviour::Garbage => {
                 let text = match step % 3 {
@@ -736,51 +659,35 @@ impl Sim {
                 };
                 // Paced at its full rate so the rate layer is not what stops it.
                 self.mark_attack();
-                self.author(n, Body::Thought(text), false);
-                again(6_000)
+                let ev = self.sign_own(n, now, Body::Thought(text));
+                self.inject(n, ev);
+                6_000
             }
             Behaviour::Forger => {
-                let now = self.local_now(n);
-                let ev = self.nodes[n].ledger.author_event(
-                    &self.nodes[n].keypair.clone(),
-                    now,
-                    Body::Thought(sentence(0xf0f0 + step)),
-                );
+                let ev = self.sign_own(n, now, Body::Thought(sentence(0xf0f0 + step)));
                 let mut bytes = ev.bytes().to_vec();
                 bytes[web4fed_core::event::HEADER_LEN] ^= 1;
                 self.mark_attack();
-                self.push(n, &bytes, None, true);
-                again(2_000)
+                self.send_raw_event(n, &bytes, &peers);
+                2_000
             }
             Behaviour::Equivocator => {
-                let now = self.local_now(n);
-                let kp = self.nodes[n].keypair.clone();
-                let a = self.nodes[n].ledger.author_event(
-                    &kp,
-                    now,
-                    Body::Thought(sentence(0xe0 + 2 * step)),
-                );
-                let b2 = Event::sign(
-                    &kp,
-                    self.nodes[n].ledger.network(),
+                let a = self.sign_own(n, now, Body::Thought(sentence(0xe0 + 2 * step)));
+                let b = Event::sign(
+                    &self.nodes[n].keypair,
+                    self.nodes[n].replica.network(),
                     a.seq(),
                     a.header.prev,
                     now + 1,
                     Body::Thought(sentence(0xe1 + 2 * step)),
                 );
                 self.mark_attack();
-                let peers = self.peers_of(n);
                 let (left, right) = peers.split_at(peers.len() / 2);
-                let net = *self.nodes[n].ledger.network();
-                for (half, ev) in [(left.to_vec(), &a), (right.to_vec(), &b2)] {
-                    let env = Arc::new(Envelope::seal(&kp, &net, now, ev.bytes()));
-                    for t in half {
-                        self.send(n, t, Msg::Push(env.clone()));
-                    }
-                }
-                // Keep its own log on branch a so later attacks build on it.
-                self.ingest(n, vec![a]);
-                again(5_000)
+                self.send_raw_event(n, &b.bytes().to_vec(), right);
+                self.send_raw_event(n, &a.bytes().to_vec(), left);
+                // Its own log stays on branch a, so later attacks build on it.
+                self.inject(n, a);
+                5_000
             }
             Behaviour::AtpForger => {
                 let victim = (0..self.nodes.len())
@@ -790,85 +697,48 @@ impl Sim {
                 self.mark_attack();
                 if step.is_multiple_of(2) {
                     // More than it holds.
-                    self.author(
+                    let ev = self.sign_own(
                         n,
+                        now,
                         Body::Transfer {
                             to: victim_id,
                             amount_milli: 5_000_000,
                         },
-                        false,
                     );
+                    self.inject(n, ev);
                 } else {
-                    // "From" the victim: the victim's seq and prev, signed with the attacker's key.
-                    let now = self.local_now(n);
-                    let len = self.nodes[n].ledger.feed_len(&victim_id);
-                    let prev = self.nodes[n]
-                        .ledger
-                        .feed_event(&victim_id, len.saturating_sub(1))
-                        .map(|e| e.id())
-                        .unwrap_or_default();
-                    let forged = web4fed_core::event::Header {
-                        author: victim_id,
-                        seq: len,
-                        prev,
-                        timestamp_ms: now,
-                        kind: web4fed_core::event::Kind::Transfer,
-                        body_len: 0,
-                        body_hash: [0; 32],
-                    };
-                    let body = Body::Transfer {
-                        to: self.nodes[n].keypair.id(),
-                        amount_milli: 50_000,
-                    };
-                    let bb = body.encode();
-                    let mut h = forged;
-                    h.body_len = bb.len() as u32;
-                    use sha2::Digest;
-                    h.body_hash = sha2::Sha256::digest(&bb).into();
-                    let sig = self.nodes[n]
-                        .keypair
-                        .sign(&h.signing_bytes(self.nodes[n].ledger.network()));
-                    let mut bytes = h.encode().to_vec();
-                    bytes.extend_from_slice(&sig);
-                    bytes.extend_from_slice(&bb);
-                    self.push(n, &bytes, None, true);
+                    let bytes = self.forge_transfer_from(n, victim_id, now);
+                    self.send_raw_event(n, &bytes, &peers);
                 }
-                again(3_000)
+                3_000
             }
             Behaviour::Timing => {
-                let now = self.local_now(n);
                 self.mark_attack();
                 match step % 3 {
                     0 => {
                         // An hour ahead: waits in every future pool, never folds in this run.
-                        let kp = self.nodes[n].keypair.clone();
-                        let ev = self.nodes[n].ledger.author_event(
-                            &kp,
-                            now + 3_600_000,
-                            Body::Thought(sentence(0x71 + step)),
-                        );
-                        let bytes = ev.bytes().to_vec();
-                        self.push(n, &bytes, None, true);
+                        let ev =
+                            self.sign_own(n, now + 3_600_000, Body::Thought(sentence(0x71 + step)));
+                        self.send_raw_event(n, &ev.bytes().to_vec(), &peers);
                     }
                     1 => {
                         // Back-dated before its previous event: refused at admission.
                         let kp = self.nodes[n].keypair.clone();
-                        let len = self.nodes[n].ledger.feed_len(&kp.id());
-                        let prev = self.nodes[n]
-                            .ledger
+                        let l = self.nodes[n].replica.ledger();
+                        let len = l.feed_len(&kp.id());
+                        let prev = l
                             .feed_event(&kp.id(), len.saturating_sub(1))
                             .map(|e| (e.id(), e.timestamp_ms()))
                             .unwrap_or_default();
                         let ev = Event::sign(
                             &kp,
-                            self.nodes[n].ledger.network(),
+                            l.network(),
                             len,
                             prev.0,
                             prev.1.saturating_sub(60_000),
                             Body::Thought(sentence(0x72 + step)),
                         );
-                        let bytes = ev.bytes().to_vec();
-                        self.push(n, &bytes, None, true);
+                        self.send_raw_event(n, &ev.bytes().to_vec(), &peers);
                     }
                     _ => {
                         // A burst at the window's edge: as many as the limit allows and more.
@@ -876,11 +746,13 @@ impl Sim {
                             if k > 0 {
                                 self.mark_attack();
                             }
-                            self.author(n, Body::Thought(sentence(0x7300 + step * 100 + k)), false);
+                            let text = sentence(0x7300 + step * 100 + k);
+                            let ev = self.sign_own(n, now, Body::Thought(text));
+                            self.inject(n, ev);
                         }
                     }
                 }
-                again(20_000)
+                20_000
             }
             Behaviour::Honest
             | Behaviour::Silent
@@ -892,26 +764,97 @@ impl Sim {
         self.schedule(self.now + next, Item::Attack(n));
     }
 
+    /// A transfer "from" the victim: the victim's seq and prev, signed with the attacker's key.
+    fn forge_transfer_from(&self, n: usize, victim: MemberId, now: u64) -> Vec<u8> {
+        use sha2::Digest;
+        let l = self.nodes[n].replica.ledger();
+        let len = l.feed_len(&victim);
+        let prev = l
+            .feed_event(&victim, len.saturating_sub(1))
+            .map(|e| e.id())
+            .unwrap_or_default();
+        let body = Body::Transfer {
+            to: self.nodes[n].keypair.id(),
+            amount_milli: 50_000,
+        };
+        let bb = body.encode();
+        let h = web4fed_core::event::Header {
+            author: victim,
+            seq: len,
+            prev,
+            timestamp_ms: now,
+            kind: web4fed_core::event::Kind::Transfer,
+            body_len: bb.len() as u32,
+            body_hash: sha2::Sha256::digest(&bb).into(),
+        };
+        let sig = self.nodes[n].keypair.sign(&h.signing_bytes(l.network()));
+        let mut bytes = h.encode().to_vec();
+        bytes.extend_from_slice(&sig);
+        bytes.extend_from_slice(&bb);
+        bytes
+    }
+
     fn crash(&mut self, n: usize) {
         self.nodes[n].up = false;
+        self.nodes[n].wake_at = None;
+        for p in self.links[n].clone() {
+            if self.nodes[p].up {
+                let now = self.local_now(p);
+                let m = self.nodes[n].keypair.id();
+                self.nodes[p].replica.handle_disconnected(now, m);
+                self.drive(p);
+            }
+        }
+    }
+
+    /// A replica rebuilt from node `n`'s durable storage, as the daemon rebuilds from its log.
+    fn rebuilt(&self, n: usize) -> Replica {
+        let now = self.local_now(n);
+        let node = &self.nodes[n];
+        let mut l = Ledger::new(self.cfg.genesis.clone());
+        l.handle_batch(
+            now,
+            node.durable
+                .iter()
+                .map(|e| (**e).clone())
+                .collect::<Vec<_>>(),
+        );
+        for c in &node.certs {
+            l.restore_certificate(c.clone());
+        }
+        for p in &node.proofs {
+            let _ = l.handle_proof(p.clone());
+        }
+        while l.poll_output().is_some() {}
+        let config = web4fed_replica::Config {
+            keypair: node.keypair.clone(),
+            heartbeat_ms: self.cfg.heartbeat_ms,
+            bootstrap: Vec::new(),
+            last_vote: node.last_vote,
+            has_tpm: false,
+        };
+        Replica::new(config, l, now)
     }
 
     fn restart(&mut self, n: usize) {
-        let mut l = Ledger::new(self.cfg.genesis.clone());
-        let durable: Vec<Event> = self.nodes[n]
-            .durable
-            .iter()
-            .map(|e| (**e).clone())
-            .collect();
-        l.handle_batch(self.local_now(n), durable);
-        // Certificates are durable too (the daemon stores them with the events).
-        let certs: Vec<Certificate> = self.nodes[n].ledger.certificates().cloned().collect();
-        for c in certs {
-            l.restore_certificate(c);
-        }
-        while l.poll_output().is_some() {}
-        self.nodes[n].ledger = l;
+        self.nodes[n].replica = self.rebuilt(n);
         self.nodes[n].up = true;
+        self.connect(n);
+        self.drive(n);
+    }
+
+    /// Opens node `n`'s connections to its linked peers that are up.
+    fn connect(&mut self, n: usize) {
+        for p in self.links[n].clone() {
+            if !self.nodes[p].up {
+                continue;
+            }
+            let (mn, mp) = (self.nodes[n].keypair.id(), self.nodes[p].keypair.id());
+            let (tn, tp) = (self.local_now(n), self.local_now(p));
+            self.nodes[n].replica.handle_connected(tn, mp, None);
+            self.nodes[p].replica.handle_connected(tp, mn, None);
+            self.drive(p);
+        }
     }
 }
 
@@ -936,17 +879,28 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
             } else {
                 setup_rng.range(0, 2 * cfg.max_skew_ms) as i64 - cfg.max_skew_ms as i64
             };
+            let keypair = Keypair::from_secret(secret);
+            let now = (T0 as i64 + skew).max(0) as u64;
+            let config = web4fed_replica::Config {
+                keypair: keypair.clone(),
+                heartbeat_ms: cfg.heartbeat_ms,
+                bootstrap: Vec::new(),
+                last_vote: None,
+                has_tpm: false,
+            };
             Node {
-                keypair: Keypair::from_secret(secret),
+                replica: Replica::new(config, Ledger::new(genesis.clone()), now),
+                keypair,
                 behaviour: *b,
-                ledger: Ledger::new(genesis.clone()),
                 durable: Vec::new(),
+                certs: Vec::new(),
+                proofs: Vec::new(),
+                last_vote: None,
                 up: true,
                 skew_ms: skew,
                 posted: 0,
                 attack_step: 0,
-                last_vote: None,
-                pending_certs: Vec::new(),
+                wake_at: None,
             }
         })
         .collect();
@@ -955,6 +909,11 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
             .map(|i| (0..n).filter(|j| *j != i).collect())
             .collect()
     });
+    let index = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (x.keypair.id(), i))
+        .collect();
     let mut sim = Sim {
         cfg: cfg.clone(),
         rng,
@@ -962,29 +921,39 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
         seq: 0,
         queue: BTreeMap::new(),
         nodes,
+        index,
         in_flight: BTreeMap::new(),
         stats: Stats::default(),
         created: BTreeMap::new(),
-        seen: BTreeMap::new(),
         seen_count: BTreeMap::new(),
         first_attack_ms: None,
         links,
         finalized: vec![BTreeMap::new(); n],
+        filtering: false,
     };
-    // Registrations: every member mines its PoW (Sybils without PoW claim one they lack).
+    // Connections first (each pair once), then registrations: every member mines its PoW
+    // (Sybils without PoW claim one they lack) and pushes its registration to its peers.
+    for i in 0..n {
+        for p in sim.links[i].clone() {
+            if p > i || !sim.links[p].contains(&i) {
+                let (mi, mp) = (sim.nodes[i].keypair.id(), sim.nodes[p].keypair.id());
+                let (ti, tp) = (sim.local_now(i), sim.local_now(p));
+                sim.nodes[i].replica.handle_connected(ti, mp, None);
+                sim.nodes[p].replica.handle_connected(tp, mi, None);
+            }
+        }
+    }
     for i in 0..n {
         let kp = sim.nodes[i].keypair.clone();
-        let pow = match sim.nodes[i].behaviour {
+        let behaviour = sim.nodes[i].behaviour;
+        let pow = match behaviour {
             Behaviour::SybilNoPow => web4fed_core::pow::Pow {
                 bits: genesis.pow_bits,
                 nonce: 0,
             },
             _ => web4fed_core::pow::mine(&network, &kp.id(), genesis.pow_bits),
         };
-        if matches!(
-            sim.nodes[i].behaviour,
-            Behaviour::Sybil | Behaviour::SybilNoPow
-        ) {
+        if matches!(behaviour, Behaviour::Sybil | Behaviour::SybilNoPow) {
             sim.stats.sybils.0 += 1;
         }
         let body = Body::Register(Register {
@@ -997,17 +966,22 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
                 evidence: Vec::new(),
             },
         });
-        let t = sim.local_now(i);
-        let ev = sim.nodes[i].ledger.author_event(&kp, t, body);
-        let bytes = ev.bytes().to_vec();
+        let ev = sim.sign_own(i, sim.local_now(i), body);
         sim.created.insert(ev.id(), sim.now);
-        let _ = sim.ingest(i, vec![ev]);
-        sim.push(i, &bytes, None, true);
+        if behaviour == Behaviour::SybilNoPow {
+            // Its own ledger refuses it: it sends it by hand.
+            let peers = sim.links[i].clone();
+            sim.send_raw_event(i, &ev.bytes().to_vec(), &peers);
+        } else {
+            sim.inject(i, ev);
+        }
     }
+    for i in 0..n {
+        sim.drive(i);
+    }
+    sim.filtering = true;
     let mut jitter = sim.rng.fork();
     for i in 0..n {
-        let start = T0 + 1_000 + jitter.below(cfg.sync_period_ms.max(1));
-        sim.schedule(start, Item::Sync(i));
         match cfg.behaviours[i] {
             Behaviour::Honest => {
                 let first = T0 + 2_000 + jitter.below(60_000 / cfg.honest_per_minute.max(1));
@@ -1035,7 +1009,7 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
         match item {
             Item::Deliver { from, to, msg } => sim.deliver(from, to, msg),
             Item::Post(i) => sim.on_post(i),
-            Item::Sync(i) => sim.on_sync(i),
+            Item::Wake(i) => sim.on_wake(i),
             Item::Attack(i) => sim.on_attack(i),
             Item::Crash(i) => sim.crash(i),
             Item::Restart(i) => sim.restart(i),
@@ -1052,7 +1026,8 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
                     .iter()
                     .filter(|x| x.behaviour.is_honest())
                     .all(|x| {
-                        x.ledger
+                        x.replica
+                            .ledger()
                             .state()
                             .account(&id)
                             .is_some_and(|acc| acc.status == Status::Ejected)
@@ -1095,10 +1070,11 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
     };
     for &i in &honest {
         if !sim.nodes[i].up {
-            sim.restart(i);
+            sim.nodes[i].replica = sim.rebuilt(i);
+            sim.nodes[i].up = true;
         }
     }
-    let root = sim.nodes[reference].ledger.state_root();
+    let root = sim.nodes[reference].replica.ledger().state_root();
     // Feeds of proven equivocators are garbage past the fork and may legitimately differ.
     let comparable = |l: &Ledger| -> BTreeMap<MemberId, u64> {
         l.version_vector()
@@ -1106,12 +1082,12 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
             .filter(|(m, _)| l.fork_seq(m).is_none())
             .collect()
     };
-    let vv = comparable(&sim.nodes[reference].ledger);
+    let vv = comparable(&sim.nodes[reference].replica.ledger());
     // 1. Convergence in the healed phase.
     sim.stats.honest_nodes = honest.len() as u64;
     for &i in &honest {
-        let same =
-            sim.nodes[i].ledger.state_root() == root && comparable(&sim.nodes[i].ledger) == vv;
+        let same = sim.nodes[i].replica.ledger().state_root() == root
+            && comparable(&sim.nodes[i].replica.ledger()) == vv;
         if same {
             sim.stats.converged += 1;
         } else if checked.contains(&i) {
@@ -1139,7 +1115,7 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
     let heal_mid = (T0 + sim.cfg.fault_ms + sim.cfg.heal_ms / 2) / g.epoch_ms;
     if sim.cfg.expect_finality {
         for &i in &checked {
-            let fin = sim.nodes[i].ledger.final_epoch();
+            let fin = sim.nodes[i].replica.ledger().final_epoch();
             if fin.is_none_or(|f| f < heal_mid - heal_mid % g.finality_every_epochs) {
                 failures.push(format!(
                     "node {i}: finality stalled at {fin:?} in the healed phase"
@@ -1171,7 +1147,7 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
     // 2. No acknowledged event lost; 3. honest members never penalised.
     let honest_ids: Vec<MemberId> = honest.iter().map(|i| sim.nodes[*i].keypair.id()).collect();
     for &i in &checked {
-        let l = &sim.nodes[i].ledger;
+        let l = &sim.nodes[i].replica.ledger();
         // An exempt (eclipsed) node's own events cannot reach anyone: reported, not asserted.
         for &h in checked.iter() {
             let durable: Vec<&Arc<Event>> = sim.nodes[h]
@@ -1243,7 +1219,7 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
             ));
         }
     }
-    let l = &sim.nodes[reference].ledger;
+    let l = &sim.nodes[reference].replica.ledger();
     sim.stats.future_held = l.waiting().1 as u64;
     sim.stats.sybils.1 = (0..n)
         .filter(|i| {

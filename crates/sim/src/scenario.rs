@@ -22,7 +22,7 @@ fn base(name: &str, behaviours: Vec<Behaviour>) -> Config {
         crashes: Vec::new(),
         max_skew_ms: 0,
         honest_per_minute: 6,
-        sync_period_ms: 1_000,
+        heartbeat_ms: 1_000,
         genesis: Genesis::with_pow_bits(SIM_POW_BITS),
         exempt_from_convergence: Vec::new(),
         links: None,

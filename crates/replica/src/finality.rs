@@ -1,0 +1,106 @@
+//! Finality timing: when to sign a vote, which votes and certificates to take, and retrying
+//! certificates this replica could not check yet.
+
+use crate::io::{Acceptance, Event, Source};
+use crate::limits::{PENDING_CERTS_MAX, VOTE_EPOCH_WINDOW};
+use crate::replica::Replica;
+use crate::wire::Gossip;
+use web4fed_core::finality::{CertError, Certificate, Vote};
+use web4fed_core::identity::MemberId;
+
+/// Errors that mean "not checkable yet": the certificate is kept and tried again after a
+/// sync, rather than refused. `RootMismatch` is among them: a replica missing some of the
+/// certified events computes another root until the sync brings them.
+fn retry_later(e: &CertError) -> bool {
+    matches!(
+        e,
+        CertError::MissingEvents | CertError::Unverifiable(_) | CertError::RootMismatch { .. }
+    )
+}
+
+impl Replica {
+    /// Only closed, recent epochs are voted on: a signed vote for a far-future or ancient
+    /// epoch would otherwise cost a root computation and push real votes out of the book.
+    pub(crate) fn vote_in_window(&self, now_ms: u64, epoch: u64) -> bool {
+        let now_epoch = now_ms / self.genesis().epoch_ms;
+        epoch < now_epoch && epoch >= now_epoch.saturating_sub(VOTE_EPOCH_WINDOW)
+    }
+
+    pub(crate) fn on_vote(&mut self, now_ms: u64, v: Vote) -> Acceptance {
+        if !self.vote_in_window(now_ms, v.body.epoch) {
+            return Acceptance::Ignore;
+        }
+        let r = self.ledger.handle_vote(v);
+        self.drain_ledger(now_ms, Source::Gossip);
+        match r {
+            Ok(true) => Acceptance::Accept,
+            Ok(false) => Acceptance::Ignore,
+            Err(_) => Acceptance::Reject,
+        }
+    }
+
+    pub(crate) fn on_certificate(
+        &mut self,
+        now_ms: u64,
+        from: MemberId,
+        c: Certificate,
+    ) -> Acceptance {
+        if self.ledger.final_epoch() >= Some(c.body.epoch) {
+            return Acceptance::Ignore;
+        }
+        match self.ledger.handle_certificate(c.clone()) {
+            Ok(()) => {
+                self.drain_ledger(now_ms, Source::Gossip);
+                Acceptance::Accept
+            }
+            Err(e) if retry_later(&e) => {
+                self.hold_certificate(c);
+                self.start_sync(now_ms, from);
+                Acceptance::Ignore
+            }
+            Err(_) => Acceptance::Reject,
+        }
+    }
+
+    /// Tries the certificates this replica could not check yet, oldest first; keeps a
+    /// bounded few.
+    pub(crate) fn retry_certs(&mut self, now_ms: u64) {
+        let mut pending = std::mem::take(&mut self.pending_certs);
+        pending.sort_by_key(|c| c.body.epoch);
+        let mut keep = Vec::new();
+        let mut changed = false;
+        for c in pending {
+            if self.ledger.final_epoch() >= Some(c.body.epoch) {
+                continue;
+            }
+            match self.ledger.handle_certificate(c.clone()) {
+                Ok(()) => changed = true,
+                Err(e) if retry_later(&e) => keep.push(c),
+                Err(_) => {}
+            }
+        }
+        keep.truncate(PENDING_CERTS_MAX);
+        self.pending_certs = keep;
+        if changed {
+            self.drain_ledger(now_ms, Source::Sync);
+        }
+    }
+
+    /// Signs this replica's root for the latest settled checkpoint it has not voted for. The
+    /// `Voted` event comes before the vote's transmission: the driver records it first.
+    pub(crate) fn vote(&mut self, now_ms: u64) {
+        let e = self.settled_checkpoint(now_ms);
+        if self.last_vote.is_some_and(|v| v >= e) {
+            return;
+        }
+        let Some(body) = self.ledger.vote_body(e) else {
+            return;
+        };
+        self.last_vote = Some(e);
+        self.events.push_back(Event::Voted { epoch: e });
+        let v = Vote::sign(&self.keypair, &self.network, body);
+        let _ = self.ledger.handle_vote(v.clone());
+        self.drain_ledger(now_ms, Source::Local);
+        self.gossip(Gossip::Vote(v));
+    }
+}

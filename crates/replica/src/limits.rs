@@ -1,0 +1,84 @@
+//! Every limit and period of the replication protocol, in one place, with the reason beside
+//! it. Times are milliseconds of the driver's clock (the replica reads none).
+
+/// Events queued for one unreachable peer; beyond this the oldest is dropped and counted
+/// (anti-entropy sync repairs whatever a queue drops).
+pub const PEER_QUEUE_MAX: usize = 1_024;
+/// Events queued for one connected peer by bulk ingest while it acknowledges earlier pushes;
+/// beyond this the oldest are dropped (sync repairs them).
+pub const BULK_QUEUE_MAX: usize = 65_536;
+/// Heartbeats a peer may miss before it is marked down.
+pub const HEARTBEATS_MISSED_DOWN: u64 = 3;
+/// Range requests in flight to one peer.
+pub const MAX_RANGES_IN_FLIGHT: u32 = 64;
+/// Least time between two sync rounds with one peer.
+pub const SYNC_MIN_INTERVAL_MS: u64 = 300;
+/// A sync round with some connected peer at least this often, whatever heartbeats say.
+pub const SYNC_PERIOD_MS: u64 = 10_000;
+/// How often peers are asked whom they know: addresses arrive late (identify runs after the
+/// connection), so one exchange on connect is not enough to complete the mesh.
+pub const PEER_EXCHANGE_PERIOD_MS: u64 = 3_000;
+/// Connected peers asked per exchange round (bounds the cost in a large federation).
+pub const PEER_EXCHANGE_FANOUT: usize = 8;
+/// First wait before redialling a peer.
+pub const REDIAL_BACKOFF_MIN_MS: u64 = 500;
+/// Longest wait between redials of a peer.
+pub const REDIAL_BACKOFF_MAX_MS: u64 = 30_000;
+/// Heartbeats report the root of the epoch this many epochs before the current one, so that
+/// events in flight have landed on every node; votes wait as long.
+pub const HEARTBEAT_EPOCH_LAG: u64 = 2;
+/// Votes are taken only for epochs this many epochs back from the current one: a signed vote
+/// for a far-future or ancient epoch would otherwise cost a root computation and push real
+/// votes out of the book.
+pub const VOTE_EPOCH_WINDOW: u64 = 60;
+/// Certificates waiting until this replica can check them (it lacks events or the previous
+/// one).
+pub const PENDING_CERTS_MAX: usize = 16;
+/// Period of the replica's housekeeping (future-dated events, redials, down detection,
+/// challenges, request expiry).
+pub const TICK_MS: u64 = 250;
+/// Synced events held back so that a whole sync round folds as one batch: events of many
+/// feeds interleave in time, and folding each feed's range as it arrives re-folds the
+/// history once per range (quadratic in a heal). Bounded in bytes and in age.
+pub const SYNC_BUFFER_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// Longest synced events wait in the buffer before they are folded anyway.
+pub const SYNC_BUFFER_MAX_AGE_MS: u64 = 250;
+/// A peer that delivered events (push or gossip) this recently is not asked for a sync when
+/// its heartbeat digest differs from ours: the difference is most likely events in flight,
+/// and a sync would fetch them twice and fold them out of order. Periodic anti-entropy
+/// still runs.
+pub const SYNC_QUIET_AFTER_DELIVERY_MS: u64 = 1_000;
+/// Wait between credential-activation challenges to one member (an answer takes ~0.1 s on
+/// swtpm; a TPM that does not answer is asked again after this).
+pub const ATTEST_RETRY_MS: u64 = 5_000;
+/// Challenges answered by our TPM at once; more are refused with an error (the TPM is
+/// sequential anyway, and each answer costs ~6 tpm2-tools processes).
+pub const ATTEST_ANSWERS_IN_FLIGHT: usize = 4;
+/// A request not answered in this time counts as failed (its in-flight slot is freed).
+pub const REQUEST_TIMEOUT_MS: u64 = 20_000;
+/// Requests of ours awaiting an answer, over all peers: a bound on the bookkeeping, far above
+/// what the policy sends (a sync round is three requests plus its ranges).
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 16_384;
+/// Most events in one sync response: a heal of 10,000 events takes twenty round trips.
+pub const MAX_SYNC_BATCH_EVENTS: u32 = 512;
+/// Most bytes of events in one sync response (the transport refuses responses over 10 MiB).
+pub const MAX_SYNC_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Most bytes of events in one push request (the transport refuses requests over 1 MiB).
+pub const MAX_PUSH_BATCH_BYTES: usize = 768 * 1024;
+/// Most certificates in one sync response.
+pub const MAX_SYNC_CERTIFICATES: usize = 16;
+/// Most members listed in one summary; a larger federation needs paging, not yet built.
+pub const MAX_SUMMARY_FEEDS: usize = 100_000;
+/// Most items of evidence in one evidence response.
+pub const MAX_EVIDENCE_ITEMS: usize = web4fed_core::ledger::MAX_FORGERIES;
+/// Most peers listed in one peer-exchange answer, and addresses per peer: an answer is
+/// advice, and no advice needs more.
+pub const MAX_EXCHANGED_PEERS: usize = 256;
+/// Addresses kept per peer (from identify and peer exchange).
+pub const MAX_ADDRS_PER_PEER: usize = 8;
+/// Longest vote accepted in a frame of votes (a vote encodes to 168 bytes; the slack is for
+/// a future version, the bound keeps one frame from claiming a whole body).
+pub const MAX_VOTE_BYTES: usize = 1_024;
+/// Peers known but not connected (learnt by peer exchange) kept in the peer book: a stranger
+/// answering with thousands of made-up peers fills this, not the node's memory.
+pub const MAX_KNOWN_PEERS: usize = 1_024;

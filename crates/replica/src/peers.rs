@@ -1,0 +1,182 @@
+//! The peer book: what this replica knows of each peer (connection, liveness, agreement,
+//! queues, requests in flight) and of the addresses it was told to dial.
+
+use crate::limits::{
+    HEARTBEATS_MISSED_DOWN, MAX_ADDRS_PER_PEER, MAX_KNOWN_PEERS, REDIAL_BACKOFF_MAX_MS,
+    REDIAL_BACKOFF_MIN_MS,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use web4fed_core::envelope::Heartbeat;
+use web4fed_core::event::Event as SignedEvent;
+use web4fed_core::identity::MemberId;
+
+/// What the replica knows of one peer.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Addresses to dial it at (text; the driver parses them).
+    pub addrs: BTreeSet<String>,
+    /// Whether the transport has a connection to it.
+    pub connected: bool,
+    /// When its last heartbeat arrived.
+    pub last_heartbeat_ms: Option<u64>,
+    /// Its last heartbeat.
+    pub heartbeat: Option<Heartbeat>,
+    /// Whether its reported root equals ours for the same epoch.
+    pub root_matches: Option<bool>,
+    /// Whether it was last reported down (a partition) rather than up.
+    pub reported_down: bool,
+    /// When it last delivered events to us (push or gossip).
+    pub last_delivery_ms: Option<u64>,
+    /// A push to it awaits its ack: pushes go one at a time so they fold in order.
+    pub push_in_flight: bool,
+    /// When to dial it next.
+    pub next_dial_ms: u64,
+    /// The wait after the next failed dial.
+    pub backoff_ms: u64,
+    /// Events waiting to be pushed to it.
+    pub queue: VecDeque<Arc<SignedEvent>>,
+    /// Events dropped from its full queue.
+    pub dropped: u64,
+    /// When a sync round with it last started.
+    pub last_sync_ms: Option<u64>,
+    /// Range requests to it awaiting answers.
+    pub ranges_in_flight: u32,
+    /// A summary request to it awaits its answer.
+    pub summary_in_flight: bool,
+}
+
+impl Peer {
+    fn new(now_ms: u64) -> Self {
+        Self {
+            addrs: BTreeSet::new(),
+            connected: false,
+            last_heartbeat_ms: None,
+            heartbeat: None,
+            root_matches: None,
+            reported_down: false,
+            last_delivery_ms: None,
+            push_in_flight: false,
+            next_dial_ms: now_ms,
+            backoff_ms: REDIAL_BACKOFF_MIN_MS,
+            queue: VecDeque::new(),
+            dropped: 0,
+            last_sync_ms: None,
+            ranges_in_flight: 0,
+            summary_in_flight: false,
+        }
+    }
+
+    /// Whether it has missed too many heartbeats (or never sent one).
+    pub fn is_down(&self, now_ms: u64, heartbeat_ms: u64) -> bool {
+        let limit = heartbeat_ms * HEARTBEATS_MISSED_DOWN;
+        self.last_heartbeat_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) > limit)
+    }
+
+    /// Adds a dialable address, up to [`MAX_ADDRS_PER_PEER`].
+    pub fn add_addr(&mut self, addr: String) {
+        if self.addrs.len() < MAX_ADDRS_PER_PEER || self.addrs.contains(&addr) {
+            self.addrs.insert(addr);
+        }
+    }
+
+    /// Doubles the redial wait, up to its maximum.
+    pub(crate) fn back_off(&mut self, now_ms: u64) {
+        self.next_dial_ms = now_ms + self.backoff_ms;
+        self.backoff_ms = (self.backoff_ms * 2).min(REDIAL_BACKOFF_MAX_MS);
+    }
+}
+
+/// An address the operator asked us to keep dialling (its peer is unknown until it answers).
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// The address.
+    pub addr: String,
+    /// When to dial it next.
+    pub next_dial_ms: u64,
+    /// The wait after the next failed dial.
+    pub backoff_ms: u64,
+}
+
+/// Every peer the replica knows, bounded: connected peers always have an entry, peers only
+/// heard of are kept up to [`MAX_KNOWN_PEERS`].
+#[derive(Debug, Clone, Default)]
+pub struct PeerBook {
+    peers: BTreeMap<MemberId, Peer>,
+    /// Addresses to keep dialling.
+    pub bootstrap: Vec<Bootstrap>,
+    /// Members refused for good (ejected by the log).
+    pub blocked: BTreeSet<MemberId>,
+}
+
+impl PeerBook {
+    /// The entry of a peer that talks to us (or that we talk to), made if missing.
+    pub(crate) fn entry(&mut self, m: MemberId, now_ms: u64) -> &mut Peer {
+        self.peers.entry(m).or_insert_with(|| Peer::new(now_ms))
+    }
+
+    /// The entry of a peer only heard of, made if missing and the book has room.
+    pub(crate) fn heard_of(&mut self, m: MemberId, now_ms: u64) -> Option<&mut Peer> {
+        if !self.peers.contains_key(&m) && self.peers.len() >= MAX_KNOWN_PEERS {
+            return None;
+        }
+        Some(self.entry(m, now_ms))
+    }
+
+    /// One peer.
+    pub fn get(&self, m: &MemberId) -> Option<&Peer> {
+        self.peers.get(m)
+    }
+
+    pub(crate) fn get_mut(&mut self, m: &MemberId) -> Option<&mut Peer> {
+        self.peers.get_mut(m)
+    }
+
+    /// Every peer, in member order.
+    pub fn iter(&self) -> impl Iterator<Item = (&MemberId, &Peer)> {
+        self.peers.iter()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&MemberId, &mut Peer)> {
+        self.peers.iter_mut()
+    }
+
+    /// Connected peers, in member order.
+    pub fn connected(&self) -> Vec<MemberId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.connected)
+            .map(|(m, _)| *m)
+            .collect()
+    }
+
+    /// Whether this peer is connected.
+    pub fn is_connected(&self, m: &MemberId) -> bool {
+        self.peers.get(m).is_some_and(|p| p.connected)
+    }
+
+    /// Queues an event for every known peer that is not connected (pushed when it comes
+    /// back), dropping the oldest from full queues. Returns how many were dropped.
+    pub(crate) fn queue_for_absent(&mut self, ev: &Arc<SignedEvent>) -> u64 {
+        let mut dropped = 0;
+        for (m, peer) in self.peers.iter_mut() {
+            // Blocked members had their queues cleared and never connect again.
+            if peer.connected || self.blocked.contains(m) {
+                continue;
+            }
+            if peer.queue.len() >= crate::limits::PEER_QUEUE_MAX {
+                peer.queue.pop_front();
+                peer.dropped += 1;
+                dropped += 1;
+            }
+            peer.queue.push_back(ev.clone());
+        }
+        dropped
+    }
+
+    /// Events queued for all peers.
+    pub fn queued(&self) -> usize {
+        self.peers.values().map(|p| p.queue.len()).sum()
+    }
+}

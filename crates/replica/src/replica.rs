@@ -1,0 +1,797 @@
+//! The replica: the ledger plus the replication and agreement policy around it. Inputs are
+//! `handle_*` calls with the current time; outputs are drained with `poll_*`.
+
+use crate::io::{
+    Acceptance, Command, CommandError, Counters, Destination, Event, IngestReport, Reply, Source,
+    Transmit, VotesReport,
+};
+use crate::limits::{
+    BULK_QUEUE_MAX, HEARTBEAT_EPOCH_LAG, MAX_REQUESTS_IN_FLIGHT, REDIAL_BACKOFF_MIN_MS,
+    REQUEST_TIMEOUT_MS, SYNC_BUFFER_MAX_AGE_MS, TICK_MS,
+};
+use crate::peers::{Bootstrap, PeerBook};
+use crate::wire::{Gossip, Message, Request, RequestId, Response};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use web4fed_core::envelope::{vv_digest, Envelope, Heartbeat};
+use web4fed_core::event::{Body, Event as SignedEvent, EventId, Evidence};
+use web4fed_core::finality::Certificate;
+use web4fed_core::genesis::Genesis;
+use web4fed_core::identity::{Keypair, MemberId};
+use web4fed_core::ledger::{Admission, InsertError, Ledger, Output};
+use web4fed_core::state::Status;
+use web4fed_core::verdict::{Ignored, Verdict};
+
+/// How a replica is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This member's key: signs its events, envelopes, heartbeats and votes.
+    pub keypair: Keypair,
+    /// Heartbeat period (also the vote and certificate-retry period).
+    pub heartbeat_ms: u64,
+    /// Addresses to keep dialling until a peer answers there.
+    pub bootstrap: Vec<String>,
+    /// The latest checkpoint this member voted for (from the durable log): it never signs a
+    /// second root for one epoch.
+    pub last_vote: Option<u64>,
+    /// Whether this member has a TPM to answer credential-activation challenges with.
+    pub has_tpm: bool,
+}
+
+/// A request of ours awaiting its answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outstanding {
+    pub peer: MemberId,
+    pub kind: &'static str,
+    pub deadline_ms: u64,
+}
+
+/// The sans-IO replica. See the crate docs for the drain rule.
+pub struct Replica {
+    pub(crate) keypair: Keypair,
+    pub(crate) me: MemberId,
+    pub(crate) network: [u8; 32],
+    pub(crate) heartbeat_ms: u64,
+    pub(crate) has_tpm: bool,
+    pub(crate) ledger: Ledger,
+    pub(crate) peers: PeerBook,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) counters: Counters,
+    pub(crate) next_request: u64,
+    pub(crate) requests: BTreeMap<RequestId, Outstanding>,
+    pub(crate) next_heartbeat_ms: u64,
+    pub(crate) next_tick_ms: u64,
+    pub(crate) last_periodic_sync_ms: u64,
+    pub(crate) last_peer_exchange_ms: u64,
+    pub(crate) last_vote: Option<u64>,
+    pub(crate) pending_certs: Vec<Certificate>,
+    /// Synced events waiting to be folded together (see `SYNC_BUFFER_MAX_BYTES`).
+    pub(crate) sync_buffer: Vec<SignedEvent>,
+    pub(crate) sync_buffer_bytes: usize,
+    pub(crate) sync_buffer_since_ms: Option<u64>,
+    /// Outstanding challenges: the credential we expect back (empty until the driver made
+    /// the challenge, or when it could not), and when we asked.
+    pub(crate) challenges: BTreeMap<MemberId, (Vec<u8>, u64)>,
+    pub(crate) answering: usize,
+    /// Members already reported ejected.
+    pub(crate) ejected: BTreeSet<MemberId>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("me", &self.me)
+            .field("events", &self.ledger.len())
+            .field("peers", &self.peers.iter().count())
+            .finish()
+    }
+}
+
+impl Replica {
+    /// A replica over a ledger already rebuilt from the durable log.
+    pub fn new(config: Config, ledger: Ledger, now_ms: u64) -> Self {
+        let network = *ledger.network();
+        let mut peers = PeerBook::default();
+        peers.bootstrap = config
+            .bootstrap
+            .into_iter()
+            .map(|addr| Bootstrap {
+                addr,
+                next_dial_ms: now_ms,
+                backoff_ms: REDIAL_BACKOFF_MIN_MS,
+            })
+            .collect();
+        let mut r = Self {
+            me: config.keypair.id(),
+            keypair: config.keypair,
+            network,
+            heartbeat_ms: config.heartbeat_ms.max(1),
+            has_tpm: config.has_tpm,
+            ledger,
+            peers,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+            next_request: 0,
+            requests: BTreeMap::new(),
+            next_heartbeat_ms: now_ms,
+            next_tick_ms: now_ms,
+            last_periodic_sync_ms: now_ms,
+            last_peer_exchange_ms: now_ms,
+            last_vote: config.last_vote,
+            pending_certs: Vec::new(),
+            sync_buffer: Vec::new(),
+            sync_buffer_bytes: 0,
+            sync_buffer_since_ms: None,
+            challenges: BTreeMap::new(),
+            answering: 0,
+            ejected: BTreeSet::new(),
+        };
+        r.note_ejections();
+        r
+    }
+
+    // ---- read access -------------------------------------------------------------------
+
+    /// The ledger (read only: every change goes through the replica).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The peer book.
+    pub fn peers(&self) -> &PeerBook {
+        &self.peers
+    }
+
+    /// This member.
+    pub fn me(&self) -> MemberId {
+        self.me
+    }
+
+    /// The network id.
+    pub fn network(&self) -> &[u8; 32] {
+        &self.network
+    }
+
+    /// The genesis parameters.
+    pub fn genesis(&self) -> &Genesis {
+        self.ledger.genesis()
+    }
+
+    /// Running totals, for metrics.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The heartbeat period.
+    pub fn heartbeat_ms(&self) -> u64 {
+        self.heartbeat_ms
+    }
+
+    /// The epoch heartbeats report and votes are signed for: the current epoch less the
+    /// lag that lets events in flight land everywhere, less the epoch still open.
+    pub fn settled_epoch(&self, now_ms: u64) -> u64 {
+        (now_ms / self.genesis().epoch_ms).saturating_sub(1 + HEARTBEAT_EPOCH_LAG)
+    }
+
+    /// The latest checkpoint settled enough to vote on.
+    pub fn settled_checkpoint(&self, now_ms: u64) -> u64 {
+        let settled = self.settled_epoch(now_ms);
+        settled - settled % self.genesis().finality_every_epochs
+    }
+
+    // ---- outputs -----------------------------------------------------------------------
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next thing for the driver to do or report.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Replica::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> u64 {
+        let mut t = self.next_heartbeat_ms.min(self.next_tick_ms);
+        if let Some(since) = self.sync_buffer_since_ms {
+            t = t.min(since + SYNC_BUFFER_MAX_AGE_MS);
+        }
+        t
+    }
+
+    // ---- inputs ------------------------------------------------------------------------
+
+    /// Time passed: folds aged sync buffers, admits future-dated events whose time came,
+    /// redials, exchanges peers, runs periodic sync, reports liveness, challenges TPM
+    /// claimants, expires requests, and at each heartbeat votes, retries certificates and
+    /// sends a heartbeat.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        if self
+            .sync_buffer_since_ms
+            .is_some_and(|t| now_ms >= t + SYNC_BUFFER_MAX_AGE_MS)
+        {
+            self.flush_sync_buffer(now_ms);
+        }
+        if now_ms >= self.next_tick_ms {
+            self.next_tick_ms = now_ms + TICK_MS;
+            self.tick(now_ms);
+        }
+        if now_ms >= self.next_heartbeat_ms {
+            self.next_heartbeat_ms = now_ms + self.heartbeat_ms;
+            self.vote(now_ms);
+            self.retry_certs(now_ms);
+            self.send_heartbeat(now_ms);
+        }
+    }
+
+    fn tick(&mut self, now_ms: u64) {
+        let before = self.ledger.len();
+        self.ledger.handle_tick(now_ms);
+        if self.ledger.len() != before {
+            self.drain_ledger(now_ms, Source::Local);
+        }
+        self.expire_requests(now_ms);
+        self.redial(now_ms);
+        self.exchange_peers(now_ms);
+        self.periodic_sync(now_ms);
+        self.report_liveness(now_ms);
+        self.challenge_claimants(now_ms);
+    }
+
+    /// A message from a peer. For gossip the answer is the validation verdict the transport
+    /// relays on; for requests and responses it is always `Accept`.
+    pub fn handle_message(&mut self, now_ms: u64, from: MemberId, msg: Message) -> Acceptance {
+        if self.peers.blocked.contains(&from) {
+            return Acceptance::Reject;
+        }
+        match msg {
+            Message::Gossip(Gossip::Event(env)) => self.on_envelope(now_ms, from, env),
+            Message::Gossip(Gossip::Heartbeat(hb)) => self.on_heartbeat(now_ms, from, hb),
+            Message::Gossip(Gossip::Vote(v)) => self.on_vote(now_ms, v),
+            Message::Gossip(Gossip::Certificate(c)) => self.on_certificate(now_ms, from, c),
+            Message::Request { id, body } => {
+                self.on_request(now_ms, from, id, body);
+                Acceptance::Accept
+            }
+            Message::Response { id, body } => {
+                self.on_response(now_ms, from, id, body);
+                Acceptance::Accept
+            }
+        }
+    }
+
+    /// A request of ours failed at the transport (timeout, connection lost).
+    pub fn handle_request_failed(&mut self, now_ms: u64, id: RequestId) {
+        if let Some(o) = self.requests.remove(&id) {
+            self.request_done(now_ms, o, true);
+        }
+    }
+
+    /// The transport connected to a peer (`dialed`: the address we dialled, if we did).
+    pub fn handle_connected(&mut self, now_ms: u64, peer: MemberId, dialed: Option<String>) {
+        if self.peers.blocked.contains(&peer) || peer == self.me {
+            return;
+        }
+        if let Some(addr) = &dialed {
+            for b in &mut self.peers.bootstrap {
+                if &b.addr == addr {
+                    b.backoff_ms = REDIAL_BACKOFF_MIN_MS;
+                }
+            }
+        }
+        let p = self.peers.entry(peer, now_ms);
+        let was = p.connected;
+        p.connected = true;
+        p.backoff_ms = REDIAL_BACKOFF_MIN_MS;
+        if let Some(addr) = dialed {
+            p.add_addr(addr);
+        }
+        if !was {
+            self.send_request(now_ms, peer, Request::Peers);
+            self.start_sync(now_ms, peer);
+            self.flush_queue(now_ms, peer);
+        }
+    }
+
+    /// The transport lost its last connection to a peer.
+    pub fn handle_disconnected(&mut self, now_ms: u64, peer: MemberId) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.connected = false;
+        p.summary_in_flight = false;
+        p.ranges_in_flight = 0;
+        p.push_in_flight = false;
+        p.back_off(now_ms);
+        // Its requests can no longer be answered.
+        let gone: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, o)| o.peer == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.requests.remove(&id);
+        }
+    }
+
+    /// The transport learnt addresses a peer listens on.
+    pub fn handle_addresses(&mut self, now_ms: u64, peer: MemberId, addrs: Vec<String>) {
+        if peer == self.me {
+            return;
+        }
+        let p = self.peers.entry(peer, now_ms);
+        for a in addrs {
+            p.add_addr(a);
+        }
+    }
+
+    /// A command from the driver (the operator API, the TPM, the durable log).
+    pub fn handle_command(&mut self, now_ms: u64, cmd: Command) -> Result<Reply, CommandError> {
+        match cmd {
+            Command::Submit { content } => self
+                .publish_own(now_ms, Body::Thought(content))
+                .map(Reply::Submitted),
+            Command::Ingest { events } => Ok(Reply::Ingested(self.ingest_batch(now_ms, events))),
+            Command::Votes { votes } => Ok(Reply::Votes(self.votes_batch(now_ms, votes))),
+            Command::Dial { addr } => {
+                self.events.push_back(Event::Dial {
+                    peer: None,
+                    addrs: vec![addr.clone()],
+                });
+                if !self.peers.bootstrap.iter().any(|b| b.addr == addr) {
+                    self.peers.bootstrap.push(Bootstrap {
+                        addr,
+                        next_dial_ms: now_ms + REDIAL_BACKOFF_MIN_MS,
+                        backoff_ms: REDIAL_BACKOFF_MIN_MS,
+                    });
+                }
+                Ok(Reply::Done)
+            }
+            Command::SendChallenge { subject, challenge } => {
+                self.send_challenge(now_ms, subject, challenge);
+                Ok(Reply::Done)
+            }
+            Command::ChallengeAnswered {
+                to,
+                request,
+                result,
+            } => {
+                self.answering = self.answering.saturating_sub(1);
+                let body = match result {
+                    Ok(credential) => Response::Activated {
+                        credential: credential.into(),
+                    },
+                    Err(message) => Response::Error {
+                        message: format!("activation failed: {message}"),
+                    },
+                };
+                self.respond(to, request, body);
+                Ok(Reply::Done)
+            }
+            Command::ArchiveRead {
+                to,
+                request,
+                result,
+            } => {
+                self.archive_read(to, request, result);
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    // ---- events in -------------------------------------------------------------------
+
+    /// Hands events to the ledger and reports what it admitted (to persist) and refused.
+    /// Returns each event's admission.
+    pub(crate) fn ingest(
+        &mut self,
+        now_ms: u64,
+        events: Vec<SignedEvent>,
+        source: Source,
+    ) -> Vec<Result<Admission, InsertError>> {
+        let stamps: Vec<(MemberId, web4fed_core::event::Kind)> =
+            events.iter().map(|e| (e.author(), e.header.kind)).collect();
+        let results = self.ledger.handle_batch(now_ms, events);
+        for ((author, kind), r) in stamps.into_iter().zip(&results) {
+            if let Err(e) = r {
+                self.events.push_back(Event::Rejected {
+                    author,
+                    kind,
+                    error: e.clone(),
+                    source,
+                });
+            }
+        }
+        self.drain_ledger(now_ms, source);
+        results
+    }
+
+    /// Turns the ledger's outputs into events for the driver, gossips adopted certificates,
+    /// publishes new evidence and reports new ejections.
+    pub(crate) fn drain_ledger(&mut self, now_ms: u64, source: Source) {
+        let mut proofs = Vec::new();
+        while let Some(o) = self.ledger.poll_output() {
+            match o {
+                Output::Admitted(event) => {
+                    let verdict = self.ledger.verdict(&event.id()).cloned();
+                    self.events.push_back(Event::Admitted {
+                        event,
+                        source,
+                        verdict,
+                    });
+                }
+                Output::Proof(p) => {
+                    self.events.push_back(Event::Proof((*p).clone()));
+                    proofs.push(*p);
+                }
+                Output::Certificate(c) => {
+                    self.events.push_back(Event::Certificate((*c).clone()));
+                    self.gossip(Gossip::Certificate(*c));
+                }
+            }
+        }
+        for p in proofs {
+            let kind = match &p {
+                Evidence::Equivocation { .. } => "equivocation",
+                Evidence::ForgedEnvelope(_) => "forged_envelope",
+                Evidence::DoubleVote(..) => "double_vote",
+            };
+            Counters::bump(&mut self.counters.evidence_found, kind);
+            // Already applied (another node published it first): nothing to publish.
+            let _ = self.publish_own(now_ms, Body::Evidence(Box::new(p)));
+        }
+        self.note_ejections();
+    }
+
+    /// Reports members the log has ejected since the last look, and stops talking to them.
+    fn note_ejections(&mut self) {
+        let fresh: Vec<MemberId> = self
+            .ledger
+            .state()
+            .accounts()
+            .filter(|(m, a)| {
+                a.status == Status::Ejected && **m != self.me && !self.ejected.contains(m)
+            })
+            .map(|(m, _)| *m)
+            .collect();
+        for m in fresh {
+            self.ejected.insert(m);
+            self.peers.blocked.insert(m);
+            if let Some(p) = self.peers.get_mut(&m) {
+                p.queue.clear();
+            }
+            self.events.push_back(Event::Ejected { member: m });
+        }
+    }
+
+    /// Signs, previews, admits and publishes an event of ours. Refuses to sign one the
+    /// defence layers would refuse.
+    pub(crate) fn publish_own(
+        &mut self,
+        now_ms: u64,
+        body: Body,
+    ) -> Result<Arc<SignedEvent>, CommandError> {
+        let ev = self.ledger.author_event(&self.keypair, now_ms, body);
+        match self.ledger.preview(&ev) {
+            Verdict::Accepted => {}
+            Verdict::Refused(rule) => return Err(CommandError::Refused(rule)),
+            Verdict::Ignored(why) => return Err(CommandError::Ignored(why)),
+        }
+        let id = ev.id();
+        let r = self.ingest(now_ms, vec![ev], Source::Local);
+        if !matches!(r.first(), Some(Ok(Admission::Admitted))) {
+            return Err(CommandError::NotAdmitted(format!("{r:?}")));
+        }
+        let Some(ev) = self.ledger.event(&id).cloned() else {
+            return Err(CommandError::Ignored(Ignored::AuthorEjected));
+        };
+        self.broadcast(now_ms, &ev);
+        Ok(ev)
+    }
+
+    /// Gossips an event in an envelope we sign, and queues it for known peers that are not
+    /// connected (pushed when they come back).
+    pub(crate) fn broadcast(&mut self, now_ms: u64, ev: &Arc<SignedEvent>) {
+        let env = Envelope::seal(&self.keypair, &self.network, now_ms, ev.bytes());
+        self.gossip(Gossip::Event(env));
+        let dropped = self.peers.queue_for_absent(ev);
+        self.counters.queue_dropped += dropped;
+    }
+
+    /// `Command::Ingest`: admits pre-signed events like any peer's and pushes the admitted
+    /// ones to connected peers in batches over the request channel (one authenticated
+    /// message per batch instead of one signed envelope per event). Peers not connected get
+    /// them through anti-entropy sync.
+    fn ingest_batch(&mut self, now_ms: u64, events: Vec<SignedEvent>) -> IngestReport {
+        let ids: Vec<EventId> = events.iter().map(SignedEvent::id).collect();
+        let results = self.ingest(now_ms, events, Source::Api);
+        let mut report = IngestReport::default();
+        let mut fresh = Vec::new();
+        for (id, r) in ids.iter().zip(&results) {
+            match r {
+                Ok(Admission::Admitted) => {
+                    report.admitted += 1;
+                    fresh.extend(self.ledger.event(id).cloned());
+                }
+                Ok(Admission::AlreadyKnown) => report.known += 1,
+                Ok(_) => report.waiting += 1,
+                Err(e) => {
+                    report.rejected += 1;
+                    report.first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        let mut dropped = 0;
+        for pid in self.peers.connected() {
+            if let Some(p) = self.peers.get_mut(&pid) {
+                p.queue.extend(fresh.iter().cloned());
+                while p.queue.len() > BULK_QUEUE_MAX {
+                    p.queue.pop_front();
+                    p.dropped += 1;
+                    dropped += 1;
+                }
+            }
+            self.flush_queue(now_ms, pid);
+        }
+        self.counters.queue_dropped += dropped;
+        report
+    }
+
+    /// `Command::Votes`: each vote is checked and counted like a gossiped one, and the new
+    /// ones are gossiped on.
+    fn votes_batch(
+        &mut self,
+        now_ms: u64,
+        votes: Vec<web4fed_core::finality::Vote>,
+    ) -> VotesReport {
+        let mut report = VotesReport::default();
+        for v in votes {
+            if !self.vote_in_window(now_ms, v.body.epoch) {
+                report.rejected += 1;
+                report.first_error.get_or_insert_with(|| {
+                    format!("epoch {} is not a recent closed epoch", v.body.epoch)
+                });
+                continue;
+            }
+            match self.ledger.handle_vote(v.clone()) {
+                Ok(true) => {
+                    report.accepted += 1;
+                    self.gossip(Gossip::Vote(v));
+                }
+                Ok(false) => report.known += 1,
+                Err(e) => {
+                    report.rejected += 1;
+                    report.first_error.get_or_insert(e);
+                }
+            }
+        }
+        self.drain_ledger(now_ms, Source::Local);
+        report
+    }
+
+    // ---- gossip in ---------------------------------------------------------------------
+
+    fn on_envelope(&mut self, now_ms: u64, from: MemberId, env: Envelope) -> Acceptance {
+        self.peers.entry(from, now_ms).last_delivery_ms = Some(now_ms);
+        if !env.verify(&self.network) {
+            Counters::bump(&mut self.counters.rejected, "bad_envelope_signature");
+            return Acceptance::Reject;
+        }
+        let event = match SignedEvent::decode(&env.event) {
+            Ok(ev) if ev.verify(&self.network) => ev,
+            _ => {
+                // A validly signed envelope carrying a forgery: evidence against its sender.
+                let _ = self.ledger.handle_forged_envelope(env);
+                Counters::bump(&mut self.counters.rejected, "forged_inner_event");
+                self.drain_ledger(now_ms, Source::Gossip);
+                return Acceptance::Reject;
+            }
+        };
+        let results = self.ingest(now_ms, vec![event], Source::Gossip);
+        match results.into_iter().next() {
+            Some(Ok(Admission::Admitted)) => Acceptance::Accept,
+            Some(Ok(Admission::MissingPredecessor { .. })) => {
+                self.start_sync(now_ms, from);
+                Acceptance::Ignore
+            }
+            Some(Ok(_)) => Acceptance::Ignore,
+            Some(Err(InsertError::Equivocation { .. } | InsertError::AuthorEquivocated { .. })) => {
+                Acceptance::Ignore
+            }
+            // Not the relay's fault: the author's conflict with history pruned here.
+            Some(Err(InsertError::PoolFull { .. } | InsertError::BeyondHorizon { .. })) | None => {
+                Acceptance::Ignore
+            }
+            Some(Err(_)) => Acceptance::Reject,
+        }
+    }
+
+    fn on_heartbeat(&mut self, now_ms: u64, from: MemberId, hb: Heartbeat) -> Acceptance {
+        if !hb.verify(&self.network) {
+            Counters::bump(&mut self.counters.rejected, "bad_heartbeat");
+            return Acceptance::Reject;
+        }
+        if hb.sender == self.me {
+            return Acceptance::Ignore;
+        }
+        let sender = hb.sender;
+        // A replayed or reordered heartbeat tells nothing new (and must not be relayed).
+        if self
+            .peers
+            .get(&sender)
+            .and_then(|p| p.heartbeat.as_ref())
+            .is_some_and(|h| h.sent_ms >= hb.sent_ms)
+        {
+            return Acceptance::Ignore;
+        }
+        self.counters.heartbeats += 1;
+        let matches = self.ledger.epoch_root(hb.epoch).map(|r| r == hb.root);
+        let differs = hb.vv_digest != vv_digest(&self.ledger.feed_heads());
+        let p = self.peers.entry(sender, now_ms);
+        p.last_heartbeat_ms = Some(now_ms);
+        p.root_matches = matches;
+        p.heartbeat = Some(hb);
+        let delivering = p.last_delivery_ms.is_some_and(|t| {
+            now_ms.saturating_sub(t) < crate::limits::SYNC_QUIET_AFTER_DELIVERY_MS
+        });
+        if differs && !delivering {
+            let target = if self.peers.is_connected(&sender) {
+                sender
+            } else {
+                from
+            };
+            self.start_sync(now_ms, target);
+        }
+        Acceptance::Accept
+    }
+
+    fn send_heartbeat(&mut self, now_ms: u64) {
+        let epoch = self.settled_epoch(now_ms);
+        let root = self.ledger.epoch_root(epoch).unwrap_or([0; 32]);
+        let hb = Heartbeat::sign(
+            &self.keypair,
+            &self.network,
+            now_ms,
+            epoch,
+            root,
+            vv_digest(&self.ledger.feed_heads()),
+            self.ledger.len() as u64,
+        );
+        self.gossip(Gossip::Heartbeat(hb));
+    }
+
+    /// A peer whose heartbeats stop is a partition (or a crash: the two look alike from
+    /// here); heartbeats resuming is a heal. Each change is reported once.
+    fn report_liveness(&mut self, now_ms: u64) {
+        let hb = self.heartbeat_ms;
+        let mut changes = Vec::new();
+        for (m, p) in self.peers.iter_mut() {
+            if p.last_heartbeat_ms.is_none() {
+                continue;
+            }
+            let down = p.is_down(now_ms, hb);
+            if down != p.reported_down {
+                p.reported_down = down;
+                changes.push((*m, down));
+            }
+        }
+        for (peer, down) in changes {
+            if down {
+                self.counters.partitions_seen += 1;
+            }
+            self.events.push_back(Event::Liveness { peer, down });
+        }
+    }
+
+    // ---- plumbing ----------------------------------------------------------------------
+
+    pub(crate) fn gossip(&mut self, g: Gossip) {
+        self.transmits.push_back(Transmit {
+            to: Destination::Gossip,
+            message: Message::Gossip(g),
+        });
+    }
+
+    /// Sends a request and remembers it until it is answered, fails or expires.
+    pub(crate) fn send_request(&mut self, now_ms: u64, peer: MemberId, body: Request) -> bool {
+        if self.requests.len() >= MAX_REQUESTS_IN_FLIGHT {
+            return false;
+        }
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let kind = body.kind();
+        Counters::bump(&mut self.counters.requests, kind);
+        self.requests.insert(
+            id,
+            Outstanding {
+                peer,
+                kind,
+                deadline_ms: now_ms + REQUEST_TIMEOUT_MS,
+            },
+        );
+        self.transmits.push_back(Transmit {
+            to: Destination::Peer(peer),
+            message: Message::Request { id, body },
+        });
+        true
+    }
+
+    pub(crate) fn respond(&mut self, to: MemberId, id: RequestId, body: Response) {
+        self.transmits.push_back(Transmit {
+            to: Destination::Peer(to),
+            message: Message::Response { id, body },
+        });
+    }
+
+    fn expire_requests(&mut self, now_ms: u64) {
+        let expired: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, o)| o.deadline_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(o) = self.requests.remove(&id) {
+                self.request_done(now_ms, o, true);
+            }
+        }
+    }
+
+    /// Frees the in-flight slot a request held (after its answer, or its failure).
+    pub(crate) fn request_done(&mut self, now_ms: u64, o: Outstanding, failed: bool) {
+        let Some(p) = self.peers.get_mut(&o.peer) else {
+            return;
+        };
+        match o.kind {
+            "summary" => p.summary_in_flight = false,
+            "range" => {
+                p.ranges_in_flight = p.ranges_in_flight.saturating_sub(1);
+                if failed && self.ranges_in_flight() == 0 {
+                    self.flush_sync_buffer(now_ms);
+                }
+            }
+            // A lost push is repaired by anti-entropy; do not stall the queue on it.
+            "push" => p.push_in_flight = false,
+            _ => {}
+        }
+    }
+
+    pub(crate) fn ranges_in_flight(&self) -> u32 {
+        self.peers.iter().map(|(_, p)| p.ranges_in_flight).sum()
+    }
+
+    fn redial(&mut self, now_ms: u64) {
+        let mut dials = Vec::new();
+        let blocked = self.peers.blocked.clone();
+        for (m, p) in self.peers.iter_mut() {
+            if !p.connected
+                && !p.addrs.is_empty()
+                && now_ms >= p.next_dial_ms
+                && !blocked.contains(m)
+            {
+                dials.push((Some(*m), p.addrs.iter().cloned().collect()));
+                p.back_off(now_ms);
+            }
+        }
+        let connected_addrs: BTreeSet<String> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.connected)
+            .flat_map(|(_, p)| p.addrs.iter().cloned())
+            .collect();
+        for b in &mut self.peers.bootstrap {
+            if !connected_addrs.contains(&b.addr) && now_ms >= b.next_dial_ms {
+                dials.push((None, vec![b.addr.clone()]));
+                b.next_dial_ms = now_ms + b.backoff_ms;
+                b.backoff_ms = (b.backoff_ms * 2).min(crate::limits::REDIAL_BACKOFF_MAX_MS);
+            }
+        }
+        for (peer, addrs) in dials {
+            self.events.push_back(Event::Dial { peer, addrs });
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Anti-entropy: the sync client (summary, then the missing ranges, folded as one batch),
+//! the sync server, pushes one batch at a time, and peer exchange.
+
+use crate::io::{Counters, Event, Source};
+use crate::limits::{
+    MAX_EVIDENCE_ITEMS, MAX_EXCHANGED_PEERS, MAX_PUSH_BATCH_BYTES, MAX_RANGES_IN_FLIGHT,
+    MAX_SUMMARY_FEEDS, MAX_SYNC_BATCH_BYTES, MAX_SYNC_BATCH_EVENTS, MAX_SYNC_CERTIFICATES,
+    PEER_EXCHANGE_FANOUT, PEER_EXCHANGE_PERIOD_MS, PENDING_CERTS_MAX, SYNC_BUFFER_MAX_BYTES,
+    SYNC_MIN_INTERVAL_MS, SYNC_PERIOD_MS,
+};
+use crate::replica::Replica;
+use crate::wire::{Request, RequestId, Response};
+use serde_bytes::ByteBuf;
+use web4fed_core::event::{Body, Event as SignedEvent, Evidence, Kind};
+use web4fed_core::finality::Certificate;
+use web4fed_core::identity::MemberId;
+
+fn member(bytes: &[u8]) -> Option<MemberId> {
+    <[u8; 32]>::try_from(bytes).ok().map(MemberId)
+}
+
+fn decode_all(items: &[ByteBuf]) -> Vec<SignedEvent> {
+    items
+        .iter()
+        .filter_map(|b| SignedEvent::decode(b).ok())
+        .collect()
+}
+
+impl Replica {
+    /// Starts a sync round with a peer unless one is running or ran very recently.
+    pub(crate) fn start_sync(&mut self, now_ms: u64, peer: MemberId) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !p.connected || p.summary_in_flight {
+            return;
+        }
+        if p.last_sync_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < SYNC_MIN_INTERVAL_MS)
+        {
+            return;
+        }
+        p.summary_in_flight = true;
+        p.last_sync_ms = Some(now_ms);
+        if !self.send_request(now_ms, peer, Request::Summary) {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.summary_in_flight = false;
+            }
+            return;
+        }
+        self.send_request(now_ms, peer, Request::Evidence);
+        let after = self.ledger.final_epoch();
+        self.send_request(now_ms, peer, Request::Certificates { after });
+    }
+
+    /// Periodic anti-entropy with one connected peer, whatever heartbeats say.
+    pub(crate) fn periodic_sync(&mut self, now_ms: u64) {
+        if now_ms.saturating_sub(self.last_periodic_sync_ms) < SYNC_PERIOD_MS {
+            return;
+        }
+        self.last_periodic_sync_ms = now_ms;
+        let connected = self.peers.connected();
+        if !connected.is_empty() {
+            let pick = (now_ms / SYNC_PERIOD_MS) as usize % connected.len();
+            self.start_sync(now_ms, connected[pick]);
+        }
+    }
+
+    /// Asks a few connected peers whom they know (rotating through them).
+    pub(crate) fn exchange_peers(&mut self, now_ms: u64) {
+        if now_ms.saturating_sub(self.last_peer_exchange_ms) < PEER_EXCHANGE_PERIOD_MS {
+            return;
+        }
+        self.last_peer_exchange_ms = now_ms;
+        let connected = self.peers.connected();
+        let offset = (now_ms / 1_000) as usize;
+        let n = connected.len();
+        for i in 0..n.min(PEER_EXCHANGE_FANOUT) {
+            self.send_request(now_ms, connected[(offset + i) % n], Request::Peers);
+        }
+    }
+
+    /// Sends the next push batch to a connected peer, one at a time: the next leaves when the
+    /// peer acknowledges this one. Pushes handled concurrently could be folded out of order,
+    /// and each out-of-order event costs the receiver a re-fold from a snapshot; waiting for
+    /// the ack keeps them in order and lets batches grow while the peer is busy.
+    pub(crate) fn flush_queue(&mut self, now_ms: u64, peer: MemberId) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !p.connected || p.push_in_flight || p.queue.is_empty() {
+            return;
+        }
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(ev) = p.queue.front() {
+            if bytes + ev.bytes().len() > MAX_PUSH_BATCH_BYTES && !batch.is_empty() {
+                break;
+            }
+            bytes += ev.bytes().len();
+            batch.push(ByteBuf::from(ev.bytes().to_vec()));
+            p.queue.pop_front();
+        }
+        p.push_in_flight = true;
+        if !self.send_request(now_ms, peer, Request::Push { events: batch }) {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.push_in_flight = false;
+            }
+        }
+    }
+
+    /// Folds the buffered synced events as one batch.
+    pub(crate) fn flush_sync_buffer(&mut self, now_ms: u64) {
+        if self.sync_buffer.is_empty() {
+            self.sync_buffer_since_ms = None;
+            return;
+        }
+        let evs = std::mem::take(&mut self.sync_buffer);
+        self.sync_buffer_bytes = 0;
+        self.sync_buffer_since_ms = None;
+        self.ingest(now_ms, evs, Source::Sync);
+    }
+
+    // ---- server ------------------------------------------------------------------------
+
+    pub(crate) fn on_request(&mut self, now_ms: u64, from: MemberId, id: RequestId, req: Request) {
+        let resp = match req {
+            Request::Summary => Response::Summary {
+                feeds: self
+                    .ledger
+                    .feed_heads()
+                    .into_iter()
+                    .take(MAX_SUMMARY_FEEDS)
+                    .map(|(m, (n, head))| {
+                        (
+                            ByteBuf::from(m.0.to_vec()),
+                            n,
+                            ByteBuf::from(head.0.to_vec()),
+                        )
+                    })
+                    .collect(),
+            },
+            Request::Range {
+                author,
+                from_seq,
+                max,
+            } => match member(&author) {
+                Some(author) => match self.serve_range(from, id, author, from_seq, max) {
+                    Some(r) => r,
+                    None => return, // answered by the durable log, via the driver
+                },
+                None => Response::Error {
+                    message: "author must be 32 bytes".into(),
+                },
+            },
+            Request::Evidence => {
+                let mut items: Vec<ByteBuf> = self
+                    .ledger
+                    .proofs()
+                    .map(|e| ByteBuf::from(Body::Evidence(Box::new(e.clone())).encode()))
+                    .collect();
+                items.extend(self.ledger.forgeries().map(|env| {
+                    ByteBuf::from(
+                        Body::Evidence(Box::new(Evidence::ForgedEnvelope(env.clone()))).encode(),
+                    )
+                }));
+                items.truncate(MAX_EVIDENCE_ITEMS);
+                Response::Evidence { items }
+            }
+            Request::Peers => Response::Peers {
+                peers: self
+                    .peers
+                    .iter()
+                    .filter(|(m, p)| p.connected && !p.addrs.is_empty() && **m != from)
+                    .take(MAX_EXCHANGED_PEERS)
+                    .map(|(m, p)| {
+                        (
+                            ByteBuf::from(m.0.to_vec()),
+                            p.addrs.iter().cloned().collect(),
+                        )
+                    })
+                    .collect(),
+            },
+            Request::Certificates { after } => Response::Certificates {
+                items: self
+                    .ledger
+                    .certificates()
+                    .filter(|c| after.is_none_or(|a| c.body.epoch > a))
+                    .take(MAX_SYNC_CERTIFICATES)
+                    .map(|c| ByteBuf::from(c.encode()))
+                    .collect(),
+            },
+            Request::Activate { id_object, secret } => {
+                if !self.has_tpm {
+                    Response::Error {
+                        message: "this member has no TPM".into(),
+                    }
+                } else if self.answering >= crate::limits::ATTEST_ANSWERS_IN_FLIGHT {
+                    Response::Error {
+                        message: "busy: too many challenges in flight".into(),
+                    }
+                } else {
+                    self.answering += 1;
+                    self.events.push_back(Event::AnswerChallenge {
+                        from,
+                        request: id,
+                        id_object: id_object.into_vec(),
+                        secret: secret.into_vec(),
+                    });
+                    return;
+                }
+            }
+            Request::Push { events } => {
+                self.peers.entry(from, now_ms).last_delivery_ms = Some(now_ms);
+                let evs = decode_all(&events);
+                self.ingest(now_ms, evs, Source::Push);
+                Response::Ack
+            }
+        };
+        self.respond(from, id, resp);
+    }
+
+    /// A range from memory, or `None` when the ledger let go of its start and the durable
+    /// log must answer ([`Event::ReadArchive`]).
+    fn serve_range(
+        &mut self,
+        to: MemberId,
+        id: RequestId,
+        author: MemberId,
+        from_seq: u64,
+        max: u32,
+    ) -> Option<Response> {
+        let max = u64::from(max.min(MAX_SYNC_BATCH_EVENTS));
+        let end = from_seq
+            .saturating_add(max)
+            .min(self.ledger.feed_len(&author));
+        if from_seq < end && self.ledger.feed_event(&author, from_seq).is_none() {
+            self.events.push_back(Event::ReadArchive {
+                to,
+                request: id,
+                author,
+                from_seq,
+                max: end - from_seq,
+            });
+            return None;
+        }
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        for seq in from_seq..end {
+            let Some(ev) = self.ledger.feed_event(&author, seq) else {
+                break;
+            };
+            bytes += ev.bytes().len();
+            if bytes > MAX_SYNC_BATCH_BYTES && !events.is_empty() {
+                break;
+            }
+            events.push(ByteBuf::from(ev.bytes().to_vec()));
+        }
+        Some(Response::Events { events })
+    }
+
+    /// The durable log's answer to a range the ledger no longer holds, cut to the limits.
+    pub(crate) fn archive_read(
+        &mut self,
+        to: MemberId,
+        request: RequestId,
+        result: Result<Vec<Vec<u8>>, String>,
+    ) {
+        let body = match result {
+            Ok(rows) => {
+                let mut events = Vec::new();
+                let mut bytes = 0;
+                for row in rows.into_iter().take(MAX_SYNC_BATCH_EVENTS as usize) {
+                    bytes += row.len();
+                    if bytes > MAX_SYNC_BATCH_BYTES && !events.is_empty() {
+                        break;
+                    }
+                    events.push(ByteBuf::from(row));
+                }
+                Response::Events { events }
+            }
+            Err(message) => Response::Error { message },
+        };
+        self.respond(to, request, body);
+    }
+
+    // ---- client ------------------------------------------------------------------------
+
+    pub(crate) fn on_response(
+        &mut self,
+        now_ms: u64,
+        from: MemberId,
+        id: RequestId,
+        resp: Response,
+    ) {
+        // Only answers to our own requests, from the peer asked, are read.
+        let Some(o) = self.requests.get(&id).copied() else {
+            Counters::bump(&mut self.counters.rejected, "unsolicited_response");
+            return;
+        };
+        if o.peer != from {
+            Counters::bump(&mut self.counters.rejected, "unsolicited_response");
+            return;
+        }
+        self.requests.remove(&id);
+        self.request_done(now_ms, o, false);
+        match resp {
+            Response::Summary { feeds } => self.on_summary(now_ms, from, feeds),
+            Response::Events { events } => self.on_events(now_ms, from, events),
+            Response::Evidence { items } => self.on_evidence(now_ms, items),
+            Response::Peers { peers } => self.on_peers(now_ms, peers),
+            Response::Certificates { items } => {
+                for item in items.iter().take(MAX_SYNC_CERTIFICATES) {
+                    if let Ok(c) = Certificate::decode(item) {
+                        self.hold_certificate(c);
+                    }
+                }
+                self.retry_certs(now_ms);
+            }
+            Response::Ack => self.flush_queue(now_ms, from),
+            Response::Activated { credential } => self.on_activated(now_ms, from, &credential),
+            Response::Error { .. } => {
+                Counters::bump(&mut self.counters.rejected, "peer_refused_request")
+            }
+        }
+    }
+
+    fn on_summary(&mut self, now_ms: u64, from: MemberId, feeds: Vec<(ByteBuf, u64, ByteBuf)>) {
+        let mut wanted = Vec::new();
+        let heads = self.ledger.feed_heads();
+        for (m, theirs, their_head) in feeds.into_iter().take(MAX_SUMMARY_FEEDS) {
+            let Some(m) = member(&m) else {
+                continue;
+            };
+            let (ours, our_head) = heads.get(&m).copied().unwrap_or_default();
+            if self.ledger.fork_seq(&m).is_some_and(|f| ours > f) {
+                continue; // nothing past a proven fork is ever admitted
+            }
+            if theirs > ours {
+                // From our last seq, so a branch that diverges there shows as a fork.
+                wanted.push((m, ours.saturating_sub(1)));
+            } else if theirs == ours && ours > 0 && their_head.as_slice() != our_head.0 {
+                // Same length, different head: they hold another branch.
+                wanted.push((m, ours - 1));
+            }
+        }
+        for (m, from_seq) in wanted {
+            if !self.request_range(now_ms, from, m, from_seq) {
+                break;
+            }
+        }
+    }
+
+    fn request_range(
+        &mut self,
+        now_ms: u64,
+        peer: MemberId,
+        author: MemberId,
+        from_seq: u64,
+    ) -> bool {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        if p.ranges_in_flight >= MAX_RANGES_IN_FLIGHT {
+            return false;
+        }
+        p.ranges_in_flight += 1;
+        let sent = self.send_request(
+            now_ms,
+            peer,
+            Request::Range {
+                author: ByteBuf::from(author.0.to_vec()),
+                from_seq,
+                max: MAX_SYNC_BATCH_EVENTS,
+            },
+        );
+        if !sent {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.ranges_in_flight -= 1;
+            }
+        }
+        sent
+    }
+
+    fn on_events(&mut self, now_ms: u64, from: MemberId, events: Vec<ByteBuf>) {
+        let full = events.len() as u32 >= MAX_SYNC_BATCH_EVENTS;
+        let bytes: usize = events.iter().map(|e| e.len()).sum();
+        self.counters.sync_events += events.len() as u64;
+        self.counters.sync_bytes += bytes as u64;
+        let evs = decode_all(&events);
+        let next = evs.last().map(|e| (e.author(), e.seq() + 1));
+        self.sync_buffer.extend(evs);
+        self.sync_buffer_bytes += bytes;
+        self.sync_buffer_since_ms.get_or_insert(now_ms);
+        if let Some((author, from_seq)) = next {
+            if full || bytes > MAX_SYNC_BATCH_BYTES / 2 {
+                self.request_range(now_ms, from, author, from_seq);
+            }
+        }
+        if self.ranges_in_flight() == 0 || self.sync_buffer_bytes >= SYNC_BUFFER_MAX_BYTES {
+            self.flush_sync_buffer(now_ms);
+        }
+    }
+
+    fn on_evidence(&mut self, now_ms: u64, items: Vec<ByteBuf>) {
+        let mut added = false;
+        for item in items.iter().take(MAX_EVIDENCE_ITEMS) {
+            if let Ok(Body::Evidence(e)) = Body::decode(Kind::Evidence, item) {
+                if self.ledger.handle_proof((*e).clone()).is_ok() {
+                    self.events.push_back(Event::Proof(*e));
+                    added = true;
+                }
+            }
+        }
+        if added {
+            self.drain_ledger(now_ms, Source::Sync);
+        }
+    }
+
+    fn on_peers(&mut self, now_ms: u64, peers: Vec<(ByteBuf, Vec<String>)>) {
+        for (id, addrs) in peers.into_iter().take(MAX_EXCHANGED_PEERS) {
+            let Some(m) = member(&id) else {
+                continue;
+            };
+            if m == self.me || self.peers.blocked.contains(&m) {
+                continue;
+            }
+            let Some(p) = self.peers.heard_of(m, now_ms) else {
+                break;
+            };
+            for a in addrs.into_iter().take(crate::limits::MAX_ADDRS_PER_PEER) {
+                p.add_addr(a);
+            }
+        }
+    }
+
+    /// Keeps a certificate to try once this replica can check it.
+    pub(crate) fn hold_certificate(&mut self, c: Certificate) {
+        if self.pending_certs.len() < PENDING_CERTS_MAX
+            && self.ledger.final_epoch() < Some(c.body.epoch)
+            && !self
+                .pending_certs
+                .iter()
+                .any(|p| p.body.epoch == c.body.epoch && p.body == c.body)
+        {
+            self.pending_certs.push(c);
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The typed messages replicas exchange. Gossip travels on one topic per kind (so no tag
+//! bytes are needed: the topic says what the bytes are); requests and responses travel on a
+//! request-response channel and are serialised by the transport (CBOR in the daemon).
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use web4fed_core::codec::DecodeError;
+use web4fed_core::envelope::{Envelope, Heartbeat};
+use web4fed_core::finality::{Certificate, Vote};
+
+/// A gossip topic: the transport names it per network, the replica only tells which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Topic {
+    /// Signed events in sender-signed envelopes.
+    Events,
+    /// Liveness and agreement signals.
+    Heartbeats,
+    /// Finality votes.
+    Votes,
+    /// Finality certificates.
+    Certificates,
+}
+
+impl Topic {
+    /// Every topic, for subscribing.
+    pub const ALL: [Topic; 4] = [
+        Topic::Events,
+        Topic::Heartbeats,
+        Topic::Votes,
+        Topic::Certificates,
+    ];
+
+    /// A short name, used in topic strings and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::Events => "events",
+            Topic::Heartbeats => "heartbeat",
+            Topic::Votes => "votes",
+            Topic::Certificates => "certificates",
+        }
+    }
+}
+
+/// A message published to every member (relayed by the transport when the replica accepts
+/// it).
+#[derive(Debug, Clone)]
+pub enum Gossip {
+    /// An event, in an envelope signed by the member that sent it on.
+    Event(Envelope),
+    /// A heartbeat.
+    Heartbeat(Heartbeat),
+    /// A finality vote.
+    Vote(Vote),
+    /// A finality certificate.
+    Certificate(Certificate),
+}
+
+impl Gossip {
+    /// The topic it travels on.
+    pub fn topic(&self) -> Topic {
+        match self {
+            Gossip::Event(_) => Topic::Events,
+            Gossip::Heartbeat(_) => Topic::Heartbeats,
+            Gossip::Vote(_) => Topic::Votes,
+            Gossip::Certificate(_) => Topic::Certificates,
+        }
+    }
+
+    /// The bytes published on the topic.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Gossip::Event(e) => e.encode(),
+            Gossip::Heartbeat(h) => h.encode(),
+            Gossip::Vote(v) => v.encode(),
+            Gossip::Certificate(c) => c.encode(),
+        }
+    }
+
+    /// Decodes bytes received on `topic`.
+    pub fn decode(topic: Topic, bytes: &[u8]) -> Result<Self, DecodeError> {
+        Ok(match topic {
+            Topic::Events => Gossip::Event(Envelope::decode(bytes)?),
+            Topic::Heartbeats => Gossip::Heartbeat(Heartbeat::decode(bytes)?),
+            Topic::Votes => Gossip::Vote(Vote::decode(bytes)?),
+            Topic::Certificates => Gossip::Certificate(Certificate::decode(bytes)?),
+        })
+    }
+}
+
+/// Requests one replica sends another.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Request {
+    /// "What feeds do you hold, and how long?"
+    Summary,
+    /// "Send me `author`'s events from `from_seq` on, at most `max`."
+    Range {
+        /// The feed's member id (32 bytes).
+        author: ByteBuf,
+        /// First seq wanted.
+        from_seq: u64,
+        /// Most events wanted.
+        max: u32,
+    },
+    /// "Send me the evidence you hold" (equivocation proofs and forged envelopes).
+    Evidence,
+    /// "Which peers do you know, and where?"
+    Peers,
+    /// "Send me the certificates after this epoch" (in chain order).
+    Certificates {
+        /// The requester's latest certified epoch.
+        after: Option<u64>,
+    },
+    /// Events for the receiver: new ones, or ones queued while it was unreachable.
+    Push {
+        /// Event wire bytes.
+        events: Vec<ByteBuf>,
+    },
+    /// A credential-activation challenge to the TPM behind the receiving member (layer 6).
+    Activate {
+        /// `TPM2B_ID_OBJECT` contents.
+        id_object: ByteBuf,
+        /// `TPM2B_ENCRYPTED_SECRET` contents.
+        secret: ByteBuf,
+    },
+}
+
+impl Request {
+    /// A short name, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Summary => "summary",
+            Request::Range { .. } => "range",
+            Request::Evidence => "evidence",
+            Request::Peers => "peers",
+            Request::Certificates { .. } => "certificates",
+            Request::Push { .. } => "push",
+            Request::Activate { .. } => "activate",
+        }
+    }
+}
+
+/// Answers to [`Request`]s.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Response {
+    /// Feed lengths and heads by member.
+    Summary {
+        /// (member id, feed length, id of the last event).
+        feeds: Vec<(ByteBuf, u64, ByteBuf)>,
+    },
+    /// Events in feed order.
+    Events {
+        /// Event wire bytes.
+        events: Vec<ByteBuf>,
+    },
+    /// Evidence bodies (encoded `Evidence` event bodies).
+    Evidence {
+        /// Encoded evidence.
+        items: Vec<ByteBuf>,
+    },
+    /// Known peers.
+    Peers {
+        /// (member id, addresses).
+        peers: Vec<(ByteBuf, Vec<String>)>,
+    },
+    /// Certificates in chain order.
+    Certificates {
+        /// Encoded certificates.
+        items: Vec<ByteBuf>,
+    },
+    /// Push received.
+    Ack,
+    /// The credential the TPM released for an `Activate` challenge.
+    Activated {
+        /// The credential.
+        credential: ByteBuf,
+    },
+    /// The request could not be served.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Pairs a response with the request it answers. Outbound requests are numbered by the
+/// replica; inbound ones by the driver (which keeps whatever it needs to answer them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// Anything a replica sends or receives.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// Published to everyone.
+    Gossip(Gossip),
+    /// A request to one peer.
+    Request {
+        /// Its number.
+        id: RequestId,
+        /// What is asked.
+        body: Request,
+    },
+    /// An answer to one peer's request.
+    Response {
+        /// The request it answers.
+        id: RequestId,
+        /// The answer.
+        body: Response,
+    },
+}
+
+impl Message {
+    /// Approximate bytes on the wire (payload plus a fixed framing allowance), for traffic
+    /// accounting in the simulator.
+    pub fn wire_len(&self) -> u64 {
+        const FRAME: u64 = 64;
+        let bufs = |v: &[ByteBuf]| v.iter().map(|b| b.len() as u64 + 2).sum::<u64>();
+        FRAME
+            + match self {
+                Message::Gossip(g) => g.encode().len() as u64,
+                Message::Request { body, .. } => match body {
+                    Request::Push { events } => bufs(events),
+                    Request::Activate { id_object, secret } => {
+                        (id_object.len() + secret.len()) as u64
+                    }
+                    Request::Range { .. } => 48,
+                    _ => 8,
+                },
+                Message::Response { body, .. } => match body {
+                    Response::Summary { feeds } => feeds.len() as u64 * 76,
+                    Response::Events { events } => bufs(events),
+                    Response::Evidence { items } => bufs(items),
+                    Response::Certificates { items } => bufs(items),
+                    Response::Peers { peers } => peers
+                        .iter()
+                        .map(|(_, a)| 34 + a.iter().map(|s| s.len() as u64).sum::<u64>())
+                        .sum(),
+                    Response::Activated { credential } => credential.len() as u64,
+                    Response::Error { message } => message.len() as u64,
+                    Response::Ack => 1,
+                },
+            }
+    }
+}

@@ -76,7 +76,7 @@ const SEED_PROBE: u64 = 60_000;
 const INGEST_BATCH: usize = 1_000;
 
 fn now_ms() -> u64 {
-    web4fed_node::node::now_ms()
+    web4fed_node::now_ms()
 }
 
 /// The bench network: default rules except that the per-member rate limits and the corpus

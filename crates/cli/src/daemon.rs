@@ -42,6 +42,10 @@ fn init_logs(json: bool) {
     }
 }
 
+/// How long a stopping node may take to record its root and close before the process
+/// exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// `web4fed run`.
 pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     init_logs(args.log_json);
@@ -87,15 +91,25 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let shutdown = async {
+        // Signals are watched on their own task: a node task stuck in long work still hears
+        // SIGTERM, and if it cannot stop within the grace period the process exits anyway
+        // (everything acknowledged is already on disk).
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let notify = stop.clone();
+        tokio::spawn(async move {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
             }
-        };
-        web4fed_node::run(settings, shutdown).await
+            tracing::info!("stop signal received");
+            notify.notify_one();
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::error!(grace_s = SHUTDOWN_GRACE.as_secs(), "node did not stop in time; exiting");
+            std::process::exit(1);
+        });
+        web4fed_node::run(settings, async move { stop.notified().await }).await
     })
     .map_err(|e| e.to_string())?;
     Ok(())

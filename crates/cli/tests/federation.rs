@@ -349,7 +349,7 @@ fn bulk_ingest_validates_pushes_and_refuses_bad_input() {
     let nodes = federation(tmp.path(), None);
     let genesis =
         web4fed_store::node_dir::load_genesis(&nodes[0].dir.join("genesis.toml")).unwrap();
-    let t0 = web4fed_node::node::now_ms();
+    let t0 = web4fed_node::now_ms();
     let mut events = Vec::new();
     for k in 0..3u64 {
         let mut a = Author::from_seed(&genesis, 500 + k);
@@ -505,7 +505,7 @@ fn members_without_nodes_vote_and_finality_resumes() {
     start_federation(&mut nodes, &[]);
     let genesis = web4fed_store::node_dir::load_genesis(&g).unwrap();
     let network = genesis.network_id();
-    let t0 = web4fed_node::node::now_ms();
+    let t0 = web4fed_node::now_ms();
     let mut light: Vec<Author> = (0..4u64)
         .map(|k| Author::from_seed(&genesis, 700 + k))
         .collect();
@@ -569,7 +569,7 @@ fn members_without_nodes_vote_and_finality_resumes() {
     );
     assert_eq!((st, &v["rejected"]), (200, &serde_json::json!(1)), "{v}");
     let future = VoteBody {
-        epoch: web4fed_node::node::now_ms() / genesis.epoch_ms + 100,
+        epoch: web4fed_node::now_ms() / genesis.epoch_ms + 100,
         prev: None,
         root: [0; 32],
         frontier: [0; 32],

@@ -5,6 +5,7 @@
 //! `Authorization: Bearer <DIR/api.token>`. Errors are JSON: `{"error", "message", ...}`,
 //! naming the field or the defence layer at fault.
 
+use crate::command::{Command, Query, Submitted};
 use crate::metrics::Metrics;
 use axum::body::Bytes;
 use axum::extract::{Query as QueryParams, State};
@@ -17,12 +18,13 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use web4fed_core::event::MAX_CONTENT_BYTES;
+use web4fed_core::event::{Event, MAX_CONTENT_BYTES, MAX_EVENT_BYTES};
+use web4fed_core::finality::Vote;
 use web4fed_core::verdict::{Ignored, Rule};
+use web4fed_replica::limits::MAX_VOTE_BYTES;
+use web4fed_replica::CommandError;
 use web4fed_store::node_dir::NodeDir;
 
-/// Commands waiting for the node task; a full queue answers 503 rather than growing.
-pub const COMMAND_QUEUE: usize = 256;
 /// Largest request body accepted: a thought at its byte limit plus JSON overhead.
 pub const MAX_REQUEST_BYTES: usize = MAX_CONTENT_BYTES * 2 + 1_024;
 /// Largest `POST /v1/events` body: a batch of pre-signed events (load generators, bridges,
@@ -30,72 +32,6 @@ pub const MAX_REQUEST_BYTES: usize = MAX_CONTENT_BYTES * 2 + 1_024;
 pub const MAX_INGEST_BYTES: usize = 8 * 1024 * 1024;
 /// Most thoughts one `GET /v1/thoughts` returns.
 pub const MAX_THOUGHTS_PAGE: usize = 1_000;
-
-/// A read the API asks of the node.
-#[derive(Debug)]
-pub enum Query {
-    /// Identity, counts, root, peers summary.
-    Status,
-    /// Accounts and roots.
-    State,
-    /// The most recent thoughts.
-    Thoughts {
-        /// How many.
-        limit: usize,
-    },
-    /// Peers and their agreement.
-    Peers,
-    /// Recent finality certificates.
-    Finality {
-        /// How many.
-        limit: usize,
-    },
-    /// The vote body of the latest settled checkpoint, for members without a node.
-    Checkpoint,
-    /// The dashboard's chart figures of the last minutes, one point a second.
-    History,
-}
-
-/// What the API asks of the node task.
-#[derive(Debug)]
-pub enum Command {
-    /// Sign, persist and publish a thought.
-    Submit {
-        /// The thought's content.
-        content: String,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<Value, ApiError>>,
-    },
-    /// Admit a batch of pre-signed events (each fully validated like any other), persist
-    /// them and push the admitted ones to connected peers.
-    Ingest {
-        /// Events, each as a 4-byte big-endian length and the wire bytes.
-        body: Bytes,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<Value, ApiError>>,
-    },
-    /// Take votes signed by members without a node of their own, and gossip the new ones.
-    Votes {
-        /// Votes, each as a 4-byte big-endian length and the vote's encoding.
-        body: Bytes,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<Value, ApiError>>,
-    },
-    /// Dial a peer now and keep redialling it.
-    Dial {
-        /// libp2p multiaddr.
-        addr: String,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<Value, ApiError>>,
-    },
-    /// A read.
-    Query {
-        /// What to read.
-        query: Query,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Value>,
-    },
-}
 
 /// An error answered as JSON with an HTTP status.
 #[derive(Debug, Clone)]
@@ -145,6 +81,14 @@ impl ApiError {
         );
         e.body["detail"] = serde_json::to_value(reason).unwrap_or(Value::Null);
         e
+    }
+    /// A command the replica did not carry out, with the status that says why.
+    pub fn from_command(e: &CommandError) -> Self {
+        match e {
+            CommandError::Refused(rule) => Self::refused(rule),
+            CommandError::Ignored(reason) => Self::ignored(reason),
+            CommandError::NotAdmitted(m) => Self::internal(m),
+        }
     }
     /// A server-side failure.
     pub fn internal(message: &str) -> Self {
@@ -382,18 +326,83 @@ async fn submit(
             ),
         ));
     }
-    let ok = command(&s, |reply| Command::Submit { content, reply }).await?;
-    Ok((StatusCode::CREATED, Json(ok)).into_response())
+    let (reply, rx) = oneshot::channel();
+    s.tx.try_send(Command::Submit { content, reply })
+        .map_err(|_| busy())?;
+    let done = rx
+        .await
+        .map_err(|_| ApiError::internal("node stopped"))?
+        .map_err(|e| ApiError::from_command(&e))?;
+    Ok((StatusCode::CREATED, Json(submitted_json(&done))).into_response())
 }
 
-/// Sends a command that answers `Result<Value, ApiError>` and waits for it.
-async fn command(
+/// A submitted thought as the API answers it.
+fn submitted_json(s: &Submitted) -> Value {
+    match s.adversary {
+        Some("forge") => json!({"id": s.id.to_hex(), "verdict": "forged", "adversary": "forge"}),
+        Some(a) => json!({"id": s.id.to_hex(), "seq": s.seq, "verdict": s.verdict, "adversary": a}),
+        None => json!({
+            "id": s.id.to_hex(),
+            "seq": s.seq,
+            "timestamp_ms": s.timestamp_ms,
+            "verdict": "accepted",
+        }),
+    }
+}
+
+/// Sends a command to the node task and waits for its answer.
+async fn command<T>(
     s: &AppState,
-    make: impl FnOnce(oneshot::Sender<Result<Value, ApiError>>) -> Command,
-) -> Result<Value, ApiError> {
+    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, ApiError> {
     let (reply, rx) = oneshot::channel();
     s.tx.try_send(make(reply)).map_err(|_| busy())?;
-    rx.await.map_err(|_| ApiError::internal("node stopped"))?
+    rx.await.map_err(|_| ApiError::internal("node stopped"))
+}
+
+/// Splits a request body of frames (a `u32` big-endian length, then that many bytes,
+/// repeated), refusing a frame over `max` bytes or a truncated one with a 400 naming it.
+fn frames<'a>(mut body: &'a [u8], max: usize, what: &str) -> Result<Vec<&'a [u8]>, ApiError> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        if body.len() < 4 {
+            return Err(ApiError::bad_request("body", "truncated length prefix"));
+        }
+        let n = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
+        if n > max || body.len() < 4 + n {
+            return Err(ApiError::bad_request(
+                "body",
+                format!(
+                    "{what} {} declares {n} bytes: too long or truncated",
+                    out.len()
+                ),
+            ));
+        }
+        out.push(&body[4..4 + n]);
+        body = &body[4 + n..];
+    }
+    Ok(out)
+}
+
+/// Decodes every frame; returns the decoded items, how many did not decode and the first
+/// decoding error.
+fn decode_frames<T, E: std::fmt::Display>(
+    items: Vec<&[u8]>,
+    decode: impl Fn(&[u8]) -> Result<T, E>,
+) -> (Vec<T>, u64, Option<String>) {
+    let mut ok = Vec::new();
+    let mut bad = 0;
+    let mut first = None;
+    for item in items {
+        match decode(item) {
+            Ok(v) => ok.push(v),
+            Err(e) => {
+                bad += 1;
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    (ok, bad, first)
 }
 
 /// `POST /v1/events`: a binary batch of signed events (`u32` big-endian length, then the
@@ -403,9 +412,16 @@ async fn ingest(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|e| body_error(&e, MAX_INGEST_BYTES))?;
-    command(&s, |reply| Command::Ingest { body, reply })
-        .await
-        .map(Json)
+    let (events, malformed, first_bad) =
+        decode_frames(frames(&body, MAX_EVENT_BYTES, "event")?, Event::decode);
+    let r = command(&s, |reply| Command::Ingest { events, reply }).await?;
+    Ok(Json(json!({
+        "admitted": r.admitted,
+        "known": r.known,
+        "waiting": r.waiting,
+        "rejected": r.rejected + malformed,
+        "first_error": first_bad.or(r.first_error),
+    })))
 }
 
 /// `POST /v1/votes`: a binary batch of signed votes, framed like `POST /v1/events`, from
@@ -416,9 +432,15 @@ async fn votes(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|e| body_error(&e, MAX_INGEST_BYTES))?;
-    command(&s, |reply| Command::Votes { body, reply })
-        .await
-        .map(Json)
+    let (votes, malformed, first_bad) =
+        decode_frames(frames(&body, MAX_VOTE_BYTES, "vote")?, Vote::decode);
+    let r = command(&s, |reply| Command::Votes { votes, reply }).await?;
+    Ok(Json(json!({
+        "accepted": r.accepted,
+        "known": r.known,
+        "rejected": r.rejected + malformed,
+        "first_error": first_bad.or(r.first_error),
+    })))
 }
 
 /// `POST /v1/peers` with `{"addr": "/ip4/A.B.C.D/tcp/PORT"}`: dial a peer now.
@@ -428,9 +450,16 @@ async fn dial(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiErr
     let Some(addr) = v.get("addr").and_then(Value::as_str) else {
         return Err(ApiError::bad_request("addr", "missing or not a string"));
     };
-    let addr = addr.to_string();
-    let ok = command(&s, |reply| Command::Dial { addr, reply }).await?;
-    Ok((StatusCode::ACCEPTED, Json(ok)).into_response())
+    let text = addr.to_string();
+    let addr: libp2p::Multiaddr = addr
+        .parse()
+        .map_err(|e| ApiError::bad_request("addr", format!("not a multiaddr: {e}")))?;
+    let now = command(&s, |reply| Command::Dial { addr, reply }).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"dialing": text, "now": now})),
+    )
+        .into_response())
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {
@@ -446,7 +475,7 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
 
 /// Server-sent events for the dashboard: every admitted or rejected event, partitions and
 /// heals as they happen, and a snapshot of members and totals once a second. A client that
-/// falls more than [`crate::node::LIVE_BUFFER`] messages behind is told how many it missed.
+/// falls more than [`crate::live::LIVE_BUFFER`] messages behind is told how many it missed.
 async fn live_feed(State(s): State<AppState>) -> impl IntoResponse {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;

@@ -215,3 +215,30 @@ pub fn layer(layer: u8, rule: &str) -> LayerLabel {
         rule: rule.to_string(),
     }
 }
+
+/// Adds what the replica counted since `seen` to the exported metrics.
+pub fn absorb(m: &Metrics, now: &web4fed_replica::Counters, seen: &web4fed_replica::Counters) {
+    use std::collections::BTreeMap;
+    let family = |f: &Family<KindLabel, Counter>,
+                  new: &BTreeMap<&'static str, u64>,
+                  old: &BTreeMap<&'static str, u64>| {
+        for (k, v) in new {
+            let d = v.saturating_sub(old.get(k).copied().unwrap_or(0));
+            if d > 0 {
+                f.get_or_create(&kind(k)).inc_by(d);
+            }
+        }
+    };
+    family(&m.events_rejected, &now.rejected, &seen.rejected);
+    family(&m.sync_requests, &now.requests, &seen.requests);
+    family(&m.evidence_found, &now.evidence_found, &seen.evidence_found);
+    family(&m.attestations, &now.attestations, &seen.attestations);
+    m.heartbeats
+        .inc_by(now.heartbeats.saturating_sub(seen.heartbeats));
+    m.sync_events
+        .inc_by(now.sync_events.saturating_sub(seen.sync_events));
+    m.sync_bytes
+        .inc_by(now.sync_bytes.saturating_sub(seen.sync_bytes));
+    m.queue_dropped
+        .inc_by(now.queue_dropped.saturating_sub(seen.queue_dropped));
+}

@@ -82,7 +82,7 @@ pub enum Event {
         source: Source,
     },
     /// New evidence found here: persist it (it is also published in an `Evidence` event).
-    Proof(Evidence),
+    Proof(Box<Evidence>),
     /// A certificate adopted: persist it.
     Certificate(Certificate),
     /// This replica is about to sign a vote for this checkpoint: persist that first, so a

@@ -425,7 +425,7 @@ impl Replica {
                     });
                 }
                 Output::Proof(p) => {
-                    self.events.push_back(Event::Proof((*p).clone()));
+                    self.events.push_back(Event::Proof(p.clone()));
                     proofs.push(*p);
                 }
                 Output::Certificate(c) => {

@@ -407,7 +407,7 @@ impl Replica {
         for item in items.iter().take(MAX_EVIDENCE_ITEMS) {
             if let Ok(Body::Evidence(e)) = Body::decode(Kind::Evidence, item) {
                 if self.ledger.handle_proof((*e).clone()).is_ok() {
-                    self.events.push_back(Event::Proof(*e));
+                    self.events.push_back(Event::Proof(e));
                     added = true;
                 }
             }

@@ -392,10 +392,7 @@ impl Sim {
     /// Carries out what node `n`'s replica asked for (drain rule: events, which persist,
     /// then transmissions), then schedules its next wake-up.
     fn drive(&mut self, n: usize) {
-        loop {
-            let Some(ev) = self.nodes[n].replica.poll_event() else {
-                break;
-            };
+        while let Some(ev) = self.nodes[n].replica.poll_event() {
             self.on_replica_event(n, ev);
         }
         while let Some(t) = self.nodes[n].replica.poll_transmit() {
@@ -438,7 +435,7 @@ impl Sim {
                     .or_insert((c.body.root, self.now));
                 self.nodes[n].certs.push(c);
             }
-            ReplicaEvent::Proof(p) => self.nodes[n].proofs.push(p),
+            ReplicaEvent::Proof(p) => self.nodes[n].proofs.push(*p),
             ReplicaEvent::Voted { epoch } => self.nodes[n].last_vote = Some(epoch),
             ReplicaEvent::ReadArchive {
                 to,
@@ -683,8 +680,8 @@ impl Sim {
                 );
                 self.mark_attack();
                 let (left, right) = peers.split_at(peers.len() / 2);
-                self.send_raw_event(n, &b.bytes().to_vec(), right);
-                self.send_raw_event(n, &a.bytes().to_vec(), left);
+                self.send_raw_event(n, b.bytes(), right);
+                self.send_raw_event(n, a.bytes(), left);
                 // Its own log stays on branch a, so later attacks build on it.
                 self.inject(n, a);
                 5_000
@@ -719,7 +716,7 @@ impl Sim {
                         // An hour ahead: waits in every future pool, never folds in this run.
                         let ev =
                             self.sign_own(n, now + 3_600_000, Body::Thought(sentence(0x71 + step)));
-                        self.send_raw_event(n, &ev.bytes().to_vec(), &peers);
+                        self.send_raw_event(n, ev.bytes(), &peers);
                     }
                     1 => {
                         // Back-dated before its previous event: refused at admission.
@@ -738,7 +735,7 @@ impl Sim {
                             prev.1.saturating_sub(60_000),
                             Body::Thought(sentence(0x72 + step)),
                         );
-                        self.send_raw_event(n, &ev.bytes().to_vec(), &peers);
+                        self.send_raw_event(n, ev.bytes(), &peers);
                     }
                     _ => {
                         // A burst at the window's edge: as many as the limit allows and more.
@@ -971,7 +968,7 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
         if behaviour == Behaviour::SybilNoPow {
             // Its own ledger refuses it: it sends it by hand.
             let peers = sim.links[i].clone();
-            sim.send_raw_event(i, &ev.bytes().to_vec(), &peers);
+            sim.send_raw_event(i, ev.bytes(), &peers);
         } else {
             sim.inject(i, ev);
         }
@@ -1082,12 +1079,12 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
             .filter(|(m, _)| l.fork_seq(m).is_none())
             .collect()
     };
-    let vv = comparable(&sim.nodes[reference].replica.ledger());
+    let vv = comparable(sim.nodes[reference].replica.ledger());
     // 1. Convergence in the healed phase.
     sim.stats.honest_nodes = honest.len() as u64;
     for &i in &honest {
         let same = sim.nodes[i].replica.ledger().state_root() == root
-            && comparable(&sim.nodes[i].replica.ledger()) == vv;
+            && comparable(sim.nodes[i].replica.ledger()) == vv;
         if same {
             sim.stats.converged += 1;
         } else if checked.contains(&i) {

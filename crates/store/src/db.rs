@@ -208,12 +208,18 @@ impl Store {
         }
         self.append(events.iter().map(|e| e.as_ref()))?;
         for c in &out.certificates {
-            self.conn.execute(
-                "INSERT OR IGNORE INTO certificates (epoch, root, bytes) VALUES (?1, ?2, ?3)",
-                params![c.body.epoch as i64, c.body.root, c.encode()],
-            )?;
+            self.add_certificate(c)?;
         }
         Ok(out)
+    }
+
+    /// Records a certificate adopted here.
+    pub fn add_certificate(&mut self, c: &Certificate) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO certificates (epoch, root, bytes) VALUES (?1, ?2, ?3)",
+            params![c.body.epoch as i64, c.body.root, c.encode()],
+        )?;
+        Ok(())
     }
 
     /// Certificates stored, newest first, at most `limit`.

@@ -1,30 +1,24 @@
-//! The libp2p side: the behaviour (gossipsub for pushing events and heartbeats,
-//! request-response for anti-entropy sync, identify for addresses and the network check,
-//! ping, connection limits and a block list for ejected members) and the sync messages.
+//! The libp2p side: the behaviour (gossipsub with one topic per kind of gossip,
+//! request-response carrying the replica's requests, identify for addresses and the network
+//! check, ping, connection limits and a block list for ejected members), and the mapping
+//! between libp2p peers and members.
 //!
-//! Protocol decisions stay in the core and in `node`; this module only wires libp2p up.
+//! Protocol decisions stay in the replica; this module only wires libp2p up.
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
     allow_block_list, connection_limits, gossipsub, identify, identity, noise, ping,
     request_response, tcp, yamux, PeerId, StreamProtocol, Swarm,
 };
-use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
 use std::time::Duration;
 use web4fed_core::envelope::MAX_ENVELOPE_BYTES;
 use web4fed_core::identity::{Keypair, MemberId};
+use web4fed_replica::{Request, Response, Topic};
 
-/// Most events in one sync response: a heal of 10,000 events takes twenty round trips.
-pub const MAX_SYNC_BATCH_EVENTS: u32 = 512;
-/// Most bytes of events in one sync response (the codec refuses responses over 10 MiB).
-pub const MAX_SYNC_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// Most bytes of events in one push request (the codec refuses requests over 1 MiB).
-pub const MAX_PUSH_BATCH_BYTES: usize = 768 * 1024;
-/// Most certificates in one sync response.
-pub const MAX_SYNC_CERTIFICATES: usize = 16;
-/// Most members listed in one summary; a larger federation needs paging, not yet built.
-pub const MAX_SUMMARY_FEEDS: usize = 100_000;
+/// How long a sync request may take before the transport fails it (the replica has its own,
+/// equal, deadline).
+pub const SYNC_TIMEOUT: Duration =
+    Duration::from_millis(web4fed_replica::limits::REQUEST_TIMEOUT_MS);
 /// Most established connections, in and out: a federation is a few hundred nodes.
 pub const MAX_CONNECTIONS: u32 = 512;
 /// Connections from or to one peer.
@@ -34,87 +28,6 @@ pub const MAX_PENDING_INCOMING: u32 = 64;
 /// A connection with no traffic is kept this long: members stay connected through quiet
 /// hours (heartbeats keep them busy anyway); libp2p's default would close them.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3_600);
-/// How long a sync request may take before it counts as failed.
-pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Anti-entropy sync requests.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum SyncRequest {
-    /// "What feeds do you hold, and how long?"
-    Summary,
-    /// "Send me `author`'s events from `from_seq` on, at most `max`."
-    Range {
-        /// The feed's member id.
-        author: ByteBuf,
-        /// First seq wanted.
-        from_seq: u64,
-        /// Most events wanted.
-        max: u32,
-    },
-    /// "Send me the evidence you hold" (equivocation proofs and forged envelopes).
-    Evidence,
-    /// "Which peers do you know, and where?"
-    Peers,
-    /// "Send me the certificates after this epoch" (in chain order).
-    Certificates {
-        /// The requester's latest certified epoch.
-        after: Option<u64>,
-    },
-    /// Events queued for us while we were unreachable.
-    Push {
-        /// Event wire bytes.
-        events: Vec<ByteBuf>,
-    },
-    /// A credential-activation challenge to the TPM behind the receiving member (layer 6).
-    Activate {
-        /// `TPM2B_ID_OBJECT` contents.
-        id_object: ByteBuf,
-        /// `TPM2B_ENCRYPTED_SECRET` contents.
-        secret: ByteBuf,
-    },
-}
-
-/// Anti-entropy sync responses.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum SyncResponse {
-    /// Feed lengths and heads by member.
-    Summary {
-        /// (member id, feed length, id of the last event).
-        feeds: Vec<(ByteBuf, u64, ByteBuf)>,
-    },
-    /// Events in feed order.
-    Events {
-        /// Event wire bytes.
-        events: Vec<ByteBuf>,
-    },
-    /// Evidence bodies (encoded `Evidence` event bodies).
-    Evidence {
-        /// Encoded evidence.
-        items: Vec<ByteBuf>,
-    },
-    /// Known peers.
-    Peers {
-        /// (peer id bytes, multiaddrs).
-        peers: Vec<(ByteBuf, Vec<String>)>,
-    },
-    /// Certificates in chain order.
-    Certificates {
-        /// Encoded certificates.
-        items: Vec<ByteBuf>,
-    },
-    /// Push received.
-    Ack,
-    /// The credential the TPM released for an `Activate` challenge.
-    Activated {
-        /// The credential.
-        credential: ByteBuf,
-    },
-    /// The request could not be served.
-    Error {
-        /// Why.
-        message: String,
-    },
-}
 
 /// The node's libp2p behaviour.
 #[derive(NetworkBehaviour)]
@@ -126,7 +39,7 @@ pub struct Behaviour {
     /// Pushes events and heartbeats.
     pub gossipsub: gossipsub::Behaviour,
     /// Anti-entropy sync.
-    pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    pub sync: request_response::cbor::Behaviour<Request, Response>,
     /// Listen addresses and the network check.
     pub identify: identify::Behaviour,
     /// Liveness of connections.
@@ -157,17 +70,22 @@ pub fn member_of(peer: &PeerId) -> Option<MemberId> {
     Some(MemberId(ed.to_bytes()))
 }
 
+/// Whether an address is a wildcard (0.0.0.0, ::) that no peer can dial.
+pub fn is_unspecified(a: &libp2p::Multiaddr) -> bool {
+    a.iter().any(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_unspecified(),
+        libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
 /// Names derived from the network id: peers of other networks share none of them.
 #[derive(Debug, Clone)]
 pub struct Names {
     /// identify protocol version; compared on connect.
     pub protocol_version: String,
-    /// Gossip topic for events.
-    pub events_topic: gossipsub::IdentTopic,
-    /// Gossip topic for heartbeats.
-    pub heartbeat_topic: gossipsub::IdentTopic,
-    /// Gossip topic for finality votes and certificates.
-    pub finality_topic: gossipsub::IdentTopic,
+    /// One gossip topic per kind of gossip.
+    topics: Vec<(Topic, gossipsub::IdentTopic)>,
     /// Request-response protocol.
     pub sync_protocol: StreamProtocol,
 }
@@ -177,13 +95,34 @@ impl Names {
     pub fn new(network: &[u8; 32]) -> Self {
         let short = hex::encode(&network[..8]);
         Self {
-            protocol_version: format!("/web4fed/1.0.0/{}", hex::encode(network)),
-            events_topic: gossipsub::IdentTopic::new(format!("web4fed/{short}/events/1")),
-            heartbeat_topic: gossipsub::IdentTopic::new(format!("web4fed/{short}/heartbeat/1")),
-            finality_topic: gossipsub::IdentTopic::new(format!("web4fed/{short}/finality/1")),
-            sync_protocol: StreamProtocol::try_from_owned(format!("/web4fed/{short}/sync/1"))
-                .unwrap_or(StreamProtocol::new("/web4fed/sync/1")),
+            protocol_version: format!("/web4fed/2.0.0/{}", hex::encode(network)),
+            topics: Topic::ALL
+                .iter()
+                .map(|t| {
+                    let name = format!("web4fed/{short}/{}/2", t.name());
+                    (*t, gossipsub::IdentTopic::new(name))
+                })
+                .collect(),
+            sync_protocol: StreamProtocol::try_from_owned(format!("/web4fed/{short}/sync/2"))
+                .unwrap_or(StreamProtocol::new("/web4fed/sync/2")),
         }
+    }
+
+    /// The gossipsub topic of a kind of gossip.
+    pub fn topic(&self, t: Topic) -> gossipsub::IdentTopic {
+        self.topics
+            .iter()
+            .find(|(k, _)| *k == t)
+            .map(|(_, name)| name.clone())
+            .unwrap_or_else(|| gossipsub::IdentTopic::new("web4fed/unknown"))
+    }
+
+    /// The kind of gossip a topic carries, if it is one of ours.
+    pub fn kind_of(&self, hash: &gossipsub::TopicHash) -> Option<Topic> {
+        self.topics
+            .iter()
+            .find(|(_, name)| name.hash() == *hash)
+            .map(|(k, _)| *k)
     }
 }
 
@@ -191,11 +130,7 @@ impl Names {
 /// quiet federation is not punished for delivering few messages.
 fn peer_score(names: &Names) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
     let mut params = gossipsub::PeerScoreParams::default();
-    for topic in [
-        &names.events_topic,
-        &names.heartbeat_topic,
-        &names.finality_topic,
-    ] {
+    for (_, topic) in &names.topics {
         let t = gossipsub::TopicScoreParams {
             topic_weight: 1.0,
             mesh_message_deliveries_weight: 0.0,
@@ -249,12 +184,9 @@ pub fn build_swarm(
             )?;
             let (params, thresholds) = peer_score(&names_c);
             gs.with_peer_score(params, thresholds)?;
-            gs.subscribe(&names_c.events_topic)
-                .map_err(|e| e.to_string())?;
-            gs.subscribe(&names_c.heartbeat_topic)
-                .map_err(|e| e.to_string())?;
-            gs.subscribe(&names_c.finality_topic)
-                .map_err(|e| e.to_string())?;
+            for t in Topic::ALL {
+                gs.subscribe(&names_c.topic(t)).map_err(|e| e.to_string())?;
+            }
             let sync = request_response::cbor::Behaviour::new(
                 [(
                     names_c.sync_protocol.clone(),

@@ -1,0 +1,340 @@
+//! JSON views of the node for the API and the dashboard: status, state, thoughts, peers,
+//! finality, the checkpoint to vote on, chart history and live-feed messages.
+
+use crate::driver::Node;
+use crate::live::{HistoryPoint, LIVE_CONTENT_CHARS};
+use crate::swarm;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use web4fed_core::event::{Body, Event, Level};
+use web4fed_core::identity::MemberId;
+use web4fed_core::verdict::Verdict;
+use web4fed_replica::Source;
+
+impl Node {
+    pub(crate) fn member_name(&self, m: &MemberId) -> String {
+        self.replica
+            .ledger()
+            .state()
+            .account(m)
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| m.to_hex()[..8].to_string())
+    }
+
+    /// One admitted event as the live feed shows it.
+    pub(crate) fn event_json(
+        &self,
+        ev: &Event,
+        source: Source,
+        verdict: Option<Verdict>,
+        latency_ms: Option<u64>,
+    ) -> Value {
+        let content = match &ev.body {
+            Body::Thought(c) => Some(c.chars().take(LIVE_CONTENT_CHARS).collect::<String>()),
+            _ => None,
+        };
+        json!({
+            "type": "event",
+            "id": ev.id().to_hex(),
+            "kind": format!("{:?}", ev.header.kind),
+            "author": ev.author().to_hex(),
+            "name": self.member_name(&ev.author()),
+            "seq": ev.seq(),
+            "timestamp_ms": ev.timestamp_ms(),
+            "source": source.name(),
+            "latency_ms": latency_ms,
+            "content": content,
+            "verdict": verdict,
+        })
+    }
+
+    /// This second's chart figures.
+    pub(crate) fn history_point(&self, now: u64) -> HistoryPoint {
+        let l = self.replica.ledger();
+        let g = l.genesis();
+        let t = now.max(l.state().head_ms());
+        let mut lat = self.live.latencies.clone();
+        lat.sort_by(f64::total_cmp);
+        let pct =
+            |q: f64| (!lat.is_empty()).then(|| lat[((lat.len() - 1) as f64 * q).round() as usize]);
+        HistoryPoint {
+            at_ms: now,
+            admitted: self.live.admitted,
+            refused: self.live.refused.clone(),
+            p50: pct(0.5),
+            p99: pct(0.99),
+            accounts: l
+                .state()
+                .accounts()
+                .map(|(m, a)| {
+                    (
+                        *m,
+                        a.trust_at(g, t) as f64 / 1e6,
+                        a.atp_at(g, t) as f64 / 1e3,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn history_json(&self) -> Value {
+        json!({ "points": self.live.history.iter().map(HistoryPoint::json).collect::<Vec<_>>() })
+    }
+
+    /// The once-a-second picture the dashboard draws: members with liveness and agreement,
+    /// running totals, and the replication latency since the last snapshot.
+    pub(crate) fn snapshot_json(&self, point: &HistoryPoint, now: u64) -> Value {
+        let l = self.replica.ledger();
+        let t = now.max(l.state().head_ms());
+        let hb = self.replica.heartbeat_ms();
+        let me = self.replica.me();
+        let online: HashMap<MemberId, (bool, Option<bool>)> = self
+            .replica
+            .peers()
+            .iter()
+            .map(|(m, p)| (*m, (p.connected && !p.is_down(now, hb), p.root_matches)))
+            .collect();
+        let members: Vec<Value> = l
+            .state()
+            .accounts()
+            .map(|(m, _)| {
+                let mut a = self.account_json(m, t);
+                let (up, matches) = if *m == me {
+                    (true, Some(true))
+                } else {
+                    online.get(m).copied().unwrap_or((false, None))
+                };
+                a["online"] = json!(up);
+                a["root_matches"] = json!(matches);
+                a["me"] = json!(*m == me);
+                a
+            })
+            .collect();
+        json!({
+            "type": "snapshot",
+            "at_ms": point.at_ms,
+            "status": self.status_json(now),
+            "final_epoch": l.final_epoch(),
+            "partitions_seen": self.live.partitions_seen,
+            "totals": {
+                "admitted": point.admitted,
+                "rejected": self.live.rejected,
+                "refused": point.refused,
+            },
+            "latency_ms": {"p50": point.p50, "p99": point.p99, "n": self.live.latencies.len()},
+            "members": members,
+        })
+    }
+
+    pub(crate) fn finality_json(&self, limit: usize) -> Value {
+        let l = self.replica.ledger();
+        let certs = self.store.certificates(limit).unwrap_or_default();
+        let epoch_ms = l.genesis().epoch_ms;
+        let items: Vec<Value> = certs
+            .iter()
+            .map(|c| {
+                let cp = l.checkpoint(c.body.epoch);
+                let weights = cp.as_ref().map(|cp| cp.weights.clone()).unwrap_or_default();
+                let signed: u64 = c.signatures.iter().filter_map(|(m, _)| weights.get(m)).sum();
+                let total: u64 = weights.values().sum();
+                let adopted = self
+                    .live
+                    .finality_seen
+                    .iter()
+                    .find(|(e, _)| *e == c.body.epoch)
+                    .map(|(_, t)| *t);
+                json!({
+                    "epoch": c.body.epoch,
+                    "epoch_end_ms": (c.body.epoch + 1) * epoch_ms,
+                    "adopted_ms": adopted,
+                    "root": hex::encode(c.body.root),
+                    "prev": c.body.prev,
+                    "signers": c.signatures.iter().map(|(m, _)| json!({
+                        "member": m.to_hex(),
+                        "name": l.state().account(m).map(|a| a.name.clone()),
+                        "weight_micro": weights.get(m),
+                    })).collect::<Vec<_>>(),
+                    "signed_weight_micro": (total > 0).then_some(signed),
+                    "total_weight_micro": (total > 0).then_some(total),
+                    "members": (total > 0).then(|| json!({
+                        "network": hex::encode(self.replica.network()),
+                        "weights": weights.iter().map(|(m, w)| (m.to_hex(), *w)).collect::<BTreeMap<_, _>>(),
+                    })),
+                    "certificate_hex": hex::encode(c.encode()),
+                })
+            })
+            .collect();
+        json!({ "final_epoch": l.final_epoch(), "certificates": items })
+    }
+
+    /// What a member without a node signs to vote: this node's vote body for the latest
+    /// settled checkpoint (none while the node has no view of it, or once it is certified).
+    pub(crate) fn checkpoint_json(&self, now: u64) -> Value {
+        let e = self.replica.settled_checkpoint(now);
+        let body = self.replica.ledger().vote_body(e);
+        json!({
+            "epoch": e,
+            "final_epoch": self.replica.ledger().final_epoch(),
+            "body": body.as_ref().map(|b| hex::encode(b.encode())),
+            "root": body.as_ref().map(|b| hex::encode(b.root)),
+        })
+    }
+
+    pub(crate) fn account_json(&self, m: &MemberId, t: u64) -> Value {
+        let l = self.replica.ledger();
+        let Some(a) = l.state().account(m) else {
+            return Value::Null;
+        };
+        let g = l.genesis();
+        json!({
+            "member": m.to_hex(),
+            "lct": m.lct(&a.entity_type),
+            "name": a.name,
+            "level": format!("{:?}", a.level),
+            "level_reason": a.level_reason.to_string(),
+            "hardware": a.hardware.as_ref().map(|h| json!({"id": hex::encode(h.id), "vouchers": h.vouchers.iter().map(|v| v.to_hex()).collect::<Vec<_>>()})),
+            "start_trust": match a.level { Level::L5 => g.trust_start_l5_micro, Level::L4 => g.trust_start_l4_micro } as f64 / 1e6,
+            "ceiling": a.ceiling(g) as f64 / 1e6,
+            "trust": a.trust_at(g, t) as f64 / 1e6,
+            "trust_micro": a.trust_at(g, t),
+            "atp": a.atp_at(g, t) as f64 / 1e3,
+            "atp_milli": a.atp_at(g, t),
+            "violations": a.violations,
+            "status": a.status,
+            "eject_cause": a.eject_cause,
+            "thoughts_accepted": a.thoughts_accepted,
+            "live_thoughts": a.live_thoughts(),
+            "feed_len": l.feed_len(m),
+        })
+    }
+
+    pub(crate) fn status_json(&self, now: u64) -> Value {
+        let l = self.replica.ledger();
+        let epoch = self.replica.settled_epoch(now);
+        let listen: Vec<String> = self.swarm.listeners().map(|a| a.to_string()).collect();
+        let (orphans, future) = l.waiting();
+        let me = self.replica.me();
+        let hb = self.replica.heartbeat_ms();
+        let peers = self.replica.peers();
+        json!({
+            "name": self.config.name,
+            "member": me.to_hex(),
+            "lct": me.lct(&self.config.entity_type),
+            "peer_id": self.local_peer.to_string(),
+            "network": hex::encode(self.replica.network()),
+            "listen": listen,
+            "uptime_s": self.started.elapsed().as_secs(),
+            "events": l.len(),
+            "events_in_memory": l.len() - l.pruned(),
+            "members": l.state().accounts().count(),
+            "corpus": l.state().corpus_len(),
+            "state_root": hex::encode(l.state_root()),
+            "epoch": epoch,
+            "epoch_root": l.epoch_root(epoch).map(hex::encode),
+            "peers_connected": peers.connected().len(),
+            "peers_agreeing": peers.iter().filter(|(_, p)| p.root_matches == Some(true) && !p.is_down(now, hb)).count(),
+            "waiting": {"orphans": orphans, "future": future},
+            "adversary": self.settings.adversary.map(|a| format!("{a:?}").to_lowercase()),
+            "me": self.account_json(&me, now),
+        })
+    }
+
+    pub(crate) fn state_json(&self, now: u64) -> Value {
+        let l = self.replica.ledger();
+        let epoch = self.replica.settled_epoch(now);
+        let t = now.max(l.state().head_ms());
+        let fin = l.final_epoch();
+        let cp = fin.and_then(|e| l.checkpoint(e));
+        let accounts: Vec<Value> = l
+            .state()
+            .accounts()
+            .map(|(m, _)| {
+                let mut a = self.account_json(m, t);
+                // The figures above are optimistic (every event held); these are final.
+                a["optimistic"] = json!(true);
+                a["final"] = match &cp {
+                    Some(cp) => json!({
+                        "epoch": fin,
+                        "trust_micro": cp.weights.get(m),
+                        "atp_milli": cp.atp.get(m),
+                    }),
+                    None => Value::Null,
+                };
+                a
+            })
+            .collect();
+        json!({
+            "epoch": epoch,
+            "final_epoch": fin,
+            "epoch_root": l.epoch_root(epoch).map(hex::encode),
+            "state_root": hex::encode(l.state_root()),
+            "head_ms": l.state().head_ms(),
+            "events": l.len(),
+            "corpus": {"thoughts": l.state().corpus_len(), "bytes": l.state().corpus_bytes(), "pruned_total": l.state().pruned_total},
+            "accounts": accounts,
+        })
+    }
+
+    pub(crate) fn thoughts_json(&self, limit: usize) -> Value {
+        let l = self.replica.ledger();
+        let items: Vec<Value> = self
+            .live
+            .recent
+            .iter()
+            .rev()
+            .take(limit)
+            .filter_map(|(ev, verdict)| {
+                let id = &ev.id();
+                let Body::Thought(content) = &ev.body else {
+                    return None;
+                };
+                let name = l.state().account(&ev.author()).map(|a| a.name.clone());
+                let live = l.state().thought(id);
+                Some(json!({
+                    "id": id.to_hex(),
+                    "author": ev.author().to_hex(),
+                    "name": name,
+                    "seq": ev.seq(),
+                    "timestamp_ms": ev.timestamp_ms(),
+                    "content": content,
+                    "coherence": live.map(|e| e.coherence_micro as f64 / 1e6),
+                    "live": live.is_some(),
+                    "verdict": l.verdict(id).or(verdict.as_ref()),
+                }))
+            })
+            .collect();
+        json!({ "thoughts": items, "corpus": l.state().corpus_len() })
+    }
+
+    pub(crate) fn peers_json(&self, now: u64) -> Value {
+        let l = self.replica.ledger();
+        let hb = self.replica.heartbeat_ms();
+        let blocked = &self.replica.peers().blocked;
+        let mut out: BTreeMap<String, Value> = BTreeMap::new();
+        for (m, p) in self.replica.peers().iter() {
+            let Some(pid) = swarm::peer_id_of(m) else {
+                continue;
+            };
+            let name = l.state().account(m).map(|a| a.name.clone());
+            out.insert(
+                pid.to_string(),
+                json!({
+                    "peer_id": pid.to_string(),
+                    "member": m.to_hex(),
+                    "name": name,
+                    "addrs": p.addrs.iter().collect::<Vec<_>>(),
+                    "connected": p.connected,
+                    "down": p.is_down(now, hb),
+                    "blocked": blocked.contains(m),
+                    "last_heartbeat_ms_ago": p.last_heartbeat_ms.map(|t| now.saturating_sub(t)),
+                    "heartbeat_epoch": p.heartbeat.as_ref().map(|h| h.epoch),
+                    "their_events": p.heartbeat.as_ref().map(|h| h.events),
+                    "root_matches": p.root_matches,
+                    "queue": p.queue.len(),
+                    "dropped": p.dropped,
+                }),
+            );
+        }
+        json!({ "peers": out.into_values().collect::<Vec<_>>(), "partitions_seen": self.live.partitions_seen })
+    }
+}

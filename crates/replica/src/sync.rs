@@ -220,7 +220,7 @@ impl Replica {
         self.respond(from, id, resp);
     }
 
-    /// A range from memory, or `None` when the ledger let go of its start and the durable
+    /// A range from memory, or `None` when the ledger let go of part of it and the durable
     /// log must answer ([`Event::ReadArchive`]).
     fn serve_range(
         &mut self,
@@ -234,7 +234,9 @@ impl Replica {
         let end = from_seq
             .saturating_add(max)
             .min(self.ledger.feed_len(&author));
-        if from_seq < end && self.ledger.feed_event(&author, from_seq).is_none() {
+        // Final history leaves memory (registrations may stay): any gap sends the whole
+        // range to the durable log, which holds every admitted event.
+        if (from_seq..end).any(|s| self.ledger.feed_event(&author, s).is_none()) {
             self.events.push_back(Event::ReadArchive {
                 to,
                 request: id,

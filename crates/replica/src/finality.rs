@@ -31,7 +31,9 @@ impl Replica {
             return Acceptance::Ignore;
         }
         let r = self.ledger.handle_vote(v);
-        self.drain_ledger(now_ms, Source::Gossip);
+        // A certificate these votes complete is published (`Local`): peers missing a vote
+        // learn of it that way.
+        self.drain_ledger(now_ms, Source::Local);
         match r {
             Ok(true) => Acceptance::Accept,
             Ok(false) => Acceptance::Ignore,

@@ -410,8 +410,8 @@ impl Replica {
         results
     }
 
-    /// Turns the ledger's outputs into events for the driver, gossips adopted certificates,
-    /// publishes new evidence and reports new ejections.
+    /// Turns the ledger's outputs into events for the driver, gossips adopted certificates
+    /// (unless they came by gossip), publishes new evidence and reports new ejections.
     pub(crate) fn drain_ledger(&mut self, now_ms: u64, source: Source) {
         let mut proofs = Vec::new();
         while let Some(o) = self.ledger.poll_output() {
@@ -430,7 +430,10 @@ impl Replica {
                 }
                 Output::Certificate(c) => {
                     self.events.push_back(Event::Certificate((*c).clone()));
-                    self.gossip(Gossip::Certificate(*c));
+                    // One that arrived by gossip is relayed by the transport already.
+                    if source != Source::Gossip {
+                        self.gossip(Gossip::Certificate(*c));
+                    }
                 }
             }
         }

@@ -1,0 +1,577 @@
+//! The replica's policy tested without processes: a few replicas, a fake clock that jumps to
+//! the next deadline, and a lossless in-memory network whose links can be cut.
+
+use std::collections::{BTreeSet, VecDeque};
+use web4fed_core::envelope::Heartbeat;
+use web4fed_core::event::Body;
+use web4fed_core::genesis::Genesis;
+use web4fed_core::identity::{Keypair, MemberId};
+use web4fed_core::ledger::Ledger;
+use web4fed_core::testkit::{sentence, Author};
+use web4fed_replica::limits::{MAX_KNOWN_PEERS, REQUEST_TIMEOUT_MS, SYNC_BUFFER_MAX_AGE_MS};
+use web4fed_replica::{
+    Acceptance, Command, Config, Destination, Event, Gossip, Message, Replica, Reply, Request,
+    RequestId, Response,
+};
+
+const T0: u64 = 1_767_225_600_000;
+const HEARTBEAT_MS: u64 = 250;
+
+fn genesis() -> Genesis {
+    let mut g = Genesis::with_pow_bits(4);
+    g.epoch_ms = 200;
+    g.finality_every_epochs = 1;
+    g.rate_base_thoughts = 100_000;
+    g.rate_base_bytes = 100_000_000;
+    g
+}
+
+/// A few replicas on a fake network: every message is delivered at once unless its link is
+/// cut; persisted events are kept per node, as a driver would.
+struct Net {
+    now: u64,
+    nodes: Vec<Replica>,
+    ids: Vec<MemberId>,
+    cut: BTreeSet<(usize, usize)>,
+    inbox: VecDeque<(usize, usize, Message)>,
+    /// Per node: every durable event in the order the replica emitted it.
+    durable: Vec<Vec<Event>>,
+    /// Per node: the kind of each output, events and transmissions interleaved in the order
+    /// the drain rule hands them out.
+    outputs: Vec<Vec<&'static str>>,
+}
+
+impl Net {
+    /// `n` registered replicas, all connected.
+    fn new(n: usize) -> Self {
+        let g = genesis();
+        let mut authors: Vec<Author> = (0..n)
+            .map(|i| Author::from_seed(&g, i as u64 + 1))
+            .collect();
+        let regs: Vec<_> = authors
+            .iter_mut()
+            .enumerate()
+            .map(|(i, a)| a.register(&g, &format!("n{i}"), T0))
+            .collect();
+        let nodes: Vec<Replica> = authors
+            .iter()
+            .map(|a| {
+                let mut l = Ledger::new(g.clone());
+                l.handle_batch(T0, regs.clone());
+                while l.poll_output().is_some() {}
+                let cfg = Config {
+                    keypair: a.keypair.clone(),
+                    heartbeat_ms: HEARTBEAT_MS,
+                    bootstrap: Vec::new(),
+                    last_vote: None,
+                    has_tpm: false,
+                };
+                Replica::new(cfg, l, T0)
+            })
+            .collect();
+        let ids = authors.iter().map(Author::id).collect();
+        // The registrations are in every node's durable log too.
+        let persisted: Vec<Event> = regs
+            .iter()
+            .map(|r| Event::Admitted {
+                event: std::sync::Arc::new(r.clone()),
+                source: web4fed_replica::Source::Local,
+                verdict: None,
+            })
+            .collect();
+        let mut net = Self {
+            now: T0,
+            nodes,
+            ids,
+            cut: BTreeSet::new(),
+            inbox: VecDeque::new(),
+            durable: vec![persisted; n],
+            outputs: vec![Vec::new(); n],
+        };
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    let m = net.ids[j];
+                    net.nodes[i].handle_connected(T0, m, None);
+                }
+            }
+        }
+        net.pump();
+        net
+    }
+
+    fn index(&self, m: &MemberId) -> usize {
+        self.ids.iter().position(|x| x == m).unwrap()
+    }
+
+    /// Drains node `i` by the drain rule and queues its transmissions.
+    fn drain(&mut self, i: usize) {
+        while let Some(e) = self.nodes[i].poll_event() {
+            self.outputs[i].push(match &e {
+                Event::Voted { .. } => "voted",
+                Event::Admitted { .. } => "admitted",
+                _ => "event",
+            });
+            self.on_event(i, e);
+        }
+        while let Some(t) = self.nodes[i].poll_transmit() {
+            let kind = match &t.message {
+                Message::Gossip(Gossip::Vote(_)) => "vote",
+                _ => "transmit",
+            };
+            self.outputs[i].push(kind);
+            match t.to {
+                Destination::Gossip => {
+                    for j in 0..self.nodes.len() {
+                        if j != i {
+                            self.inbox.push_back((i, j, t.message.clone()));
+                        }
+                    }
+                }
+                Destination::Peer(m) => {
+                    if let Some(j) = self.ids.iter().position(|x| *x == m) {
+                        self.inbox.push_back((i, j, t.message));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, i: usize, e: Event) {
+        if let Event::ReadArchive {
+            to,
+            request,
+            author,
+            from_seq,
+            max,
+        } = &e
+        {
+            let rows = self.durable[i]
+                .iter()
+                .filter_map(|d| match d {
+                    Event::Admitted { event, .. }
+                        if event.author() == *author && event.seq() >= *from_seq =>
+                    {
+                        Some(event.bytes().to_vec())
+                    }
+                    _ => None,
+                })
+                .take(*max as usize)
+                .collect();
+            let cmd = Command::ArchiveRead {
+                to: *to,
+                request: *request,
+                result: Ok(rows),
+            };
+            self.nodes[i].handle_command(self.now, cmd).unwrap();
+        }
+        self.durable[i].push(e);
+    }
+
+    /// Delivers everything in flight (and what that causes) at the current time.
+    fn pump(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.drain(i);
+        }
+        let mut budget = 1_000_000;
+        while let Some((from, to, msg)) = self.inbox.pop_front() {
+            budget -= 1;
+            assert!(budget > 0, "messages never settle");
+            if self.cut.contains(&(from, to)) {
+                continue;
+            }
+            let m = self.ids[from];
+            self.nodes[to].handle_message(self.now, m, msg);
+            self.drain(to);
+        }
+    }
+
+    /// Advances the clock deadline by deadline until `until`, pumping at each.
+    fn run_until(&mut self, until: u64) {
+        loop {
+            let next = self.nodes.iter().map(Replica::poll_timeout).min().unwrap();
+            if next > until {
+                self.now = until;
+                return;
+            }
+            self.now = next.max(self.now);
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].poll_timeout() <= self.now {
+                    self.nodes[i].handle_timeout(self.now);
+                }
+            }
+            self.pump();
+        }
+    }
+
+    fn submit(&mut self, i: usize, k: u64) -> Reply {
+        let r = self.nodes[i]
+            .handle_command(
+                self.now,
+                Command::Submit {
+                    content: sentence(k),
+                },
+            )
+            .unwrap();
+        self.pump();
+        r
+    }
+
+    fn root(&self, i: usize) -> [u8; 32] {
+        self.nodes[i].ledger().state_root()
+    }
+
+    fn cut_both(&mut self, a: usize, b: usize) {
+        self.cut.insert((a, b));
+        self.cut.insert((b, a));
+    }
+}
+
+#[test]
+fn a_submitted_thought_is_pushed_and_every_root_agrees() {
+    let mut net = Net::new(3);
+    let Reply::Submitted(ev) = net.submit(0, 1) else {
+        panic!("not submitted");
+    };
+    for i in 1..3 {
+        assert!(
+            net.nodes[i].ledger().holds(&ev),
+            "node {i} lacks the thought"
+        );
+    }
+    assert_eq!(net.root(0), net.root(1));
+    assert_eq!(net.root(1), net.root(2));
+    // Persisted on the author before it was sent: the admitted event precedes any transmit
+    // of that step.
+    let first_admit = net.outputs[0]
+        .iter()
+        .rposition(|k| *k == "admitted")
+        .unwrap();
+    assert!(net.outputs[0][first_admit + 1..]
+        .iter()
+        .all(|k| *k != "admitted"));
+}
+
+#[test]
+fn a_node_that_missed_gossip_catches_up_by_sync_in_one_fold() {
+    let mut net = Net::new(3);
+    net.cut_both(0, 2);
+    net.cut_both(1, 2);
+    for k in 0..20 {
+        net.submit(k as usize % 2, k);
+    }
+    assert_ne!(net.root(2), net.root(0));
+    net.cut.clear();
+    // A heartbeat shows a different digest; a sync round fetches the ranges and folds them
+    // together once no range is in flight or the buffer has aged.
+    net.run_until(net.now + 4 * HEARTBEAT_MS + SYNC_BUFFER_MAX_AGE_MS);
+    assert_eq!(net.root(2), net.root(0));
+    assert_eq!(net.nodes[2].ledger().len(), net.nodes[0].ledger().len());
+}
+
+#[test]
+fn events_for_a_disconnected_peer_are_queued_and_pushed_on_reconnect() {
+    let mut net = Net::new(2);
+    let b = net.ids[1];
+    net.nodes[0].handle_disconnected(net.now, b);
+    net.cut_both(0, 1);
+    for k in 0..5 {
+        net.submit(0, k);
+    }
+    assert_eq!(net.nodes[0].peers().get(&b).unwrap().queue.len(), 5);
+    net.cut.clear();
+    net.nodes[0].handle_connected(net.now, b, None);
+    net.pump();
+    assert_eq!(net.nodes[0].peers().get(&b).unwrap().queue.len(), 0);
+    assert_eq!(net.root(0), net.root(1));
+}
+
+#[test]
+fn votes_are_signed_once_per_checkpoint_after_they_are_recorded_and_finality_advances() {
+    let mut net = Net::new(3);
+    for k in 0..6 {
+        net.submit(k as usize % 3, k);
+    }
+    let start = net.now;
+    net.run_until(start + 3_000);
+    for i in 0..3 {
+        let fin = net.nodes[i].ledger().final_epoch();
+        assert!(
+            fin.is_some_and(|e| e * 200 >= start),
+            "node {i} finalised nothing new: {fin:?}"
+        );
+        // Every vote transmission comes after the Voted event of the same step.
+        let outs = &net.outputs[i];
+        let voted = outs.iter().filter(|k| **k == "voted").count();
+        let votes = outs.iter().filter(|k| **k == "vote").count();
+        assert_eq!(voted, votes, "node {i}: one recorded vote per vote sent");
+        for (p, k) in outs.iter().enumerate() {
+            if *k == "vote" {
+                assert!(
+                    outs[..p].contains(&"voted"),
+                    "node {i} sent a vote before recording it"
+                );
+            }
+        }
+        let epochs: Vec<u64> = net.durable[i]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Voted { epoch } => Some(*epoch),
+                _ => None,
+            })
+            .collect();
+        let distinct: BTreeSet<_> = epochs.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            epochs.len(),
+            "node {i} voted twice for an epoch"
+        );
+    }
+}
+
+#[test]
+fn a_replica_restarted_with_its_last_vote_does_not_vote_again_for_it() {
+    let g = genesis();
+    let mut a = Author::from_seed(&g, 9);
+    let reg = a.register(&g, "solo", T0);
+    let mut l = Ledger::new(g.clone());
+    l.handle_batch(T0, vec![reg]);
+    while l.poll_output().is_some() {}
+    let now = T0 + 10_000;
+    let settled = {
+        let probe = Replica::new(
+            Config {
+                keypair: a.keypair.clone(),
+                heartbeat_ms: HEARTBEAT_MS,
+                bootstrap: vec![],
+                last_vote: None,
+                has_tpm: false,
+            },
+            Ledger::new(g.clone()),
+            now,
+        );
+        probe.settled_checkpoint(now)
+    };
+    let mut r = Replica::new(
+        Config {
+            keypair: a.keypair.clone(),
+            heartbeat_ms: HEARTBEAT_MS,
+            bootstrap: vec![],
+            last_vote: Some(settled),
+            has_tpm: false,
+        },
+        l,
+        now,
+    );
+    r.handle_timeout(now);
+    while let Some(e) = r.poll_event() {
+        assert!(!matches!(e, Event::Voted { .. }), "voted again: {e:?}");
+    }
+}
+
+#[test]
+fn answers_to_requests_never_made_or_from_another_peer_are_ignored() {
+    let mut net = Net::new(3);
+    let before = net.nodes[0].ledger().len();
+    let g = genesis();
+    let mut stranger = Author::from_seed(&g, 77);
+    let ev = stranger.register(&g, "stranger", net.now);
+    let forged = Response::Events {
+        events: vec![ev.bytes().to_vec().into()],
+    };
+    let from = net.ids[1];
+    net.nodes[0].handle_message(
+        net.now,
+        from,
+        Message::Response {
+            id: RequestId(999_999),
+            body: forged.clone(),
+        },
+    );
+    net.run_until(net.now + SYNC_BUFFER_MAX_AGE_MS + 1);
+    assert_eq!(net.nodes[0].ledger().len(), before);
+    assert!(net.nodes[0].counters().rejected["unsolicited_response"] >= 1);
+}
+
+#[test]
+fn a_request_never_answered_expires_and_sync_starts_again() {
+    let mut net = Net::new(2);
+    net.cut_both(0, 1);
+    net.submit(1, 1);
+    let b = net.ids[1];
+    net.now += 1_000;
+    // A reconnection starts a sync round; its answers are lost.
+    net.nodes[0].handle_disconnected(net.now, b);
+    net.nodes[0].handle_connected(net.now, b, None);
+    net.pump();
+    assert!(net.nodes[0].peers().get(&b).unwrap().summary_in_flight);
+    net.run_until(net.now + REQUEST_TIMEOUT_MS + HEARTBEAT_MS);
+    // Expired: the slot is free, and the next round goes out.
+    net.cut.clear();
+    net.run_until(net.now + 11_000);
+    assert_eq!(net.root(0), net.root(1));
+}
+
+#[test]
+fn a_replayed_heartbeat_is_ignored_not_relayed() {
+    let mut net = Net::new(2);
+    let kp = Keypair::from_secret({
+        let mut s = [0u8; 32];
+        s[..8].copy_from_slice(&2u64.to_be_bytes());
+        s[31] = 0x5a;
+        s
+    });
+    assert_eq!(kp.id(), net.ids[1]);
+    let hb = Heartbeat::sign(&kp, net.nodes[0].network(), net.now, 0, [0; 32], [1; 32], 1);
+    let msg = || Message::Gossip(Gossip::Heartbeat(hb.clone()));
+    let from = net.ids[1];
+    assert_eq!(
+        net.nodes[0].handle_message(net.now, from, msg()),
+        Acceptance::Accept
+    );
+    assert_eq!(
+        net.nodes[0].handle_message(net.now, from, msg()),
+        Acceptance::Ignore
+    );
+    let mut forged = hb.clone();
+    forged.events = 2;
+    assert_eq!(
+        net.nodes[0].handle_message(net.now, from, Message::Gossip(Gossip::Heartbeat(forged))),
+        Acceptance::Reject
+    );
+}
+
+#[test]
+fn peer_exchange_answers_cannot_grow_the_peer_book_without_bound() {
+    let mut net = Net::new(2);
+    let a = &mut net.nodes[0];
+    // Node 0 asks node 1 whom it knows; "node 1" answers with thousands of made-up peers.
+    a.handle_timeout(T0 + 3_100);
+    let mut id = None;
+    while let Some(t) = a.poll_transmit() {
+        if let Message::Request {
+            id: rid,
+            body: Request::Peers,
+        } = t.message
+        {
+            id = Some(rid);
+        }
+    }
+    let id = id.expect("a peer exchange request");
+    let fake: Vec<_> = (0..10_000u32)
+        .map(|k| {
+            let mut m = [0u8; 32];
+            m[..4].copy_from_slice(&k.to_be_bytes());
+            (m.to_vec().into(), vec![format!("/ip4/127.0.0.1/tcp/{k}")])
+        })
+        .collect();
+    let from = net.ids[1];
+    net.nodes[0].handle_message(
+        T0 + 3_100,
+        from,
+        Message::Response {
+            id,
+            body: Response::Peers { peers: fake },
+        },
+    );
+    assert!(net.nodes[0].peers().iter().count() <= MAX_KNOWN_PEERS);
+}
+
+#[test]
+fn a_range_the_ledger_let_go_of_is_read_from_the_archive() {
+    let mut net = Net::new(3);
+    let author = net.ids[0];
+    // Post and let finality run until node 0 prunes part of author 0's feed.
+    let mut k = 0;
+    while net.nodes[0].ledger().pruned() == 0 {
+        net.submit(k as usize % 3, k);
+        k += 1;
+        net.run_until(net.now + 100);
+        assert!(k < 2_000, "no pruning");
+    }
+    let len = net.nodes[0].ledger().feed_len(&author);
+    assert!(
+        (0..len).any(|s| net.nodes[0].ledger().feed_event(&author, s).is_none()),
+        "author 0's feed still whole in memory"
+    );
+    let from = net.ids[1];
+    net.nodes[0].handle_message(
+        net.now,
+        from,
+        Message::Request {
+            id: RequestId(4_242),
+            body: Request::Range {
+                author: author.0.to_vec().into(),
+                from_seq: 0,
+                max: 10_000,
+            },
+        },
+    );
+    // The replica asks the driver to read the log, then answers with the whole range.
+    let mut asked = false;
+    while let Some(e) = net.nodes[0].poll_event() {
+        if matches!(e, Event::ReadArchive { from_seq: 0, .. }) {
+            asked = true;
+        }
+        net.on_event(0, e);
+    }
+    assert!(asked, "no archive read for a pruned range");
+    let mut got = None;
+    while let Some(t) = net.nodes[0].poll_transmit() {
+        if let Message::Response {
+            id: RequestId(4_242),
+            body: Response::Events { events },
+        } = t.message
+        {
+            got = Some(events.len() as u64);
+        }
+    }
+    assert_eq!(got, Some(len.min(512)));
+}
+
+#[test]
+fn an_ejected_members_messages_are_refused() {
+    let mut net = Net::new(3);
+    // Node 2 equivocates: two events at one seq reach node 0.
+    net.run_until(net.now + 1_000);
+    let g = genesis();
+    let mut evil = Author::from_seed(&g, 3);
+    let _ = evil.register(&g, "n2", T0);
+    let a = evil.next(net.now, Body::Thought(sentence(1)));
+    let b = evil.sign_at(
+        a.seq(),
+        a.header.prev,
+        net.now + 1,
+        Body::Thought(sentence(2)),
+    );
+    let evil_id = net.ids[2];
+    let Reply::Ingested(r) = net.nodes[0]
+        .handle_command(net.now, Command::Ingest { events: vec![a, b] })
+        .unwrap()
+    else {
+        panic!("not ingested");
+    };
+    net.pump();
+    assert_eq!((r.admitted, r.rejected), (1, 1), "{r:?}");
+    let st = net.nodes[0]
+        .ledger()
+        .state()
+        .account(&evil_id)
+        .unwrap()
+        .status;
+    assert_eq!(st, web4fed_core::state::Status::Ejected);
+    assert!(net.nodes[0].peers().blocked.contains(&evil_id));
+    let hb = Heartbeat::sign(
+        &evil.keypair,
+        net.nodes[0].network(),
+        net.now + 5,
+        0,
+        [0; 32],
+        [2; 32],
+        9,
+    );
+    let verdict =
+        net.nodes[0].handle_message(net.now, evil_id, Message::Gossip(Gossip::Heartbeat(hb)));
+    assert_eq!(verdict, Acceptance::Reject);
+    let _ = net.index(&evil_id);
+}

@@ -1,13 +1,12 @@
 //! `web4fed run` (the daemon) and `web4fed demo` (a local three-node federation).
 
-use crate::client::Api;
 use libp2p::Multiaddr;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use web4fed_core::testkit::sentence;
+use web4fed_harness::{wait_every, Node};
 use web4fed_node::{Adversary, NodeSettings};
 use web4fed_store::node_dir::{NodeConfig, NodeDir};
 
@@ -115,41 +114,6 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// A free TCP port on loopback (bound, then released for the child to take).
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-struct Member {
-    name: &'static str,
-    api: Api,
-    child: Child,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> bool,
-) -> Result<Duration, String> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return Ok(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(format!("timed out after {timeout:?} waiting for {what}"))
-}
-
 /// `web4fed demo`: three nodes as separate processes on loopback, each posting thoughts,
 /// until all three hold every event and the same state root.
 pub fn demo(
@@ -163,96 +127,60 @@ pub fn demo(
     std::fs::create_dir_all(&base)?;
     let exe = std::env::current_exe()?;
     let names = ["legion", "thor", "sprout"];
-    let mut members: Vec<Member> = Vec::new();
-    let mut first_addr: Option<String> = None;
+    let mut members: Vec<Node> = Vec::new();
     println!("web4fed demo: three nodes under {}", base.display());
     for name in names {
         let d = base.join(name);
         if !NodeDir::new(&d).key().exists() {
             crate::commands::init_quiet(&d, name, 12, None, "ai", None)?;
         }
-        let p2p = free_port()?;
-        let api_port = free_port()?;
-        let listen = format!("/ip4/127.0.0.1/tcp/{p2p}");
-        let log = std::fs::File::create(d.join("node.log"))?;
-        let mut cmd = Command::new(&exe);
-        cmd.arg("run")
-            .arg("--dir")
-            .arg(&d)
-            .args([
-                "--listen",
-                &listen,
-                "--api",
-                &format!("127.0.0.1:{api_port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(log);
-        if let Some(a) = &first_addr {
-            cmd.args(["--peer", a]);
-        }
-        let child = cmd.spawn()?;
-        first_addr.get_or_insert(listen);
-        let api = Api::new(&format!("http://127.0.0.1:{api_port}"), Some(&d), None);
+        let _ = std::fs::remove_file(d.join("node.log"));
+        let mut node = Node::new(&exe, &d, name);
+        let peers: Vec<String> = members.first().map(Node::addr).into_iter().collect();
+        node.spawn(&peers, &[])?;
         println!(
-            "  {name:<7} api http://127.0.0.1:{api_port}  p2p 127.0.0.1:{p2p}  log {}",
+            "  {name:<7} api {}  p2p {}:{}  log {}",
+            node.url(""),
+            node.ip,
+            node.p2p,
             d.join("node.log").display()
         );
-        members.push(Member { name, api, child });
+        members.push(node);
     }
-    let status = |m: &Member| -> Option<Value> {
-        m.api
-            .get("/v1/status")
-            .ok()
-            .filter(|(s, _)| *s == 200)
-            .map(|(_, v)| v)
-    };
-    let t = wait_for(
-        "the three APIs and the mesh",
-        Duration::from_secs(30),
-        || {
-            members
-                .iter()
-                .all(|m| status(m).is_some_and(|v| v["peers_connected"].as_u64() >= Some(2)))
-        },
-    )?;
+    let every = Duration::from_millis(20);
+    let t = wait_every("the three APIs and the mesh", every, || {
+        members.iter().all(|m| {
+            m.status()
+                .is_some_and(|v| v["peers_connected"].as_u64() >= Some(2))
+        })
+    })?;
     println!("mesh formed in {:.2?}", t);
     // Registrations first, so every member is known everywhere before thoughts flow.
-    wait_for(
-        "registrations to replicate",
-        Duration::from_secs(30),
-        || {
-            members
-                .iter()
-                .all(|m| status(m).is_some_and(|v| v["members"].as_u64() == Some(3)))
-        },
-    )?;
+    wait_every("registrations to replicate", every, || {
+        members
+            .iter()
+            .all(|m| m.status().is_some_and(|v| v["members"].as_u64() == Some(3)))
+    })?;
     let start = Instant::now();
     for i in 0..thoughts {
         for (k, m) in members.iter().enumerate() {
             let text = sentence(i * 3 + k as u64 + 1_000 * std::process::id() as u64);
-            let (st, v) = m
-                .api
-                .post("/v1/thoughts", &serde_json::json!({"content": text}))?;
+            let body = serde_json::json!({"content": text}).to_string();
+            let (st, v) = m.post("/v1/thoughts", "application/json", body.as_bytes())?;
             if st != 201 {
                 return Err(format!("{} refused a thought: {st} {v}", m.name).into());
             }
         }
     }
     let expected = 3 + 3 * thoughts;
-    let t = wait_for(
-        "every node to hold every event",
-        Duration::from_secs(30),
-        || {
-            members
-                .iter()
-                .all(|m| status(m).is_some_and(|v| v["events"].as_u64() == Some(expected)))
-        },
-    )?;
-    let _ = t;
+    let refs: Vec<&Node> = members.iter().collect();
+    wait_every("every node to hold every event", every, || {
+        web4fed_harness::agree(&refs, Some(expected))
+    })?;
     let replicated = start.elapsed();
     let roots: Vec<(String, Value)> = members
         .iter()
-        .map(|m| (m.name.to_string(), status(m).unwrap_or(Value::Null)))
+        .map(|m| (m.name.clone(), m.status().unwrap_or(Value::Null)))
         .collect();
     println!(
         "{} thoughts posted ({} per node) and replicated to all three in {:.2?}",

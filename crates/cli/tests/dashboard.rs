@@ -7,7 +7,7 @@
 mod common;
 
 use base64::Engine;
-use common::{agent, sentence, start_federation, wait, Node, DEADLINE};
+use common::{agent, sentence, start_federation, wait, Node, NodeExt, DEADLINE};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{agent, agree, sentence, start_federation, wait, web4fed, Node};
+use common::{agent, agree, sentence, start_federation, wait, web4fed, Node, NodeExt};
 use serde_json::Value;
 use std::path::Path;
 

@@ -8,86 +8,36 @@
 
 mod common;
 
-use common::{agree, genesis, median_p99, run_ok, sentence, start_federation, wait, web4fed, Node};
+use common::{
+    agree, genesis, median_p99, run_ok, sentence, start_federation, wait, web4fed, Node, NodeExt,
+};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
+use web4fed_harness::run_cmd;
 
 /// Subnet of the test hosts: private, used only inside namespaces this test creates.
 const SUBNET: &str = "10.77.0";
 
-fn run(cmd: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", cmd.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}: {}",
-            cmd.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// Namespaces `w4f<tag>-<i>` with veth pairs on bridge `w4fbr<tag>`; removed on drop.
+/// The test hosts (namespaces on a bridge, from the shared harness) and the partitions made
+/// between them.
 struct Hosts {
+    net: web4fed_harness::Netns,
     tag: String,
-    names: Vec<String>,
 }
 
 impl Hosts {
     fn ns(&self, i: usize) -> String {
-        format!("w4f{}-{i}", self.tag)
+        self.net.ns(i)
     }
-    fn ip(i: usize) -> String {
-        format!("{SUBNET}.{}", 11 + i)
-    }
-    fn bridge(&self) -> String {
-        format!("w4fbr{}", self.tag)
+    fn ip(&self, i: usize) -> String {
+        self.net.ip(i)
     }
 
     fn create(n: usize) -> Result<Self, String> {
-        let tag = format!("{}", std::process::id() % 10_000);
-        let mut h = Self {
-            tag,
-            names: Vec::new(),
-        };
-        let br = h.bridge();
-        run(&["ip", "link", "add", &br, "type", "bridge"])?;
-        h.names.push(String::new()); // marks the bridge as created
-        run(&["ip", "addr", "add", &format!("{SUBNET}.1/24"), "dev", &br])?;
-        run(&["ip", "link", "set", &br, "up"])?;
-        for i in 0..n {
-            let ns = h.ns(i);
-            run(&["ip", "netns", "add", &ns])?;
-            h.names.push(ns.clone());
-            let host_end = format!("w4f{}v{i}", h.tag);
-            run(&[
-                "ip", "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns",
-                &ns,
-            ])?;
-            run(&["ip", "link", "set", &host_end, "master", &br, "up"])?;
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                &ns,
-                "ip",
-                "addr",
-                "add",
-                &format!("{}/24", Self::ip(i)),
-                "dev",
-                "eth0",
-            ])?;
-            run(&[
-                "ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up",
-            ])?;
-            run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
-        }
-        Ok(h)
+        Ok(Self {
+            net: web4fed_harness::Netns::create("w4f", SUBNET, n)?,
+            tag: format!("{}", std::process::id() % 10_000),
+        })
     }
 
     /// Drops all traffic between host `i` and the hosts in `others`, inside `i`'s namespace.
@@ -95,7 +45,7 @@ impl Hosts {
         let ns = self.ns(i);
         let set = others
             .iter()
-            .map(|o| Self::ip(*o))
+            .map(|o| self.ip(*o))
             .collect::<Vec<_>>()
             .join(", ");
         let rules = format!(
@@ -103,7 +53,7 @@ impl Hosts {
         );
         let file = std::env::temp_dir().join(format!("w4f-{}-part.nft", self.tag));
         std::fs::write(&file, rules).map_err(|e| e.to_string())?;
-        run(&[
+        run_cmd(&[
             "ip",
             "netns",
             "exec",
@@ -115,7 +65,7 @@ impl Hosts {
     }
 
     fn heal(&self, i: usize) -> Result<(), String> {
-        run(&[
+        run_cmd(&[
             "ip",
             "netns",
             "exec",
@@ -129,21 +79,11 @@ impl Hosts {
     }
 }
 
-impl Drop for Hosts {
-    fn drop(&mut self) {
-        for (i, ns) in self.names.iter().filter(|n| !n.is_empty()).enumerate() {
-            let _ = run(&["ip", "netns", "del", ns]);
-            let _ = run(&["ip", "link", "del", &format!("w4f{}v{i}", self.tag)]);
-        }
-        let _ = run(&["ip", "link", "del", &self.bridge()]);
-    }
-}
-
 fn place(nodes: &mut [Node], hosts: Option<&Hosts>) {
     for (i, n) in nodes.iter_mut().enumerate() {
         match hosts {
             Some(h) => {
-                n.ip = Hosts::ip(i);
+                n.ip = h.ip(i);
                 n.netns = Some(h.ns(i));
                 // On a non-loopback address the API demands the token: every request here
                 // carries it, which exercises that path too.

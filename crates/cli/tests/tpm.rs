@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{agree, run_ok, start_federation, wait, web4fed, Node};
+use common::{agree, run_ok, start_federation, wait, web4fed, Node, NodeExt};
 use serde_json::Value;
 use std::time::Instant;
 use web4fed_tpm::swtpm::{LocalCa, SwTpm};

@@ -521,7 +521,7 @@ pub fn fold(log: &Path, reverse: bool) -> CmdResult {
     let started = Instant::now();
     let mut l = Ledger::new(g.clone());
     let now = u64::MAX / 4;
-    let results = l.handle_batch(now, events.clone());
+    let results = fold_all(&mut l, now, events.clone());
     let fold_ms = started.elapsed().as_secs_f64() * 1e3;
     let admitted = results.iter().filter(|r| r.is_ok()).count();
     let s = l.state();
@@ -565,7 +565,7 @@ pub fn fold(log: &Path, reverse: bool) -> CmdResult {
         let mut order = events;
         order.sort_by_key(|e| (std::cmp::Reverse(e.author()), e.seq()));
         let mut r = Ledger::new(g);
-        r.handle_batch(now, order);
+        fold_all(&mut r, now, order);
         let rr = hex::encode(r.state_root());
         if rr != root {
             return Err(format!("the same events in another order give another root: {rr}").into());
@@ -573,4 +573,24 @@ pub fn fold(log: &Path, reverse: bool) -> CmdResult {
         println!("reordered   same root");
     }
     Ok(())
+}
+
+/// Hands a whole log to a ledger in batches of the size it takes, discarding its outputs
+/// (offline checks persist nothing). Returns each event's admission.
+fn fold_all(
+    l: &mut Ledger,
+    now: u64,
+    events: Vec<web4fed_core::event::Event>,
+) -> Vec<Result<web4fed_core::ledger::Admission, web4fed_core::ledger::InsertError>> {
+    let mut out = Vec::with_capacity(events.len());
+    let mut it = events.into_iter().peekable();
+    while it.peek().is_some() {
+        let chunk: Vec<_> = it
+            .by_ref()
+            .take(web4fed_core::ledger::MAX_BATCH_EVENTS)
+            .collect();
+        out.extend(l.handle_batch(now, chunk));
+        while l.poll_output().is_some() {}
+    }
+    out
 }

@@ -1,4 +1,5 @@
 //! `web4fed`: the node daemon and command-line tool.
+#![forbid(unsafe_code)]
 
 mod bench;
 mod bench_floor;

@@ -1,7 +1,7 @@
 //! Signed wire wrappers: the envelope that carries an event from the member that sends it,
 //! and the heartbeat each node sends every second.
 //!
-//! The envelope makes forwarding accountable (DESIGN.md, principle 5): an honest node only
+//! The envelope makes forwarding accountable (evidence, not accusation): an honest node only
 //! wraps events whose signatures it verified, so an envelope signed by its sender that carries
 //! an event with a forged signature is self-certifying evidence against the sender.
 

@@ -6,6 +6,7 @@
 //! bounded by a named limit and checked before anything is allocated.
 
 use crate::codec::{DecodeError, Reader, Writer};
+pub use crate::evidence::Evidence;
 use crate::identity::{Keypair, MemberId, SIGNATURE_LEN};
 use crate::pow::Pow;
 use sha2::{Digest, Sha256};
@@ -218,11 +219,11 @@ impl SignedHeader {
             .author
             .verify(&self.header.signing_bytes(network), &self.signature)
     }
-    fn write(&self, w: &mut Writer) {
+    pub(crate) fn write(&self, w: &mut Writer) {
         w.raw(&self.header.encode());
         w.raw(&self.signature);
     }
-    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             header: Header::read(r)?,
             signature: r.array("signature")?,
@@ -284,35 +285,6 @@ pub struct Validate {
     pub score_micro: u32,
     /// Which scorer produced it.
     pub scorer: String,
-}
-
-/// Self-certifying proof against a member.
-// Always held boxed (in `Body` and `Output`), so the size difference costs nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Evidence {
-    /// Two different signed headers with one author and one seq.
-    Equivocation {
-        /// One header.
-        a: SignedHeader,
-        /// The other.
-        b: SignedHeader,
-    },
-    /// An envelope signed by its sender that carried an event with a forged signature.
-    ForgedEnvelope(crate::envelope::Envelope),
-    /// Two different finality votes of one member for one epoch.
-    DoubleVote(crate::finality::Vote, crate::finality::Vote),
-}
-
-impl Evidence {
-    /// The member the evidence is against.
-    pub fn accused(&self) -> MemberId {
-        match self {
-            Self::Equivocation { a, .. } => a.header.author,
-            Self::ForgedEnvelope(e) => e.sender,
-            Self::DoubleVote(a, _) => a.signer,
-        }
-    }
 }
 
 /// The body of an event.
@@ -385,22 +357,7 @@ impl Body {
                 w.u64(*amount_milli);
             }
             Self::Vouch { subject } => w.raw(&subject.0),
-            Self::Evidence(e) => match e.as_ref() {
-                Evidence::Equivocation { a, b } => {
-                    w.u8(0);
-                    a.write(&mut w);
-                    b.write(&mut w);
-                }
-                Evidence::ForgedEnvelope(env) => {
-                    w.u8(1);
-                    env.write(&mut w);
-                }
-                Evidence::DoubleVote(a, b) => {
-                    w.u8(2);
-                    a.write(&mut w);
-                    b.write(&mut w);
-                }
-            },
+            Self::Evidence(e) => e.write(&mut w),
         }
         w.finish()
     }
@@ -495,26 +452,9 @@ impl Body {
                 let subject = MemberId(r.array("subject")?);
                 Self::Vouch { subject }
             }
-            Kind::Evidence => match r.u8("evidence_kind")? {
-                0 => {
-                    let a = SignedHeader::read(&mut r)?;
-                    let b = SignedHeader::read(&mut r)?;
-                    Self::Evidence(Box::new(Evidence::Equivocation { a, b }))
-                }
-                1 => Self::Evidence(Box::new(Evidence::ForgedEnvelope(
-                    crate::envelope::Envelope::read(&mut r, MAX_CARRIED_EVENT_BYTES)?,
-                ))),
-                2 => Self::Evidence(Box::new(Evidence::DoubleVote(
-                    crate::finality::Vote::read(&mut r)?,
-                    crate::finality::Vote::read(&mut r)?,
-                ))),
-                _ => {
-                    return Err(DecodeError::Invalid {
-                        field: "evidence_kind",
-                        reason: "unknown evidence kind",
-                    })
-                }
-            },
+            Kind::Evidence => {
+                Self::Evidence(Box::new(Evidence::read(&mut r, MAX_CARRIED_EVENT_BYTES)?))
+            }
         };
         r.finish("body")?;
         Ok(body)
@@ -661,7 +601,7 @@ impl Event {
     }
 }
 
-/// A position in the canonical total order of events (DESIGN.md, principle 2): timestamp,
+/// A position in the canonical total order of events (every node folds in it): timestamp,
 /// then author, then seq. Within one feed timestamps never decrease, so this order agrees
 /// with every feed's own order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

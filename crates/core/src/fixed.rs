@@ -1,4 +1,5 @@
-//! Fixed-point arithmetic for everything that feeds a state root (DESIGN.md, principle 4).
+//! Fixed-point arithmetic for everything that feeds a state root: no floating point and no
+//! platform `ln`, so an x86 workstation and an ARM board compute the same root.
 //!
 //! Trust and coherence are in millionths (`MICRO`), ATP in thousandths (`MILLI`), time in
 //! milliseconds. No `f64` and no platform `ln`: an x86-64 workstation and an ARM board compute

@@ -4,8 +4,9 @@
 //! setting. The genesis hash is the network id: it is committed in every PoW and every event
 //! signature, and peers of different networks refuse each other.
 //!
-//! All values are integers (principle 4). Trust and coherence are in millionths, ATP in
-//! thousandths, durations in milliseconds. Defaults are DESIGN.md's parameter table.
+//! All values are integers, so every architecture computes the same roots. Trust and coherence are in millionths, ATP in
+//! thousandths, durations in milliseconds. Defaults are the
+//! parameters docs/PROTOCOL.md lists.
 
 use crate::codec::Writer;
 use crate::fixed::{DAY_MS, HOUR_MS, MICRO, MILLI};

@@ -69,9 +69,15 @@ pub const BASE_SNAPSHOT_EVERY_CHECKPOINTS: u64 = 6;
 /// bound each 30 s would add another copy of the state. Eight span four minutes of event
 /// time; when finality resumes, pruning waits for candidates older than the new floor.
 pub const MAX_BASE_CANDIDATES: usize = 8;
-/// Most outputs waiting to be drained; the driver drains after every call, so reaching this
-/// means a driver bug. Beyond it the oldest are dropped, never unbounded growth.
-pub const MAX_OUTPUTS: usize = 65_536;
+/// Most events one call admits: a longer batch has the rest refused with
+/// [`InsertError::BatchTooLarge`] (drivers cut their input into batches of this size and
+/// drain between them). Together with the pools' bounds this bounds the outputs one call can
+/// queue: each event admitted (from the batch, the orphan pool or the future pool) gives one
+/// output, plus a proof or a certificate now and then.
+pub const MAX_BATCH_EVENTS: usize = 16_384;
+/// The most outputs one call can queue (see [`MAX_BATCH_EVENTS`]); the driver drains after
+/// every call, so more waiting at once is a driver bug, which debug builds assert.
+pub const MAX_OUTPUTS: usize = MAX_BATCH_EVENTS + MAX_ORPHANS + MAX_FUTURE + 1_024;
 
 /// Why an event was not admitted. Network input produces these; none of them panics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,6 +127,12 @@ pub enum InsertError {
     PoolFull {
         /// Which pool.
         pool: &'static str,
+    },
+    /// The batch holds more events than one call admits.
+    #[error("batch longer than {max} events: the rest was not looked at")]
+    BatchTooLarge {
+        /// The most one call admits.
+        max: usize,
     },
 }
 
@@ -406,9 +418,11 @@ impl Ledger {
     }
 
     fn push_output(&mut self, o: Output) {
-        if self.outputs.len() >= MAX_OUTPUTS {
-            self.outputs.pop_front();
-        }
+        // Never dropped: an output lost is an event acknowledged but not persisted.
+        debug_assert!(
+            self.outputs.len() < MAX_OUTPUTS,
+            "outputs not drained between calls"
+        );
         self.outputs.push_back(o);
     }
 
@@ -452,7 +466,15 @@ impl Ledger {
         events: impl Iterator<Item = (Event, bool)>,
     ) -> Vec<Result<Admission, InsertError>> {
         let out = events
-            .map(|(e, checked)| self.admit_checked(now_ms, Arc::new(e), checked))
+            .enumerate()
+            .map(|(i, (e, checked))| {
+                if i >= MAX_BATCH_EVENTS {
+                    return Err(InsertError::BatchTooLarge {
+                        max: MAX_BATCH_EVENTS,
+                    });
+                }
+                self.admit_checked(now_ms, Arc::new(e), checked)
+            })
             .collect();
         self.settle();
         out
@@ -1392,12 +1414,6 @@ impl Ledger {
             return Some(self.state.root_at(&self.genesis, end));
         }
         self.epoch_roots.get(&e).copied()
-    }
-
-    /// The state root projected to logical time `t` (no earlier than the head).
-    pub fn state_root_at(&self, t: u64) -> [u8; 32] {
-        self.state
-            .root_at(&self.genesis, t.max(self.state.head_ms()))
     }
 
     /// Events waiting for a predecessor, and events waiting for their time.

@@ -10,6 +10,7 @@ pub mod attest;
 pub mod codec;
 pub mod envelope;
 pub mod event;
+pub mod evidence;
 pub mod finality;
 pub mod fixed;
 pub mod genesis;

@@ -321,5 +321,6 @@ pub fn insert_error_name(e: &InsertError) -> &'static str {
         InsertError::AuthorEquivocated { .. } => "author_equivocated",
         InsertError::PoolFull { .. } => "pool_full",
         InsertError::BeyondHorizon { .. } => "beyond_horizon",
+        InsertError::BatchTooLarge { .. } => "batch_too_large",
     }
 }

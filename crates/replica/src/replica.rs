@@ -18,7 +18,7 @@ use web4fed_core::event::{Body, Event as SignedEvent, EventId, Evidence};
 use web4fed_core::finality::Certificate;
 use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::{Keypair, MemberId};
-use web4fed_core::ledger::{Admission, InsertError, Ledger, Output};
+use web4fed_core::ledger::{Admission, InsertError, Ledger, Output, MAX_BATCH_EVENTS};
 use web4fed_core::state::Status;
 use web4fed_core::verdict::{Ignored, Verdict};
 
@@ -393,20 +393,27 @@ impl Replica {
         events: Vec<SignedEvent>,
         source: Source,
     ) -> Vec<Result<Admission, InsertError>> {
-        let stamps: Vec<(MemberId, web4fed_core::event::Kind)> =
-            events.iter().map(|e| (e.author(), e.header.kind)).collect();
-        let results = self.ledger.handle_batch(now_ms, events);
-        for ((author, kind), r) in stamps.into_iter().zip(&results) {
-            if let Err(e) = r {
-                self.events.push_back(Event::Rejected {
-                    author,
-                    kind,
-                    error: e.clone(),
-                    source,
-                });
+        let mut results = Vec::with_capacity(events.len());
+        let mut events = events.into_iter().peekable();
+        // In batches the ledger takes whole, drained between: its outputs stay bounded.
+        while events.peek().is_some() {
+            let chunk: Vec<SignedEvent> = events.by_ref().take(MAX_BATCH_EVENTS).collect();
+            let stamps: Vec<(MemberId, web4fed_core::event::Kind)> =
+                chunk.iter().map(|e| (e.author(), e.header.kind)).collect();
+            let rs = self.ledger.handle_batch(now_ms, chunk);
+            for ((author, kind), r) in stamps.into_iter().zip(&rs) {
+                if let Err(e) = r {
+                    self.events.push_back(Event::Rejected {
+                        author,
+                        kind,
+                        error: e.clone(),
+                        source,
+                    });
+                }
             }
+            self.drain_ledger(now_ms, source);
+            results.extend(rs);
         }
-        self.drain_ledger(now_ms, source);
         results
     }
 

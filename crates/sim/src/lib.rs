@@ -809,13 +809,10 @@ impl Sim {
         let now = self.local_now(n);
         let node = &self.nodes[n];
         let mut l = Ledger::new(self.cfg.genesis.clone());
-        l.handle_batch(
-            now,
-            node.durable
-                .iter()
-                .map(|e| (**e).clone())
-                .collect::<Vec<_>>(),
-        );
+        for chunk in node.durable.chunks(web4fed_core::ledger::MAX_BATCH_EVENTS) {
+            l.handle_batch(now, chunk.iter().map(|e| (**e).clone()).collect::<Vec<_>>());
+            while l.poll_output().is_some() {}
+        }
         for c in &node.certs {
             l.restore_certificate(c.clone());
         }

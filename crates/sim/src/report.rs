@@ -116,6 +116,15 @@ pub fn summarise(name: &str, outcomes: &[Outcome]) -> Summary {
     }
 }
 
+/// The finality column: p50/p99, or a dash where nothing was certified.
+fn finality_cell(certified: u64, f: (u64, u64)) -> String {
+    if certified == 0 {
+        "–".into()
+    } else {
+        format!("{}/{}", f.0, f.1)
+    }
+}
+
 fn hex16(b: &[u8; 32]) -> String {
     b[..8].iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -181,7 +190,7 @@ pub fn markdown(summaries: &[Summary], command: &str) -> String {
         };
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {}/{} | {} | {} | {:.1} | {:.1} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {}/{} | {} | {} | {:.1} | {:.1} | {:.0} | {} | {} | {} |",
             s.name,
             s.nodes,
             s.seeds.len(),
@@ -193,6 +202,8 @@ pub fn markdown(summaries: &[Summary], command: &str) -> String {
             s.push_per_event,
             s.per_event.0,
             s.per_event.1,
+            s.certified,
+            finality_cell(s.certified, s.finality),
             finding(s)
         );
     }

@@ -117,7 +117,15 @@ fn the_same_seed_gives_the_same_report() {
         }
         text
     };
-    assert_eq!(make(), make());
+    let text = make();
+    assert_eq!(text, make());
+    // Every row of the table has as many cells as its header.
+    let table: Vec<&str> = text.lines().filter(|l| l.starts_with("| ")).collect();
+    let cells = |l: &str| l.matches(" | ").count();
+    assert!(table.len() > names.len());
+    for row in &table {
+        assert_eq!(cells(row), cells(table[0]), "{row}");
+    }
 }
 
 /// Seeds that found bugs. Each failed before its fix.

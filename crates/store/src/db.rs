@@ -254,14 +254,6 @@ impl Store {
         self.set_meta("last_vote", &epoch.to_be_bytes())
     }
 
-    /// Proofs stored.
-    pub fn proof_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM proofs", [], |r| r.get(0))?;
-        Ok(n as u64)
-    }
-
     /// Up to `max` events of one feed from `from_seq` on, in seq order, as wire bytes: how a
     /// node serves the history its ledger has pruned from memory.
     pub fn feed_range(

@@ -13,6 +13,7 @@
 //! TPM, the same package against `/dev/tpmrm0`). This keeps the binary free of C libraries,
 //! so it still cross-builds for aarch64 without an aarch64 TSS; the cost is a process per TPM
 //! command, about 10 ms each on swtpm.
+#![forbid(unsafe_code)]
 
 use aes::cipher::{AsyncStreamCipher, KeyIvInit};
 use hmac::{Hmac, Mac};

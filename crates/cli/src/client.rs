@@ -40,6 +40,16 @@ impl Api {
         }
     }
 
+    /// The dashboard's address with the token in the fragment (which browsers never send):
+    /// the page trades it for a session cookie and drops it from the address bar.
+    pub fn dashboard_url(&self) -> Result<String, String> {
+        let t = self
+            .token
+            .as_ref()
+            .ok_or("no API token: pass --dir DIR (or --token-file FILE)")?;
+        Ok(format!("{}/#token={t}", self.base))
+    }
+
     fn finish(
         &self,
         r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
@@ -73,11 +83,11 @@ impl Api {
 }
 
 fn fail(status: u16, v: &Value) -> String {
-    let msg = v["message"].as_str().unwrap_or("request failed");
+    let msg = text(&v["message"], "request failed");
     match v["layer"].as_u64() {
         Some(layer) => format!(
             "{status}: {msg} (layer {layer}, rule {})",
-            v["rule"].as_str().unwrap_or("?")
+            text(&v["rule"], "?")
         ),
         None => format!("{status}: {msg}"),
     }
@@ -105,8 +115,8 @@ pub fn submit(api: &Api, content: &str, json: bool) -> Result<(), String> {
     } else {
         println!(
             "{} {} (seq {})",
-            v["verdict"].as_str().unwrap_or("?"),
-            v["id"].as_str().unwrap_or("?"),
+            text(&v["verdict"], "?"),
+            text(&v["id"], "?"),
             v["seq"]
         );
     }
@@ -124,21 +134,17 @@ pub fn status(api: &Api, json: bool) -> Result<(), String> {
         print_json(&v);
         return Ok(());
     }
-    println!(
-        "{}  {}",
-        v["name"].as_str().unwrap_or("?"),
-        v["lct"].as_str().unwrap_or("?")
-    );
-    println!("network     {}", v["network"].as_str().unwrap_or("?"));
+    println!("{}  {}", text(&v["name"], "?"), text(&v["lct"], "?"));
+    println!("network     {}", text(&v["network"], "?"));
     println!(
         "events      {}  members {}  corpus {}",
         v["events"], v["members"], v["corpus"]
     );
-    println!("state root  {}", v["state_root"].as_str().unwrap_or("?"));
+    println!("state root  {}", text(&v["state_root"], "?"));
     println!(
         "epoch       {}  root {}",
         v["epoch"],
-        v["epoch_root"].as_str().unwrap_or("-")
+        text(&v["epoch_root"], "-")
     );
     println!(
         "peers       {} connected, {} agreeing",
@@ -147,7 +153,7 @@ pub fn status(api: &Api, json: bool) -> Result<(), String> {
     let me = &v["me"];
     println!(
         "me          {} trust {:.6} ATP {:.3} violations {}",
-        me["status"].as_str().unwrap_or("?"),
+        text(&me["status"], "?"),
         me["trust"].as_f64().unwrap_or(0.0),
         me["atp"].as_f64().unwrap_or(0.0),
         me["violations"]
@@ -169,7 +175,7 @@ pub fn peers(api: &Api, json: bool) -> Result<(), String> {
     for p in v["peers"].as_array().into_iter().flatten() {
         println!(
             "{:<12} {:<10} {:<6} {:<12} {:<14} {}",
-            p["name"].as_str().unwrap_or("-"),
+            text(&p["name"], "-"),
             p["connected"],
             p["down"],
             match p["root_matches"].as_bool() {
@@ -180,7 +186,7 @@ pub fn peers(api: &Api, json: bool) -> Result<(), String> {
             p["last_heartbeat_ms_ago"]
                 .as_u64()
                 .map_or("-".into(), |ms| format!("{ms} ms ago")),
-            p["peer_id"].as_str().unwrap_or("?"),
+            text(&p["peer_id"], "?"),
         );
     }
     Ok(())
@@ -194,12 +200,12 @@ pub fn thoughts(api: &Api, limit: usize, json: bool) -> Result<(), String> {
         return Ok(());
     }
     for t in v["thoughts"].as_array().into_iter().flatten() {
-        let verdict = t["verdict"]["verdict"].as_str().unwrap_or("?");
+        let verdict = text(&t["verdict"]["verdict"], "?");
         println!(
             "{:<10} {:<10} {}",
-            t["name"].as_str().unwrap_or("-"),
+            text(&t["name"], "-"),
             verdict,
-            t["content"].as_str().unwrap_or("")
+            text(&t["content"], "")
         );
     }
     Ok(())
@@ -214,7 +220,7 @@ pub fn state(api: &Api, json: bool) -> Result<(), String> {
     }
     println!(
         "state root {}  ({} events)",
-        v["state_root"].as_str().unwrap_or("?"),
+        text(&v["state_root"], "?"),
         v["events"]
     );
     println!(
@@ -224,13 +230,13 @@ pub fn state(api: &Api, json: bool) -> Result<(), String> {
     for a in v["accounts"].as_array().into_iter().flatten() {
         println!(
             "{:<12} {:<4} {:>9.6} {:>10.3} {:>4} {:<8} {}",
-            a["name"].as_str().unwrap_or("-"),
-            a["level"].as_str().unwrap_or("?"),
+            text(&a["name"], "-"),
+            text(&a["level"], "?"),
             a["trust"].as_f64().unwrap_or(0.0),
             a["atp"].as_f64().unwrap_or(0.0),
             a["violations"],
-            a["status"].as_str().unwrap_or("?"),
-            a["lct"].as_str().unwrap_or("?"),
+            text(&a["status"], "?"),
+            text(&a["lct"], "?"),
         );
     }
     Ok(())
@@ -245,7 +251,7 @@ pub fn finality(api: &Api, limit: usize, export: Option<&Path>, json: bool) -> R
             .and_then(|a| a.first())
             .ok_or("no certificate yet")?;
         let epoch = latest["epoch"].as_u64().unwrap_or(0);
-        let bytes = hex::decode(latest["certificate_hex"].as_str().unwrap_or(""))
+        let bytes = hex::decode(text(&latest["certificate_hex"], ""))
             .map_err(|e| format!("certificate_hex: {e}"))?;
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         std::fs::write(dir.join(format!("cert-{epoch}.bin")), bytes).map_err(|e| e.to_string())?;
@@ -280,16 +286,46 @@ pub fn finality(api: &Api, limit: usize, export: Option<&Path>, json: bool) -> R
             .as_array()
             .into_iter()
             .flatten()
-            .map(|s| s["name"].as_str().unwrap_or("?").to_string())
+            .map(|s| text(&s["name"], "?").to_string())
             .collect();
         println!(
             "{:>12} {:<18} {:>8} {:>10}  {}",
             c["epoch"],
-            &c["root"].as_str().unwrap_or("?")[..16],
+            &text(&c["root"], "?")[..16],
             share,
             latency,
             names.join(", ")
         );
     }
     Ok(())
+}
+
+/// A string from the node, safe to print on a terminal: control characters (escape sequences
+/// that could move the cursor, recolour or retitle the terminal) are shown escaped.
+fn text(v: &Value, default: &str) -> String {
+    printable(v.as_str().unwrap_or(default))
+}
+
+/// Escapes control characters (as `\u{1b}` and the like) and keeps everything else.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escape_sequences_are_shown_not_obeyed() {
+        assert_eq!(printable("ok \u{1b}[2Jx\n"), "ok \\u{1b}[2Jx\\u{a}");
+        assert_eq!(printable("plain ünïcode"), "plain ünïcode");
+    }
 }

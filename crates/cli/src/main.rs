@@ -172,6 +172,12 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Prints the address that opens a node's dashboard in a browser (with the token in the
+    /// fragment, which the page exchanges for a session cookie).
+    Dashboard {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// A running node's identity, counts, root and peers.
     Status {
         #[command(flatten)]
@@ -255,7 +261,8 @@ struct ApiArgs {
     /// The node's API.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     api: String,
-    /// The node directory, to read its api.token (needed when the API is not on loopback).
+    /// The node directory, to read its api.token (every request but the dashboard page
+    /// carries it, on loopback too).
     #[arg(long)]
     dir: Option<PathBuf>,
     /// A file holding the API token.
@@ -349,6 +356,11 @@ fn main() -> ExitCode {
         Command::Submit { content, api } => {
             client::submit(&api.client(), &content, api.json).map_err(Into::into)
         }
+        Command::Dashboard { api } => api
+            .client()
+            .dashboard_url()
+            .map(|url| println!("{url}"))
+            .map_err(Into::into),
         Command::Status { api } => client::status(&api.client(), api.json).map_err(Into::into),
         Command::Peers { api } => client::peers(&api.client(), api.json).map_err(Into::into),
         Command::Thoughts { limit, api } => {
@@ -377,7 +389,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", client::printable(&e.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -232,7 +232,10 @@ fn dashboard_shows_members_roots_and_live_thoughts_in_a_browser() {
     });
 
     let mut b = Browser::launch(&bin, &tmp.path().join("chromium-profile"));
-    b.call("Page.navigate", json!({"url": nodes[0].url("/")}));
+    // As `web4fed dashboard` opens it: the token in the fragment buys a session cookie.
+    let token = nodes[0].token.clone().expect("the node's token");
+    let page = nodes[0].url(&format!("/#token={token}"));
+    b.call("Page.navigate", json!({"url": page}));
     let points = b.wait_for(
         "the history to load",
         "window.__historyPoints ?? null",

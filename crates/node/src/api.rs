@@ -1,10 +1,11 @@
 //! The operator HTTP API (axum). Handlers send commands to the node task over a bounded
 //! channel and wait for its answer, so reads and writes see one consistent state.
 //!
-//! On a loopback address the API is open; on any other address every request must carry
-//! `Authorization: Bearer <DIR/api.token>`. Errors are JSON: `{"error", "message", ...}`,
-//! naming the field or the defence layer at fault.
+//! Every request but the dashboard page carries `Authorization: Bearer <DIR/api.token>` or a
+//! dashboard session cookie, on loopback too (see [`crate::auth`]). Errors are JSON:
+//! `{"error", "message", ...}`, naming the field or the defence layer at fault.
 
+use crate::auth::{Access, Denied};
 use crate::command::{Command, Query, Submitted};
 use crate::metrics::Metrics;
 use axum::body::Bytes;
@@ -107,7 +108,7 @@ struct AppState {
     tx: mpsc::Sender<Command>,
     metrics: Arc<Metrics>,
     live: broadcast::Sender<Arc<str>>,
-    token: Option<Arc<String>>,
+    access: Arc<Access>,
 }
 
 /// Reads `DIR/api.token`, creating it (mode 0600, 32 random bytes as hex) if missing. The
@@ -150,21 +151,23 @@ pub fn load_or_create_token(
     }
 }
 
-/// The router, for tests and for [`serve`]. `token` is required on every request when set.
+/// The router, for tests and for [`serve`]. Every route but the dashboard page demands the
+/// token or a session (see [`crate::auth`]).
 pub fn router(
     tx: mpsc::Sender<Command>,
     metrics: Arc<Metrics>,
     live: broadcast::Sender<Arc<str>>,
-    token: Option<String>,
+    access: Arc<Access>,
 ) -> Router {
     let state = AppState {
         tx,
         metrics,
         live,
-        token: token.map(Arc::new),
+        access,
     };
     Router::new()
         .route("/", get(dashboard))
+        .route("/v1/session", post(session))
         .route("/v1/thoughts", post(submit).get(thoughts))
         .route("/v1/state", get(|s: State<AppState>| ask(s, Query::State)))
         .route(
@@ -202,35 +205,48 @@ pub fn router(
         .with_state(state)
 }
 
+fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 async fn auth(
     State(s): State<AppState>,
     headers: HeaderMap,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(token) = &s.token {
-        // Browsers cannot put a header on a page load or an EventSource, so the dashboard
-        // may carry the token as `?token=` instead.
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| {
-                req.uri()
-                    .query()
-                    .into_iter()
-                    .flat_map(|q| q.split('&'))
-                    .find_map(|kv| kv.strip_prefix("token="))
-            });
-        if given != Some(token.as_str()) {
-            return ApiError::new(
+    let public = req.method() == axum::http::Method::GET && req.uri().path() == "/";
+    let bearer = header(&headers, header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer "));
+    let checked = s.access.check(
+        header(&headers, header::HOST),
+        header(&headers, header::ORIGIN),
+        bearer,
+        header(&headers, header::COOKIE),
+        public,
+    );
+    if let Err(d) = checked {
+        return match d {
+            Denied::Unauthorized => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "this API is not on loopback: send Authorization: Bearer <DIR/api.token>",
-            )
-            .into_response();
+                "send Authorization: Bearer <DIR/api.token> (or open the dashboard through `web4fed dashboard`)",
+            ),
+            Denied::ForeignHost => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_host",
+                "the Host header must name this node's loopback address",
+            ),
+            Denied::ForeignOrigin => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_origin",
+                "requests from other sites' pages are refused",
+            ),
         }
+        .into_response();
     }
+    let Ok(_permit) = s.access.requests.clone().try_acquire_owned() else {
+        return busy().into_response();
+    };
     next.run(req).await
 }
 
@@ -242,14 +258,54 @@ pub async fn serve(
     live: broadcast::Sender<Arc<str>>,
     token: String,
 ) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error + Send + Sync>> {
-    let token = (!addr.ip().is_loopback()).then_some(token);
-    let app = router(tx, metrics, live, token);
+    let app = router(tx, metrics, live, Arc::new(Access::new(token, addr)));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(%e, "API server stopped");
         }
     }))
+}
+
+/// `POST /v1/session` with the bearer token: a session cookie for the dashboard (HttpOnly,
+/// SameSite=Strict), so the page and its live stream never carry the token in a URL.
+async fn session(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let bearer = header(&headers, header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer "));
+    if !bearer.is_some_and(|t| s.access.token_ok(t)) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a session is granted for the bearer token only",
+        ));
+    }
+    let id = s.access.new_session().map_err(|e| ApiError::internal(&e))?;
+    let cookie = format!(
+        "{}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        crate::auth::SESSION_COOKIE,
+        crate::auth::SESSION_TTL.as_secs()
+    );
+    Ok((
+        StatusCode::CREATED,
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"expires_in_s": crate::auth::SESSION_TTL.as_secs()})),
+    )
+        .into_response())
+}
+
+/// Refuses a body whose declared type is not `want`: a web page can send a simple form post
+/// without asking first, but not one of these types.
+fn content_type(headers: &HeaderMap, want: &str) -> Result<(), ApiError> {
+    match header(headers, header::CONTENT_TYPE) {
+        Some(ct) if ct.split(';').next().is_some_and(|t| t.trim() == want) => Ok(()),
+        other => Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            body: json!({
+                "error": "invalid_request",
+                "field": "content-type",
+                "message": format!("expected {want}, got {}", other.unwrap_or("none")),
+            }),
+        }),
+    }
 }
 
 /// The node's command queue is full: 503, never an unbounded wait.
@@ -307,8 +363,10 @@ fn body_error(e: &axum::extract::rejection::BytesRejection, limit: usize) -> Api
 
 async fn submit(
     State(s): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
+    content_type(&headers, "application/json")?;
     let body = body.map_err(|e| body_error(&e, MAX_REQUEST_BYTES))?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))?;
@@ -409,8 +467,10 @@ fn decode_frames<T, E: std::fmt::Display>(
 /// event's wire bytes, repeated). Answers how many were admitted, known, waiting or rejected.
 async fn ingest(
     State(s): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    content_type(&headers, "application/octet-stream")?;
     let body = body.map_err(|e| body_error(&e, MAX_INGEST_BYTES))?;
     let (events, malformed, first_bad) =
         decode_frames(frames(&body, MAX_EVENT_BYTES, "event")?, Event::decode);
@@ -429,8 +489,10 @@ async fn ingest(
 /// after checking it). Answers how many were accepted, already known or rejected.
 async fn votes(
     State(s): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    content_type(&headers, "application/octet-stream")?;
     let body = body.map_err(|e| body_error(&e, MAX_INGEST_BYTES))?;
     let (votes, malformed, first_bad) =
         decode_frames(frames(&body, MAX_VOTE_BYTES, "vote")?, Vote::decode);
@@ -444,7 +506,12 @@ async fn votes(
 }
 
 /// `POST /v1/peers` with `{"addr": "/ip4/A.B.C.D/tcp/PORT"}`: dial a peer now.
-async fn dial(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn dial(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    content_type(&headers, "application/json")?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))?;
     let Some(addr) = v.get("addr").and_then(Value::as_str) else {
@@ -476,11 +543,22 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
 /// Server-sent events for the dashboard: every admitted or rejected event, partitions and
 /// heals as they happen, and a snapshot of members and totals once a second. A client that
 /// falls more than [`crate::live::LIVE_BUFFER`] messages behind is told how many it missed.
-async fn live_feed(State(s): State<AppState>) -> impl IntoResponse {
+async fn live_feed(State(s): State<AppState>) -> Result<Response, ApiError> {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
+    // The permit lives as long as the stream: at most MAX_LIVE_STREAMS at once.
+    let permit = s.access.streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} live streams are open already",
+                crate::auth::MAX_LIVE_STREAMS
+            ),
+        )
+    })?;
     let rx = s.live.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    let stream = futures::stream::unfold((rx, permit), |(mut rx, permit)| async move {
         let ev = match rx.recv().await {
             Ok(msg) => Event::default().data(&*msg),
             Err(RecvError::Lagged(n)) => {
@@ -488,9 +566,11 @@ async fn live_feed(State(s): State<AppState>) -> impl IntoResponse {
             }
             Err(RecvError::Closed) => return None,
         };
-        Some((Ok::<_, std::convert::Infallible>(ev), rx))
+        Some((Ok::<_, std::convert::Infallible>(ev), (rx, permit)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 async fn dashboard() -> Response {

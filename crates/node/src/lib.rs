@@ -10,7 +10,8 @@
 //! | `swarm.rs` | the libp2p behaviour, topics, peer ↔ member ids |
 //! | `persist.rs` | writing what the replica asks to persist |
 //! | `command.rs` | typed commands and queries between the API and the node task |
-//! | `api.rs` | HTTP: routes, auth, bodies, status codes |
+//! | `api.rs` | HTTP: routes, bodies, status codes |
+//! | `auth.rs` | who may use the API: token, sessions, Host and Origin, concurrency |
 //! | `views.rs` | JSON views of the node |
 //! | `live.rs` | the dashboard's live feed, history and recent thoughts |
 //! | `metrics.rs` | Prometheus metrics |
@@ -21,6 +22,7 @@
 
 mod adversary;
 pub mod api;
+pub mod auth;
 pub mod command;
 pub mod driver;
 pub mod live;

@@ -36,12 +36,20 @@ fn the_api_refuses_what_a_web_page_or_a_stranger_could_send() {
 
     // The token is required on loopback too, and never taken from the URL.
     let (st, v) = status_with(&n, &[]);
-    assert_eq!((st, v["error"].as_str()), (401, Some("unauthorized")), "{v}");
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (401, Some("unauthorized")),
+        "{v}"
+    );
     let mut r = agent()
         .get(n.url(&format!("/v1/status?token={token}")))
         .call()
         .unwrap();
-    assert_eq!(r.status().as_u16(), 401, "a token in the URL is not a token");
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "a token in the URL is not a token"
+    );
     let _ = r.body_mut().read_to_string();
     let (st, _) = status_with(&n, &[bearer.clone()]);
     assert_eq!(st, 200);
@@ -50,23 +58,39 @@ fn the_api_refuses_what_a_web_page_or_a_stranger_could_send() {
 
     // A DNS-rebinding page names its own host; another site's page says so in Origin.
     let (st, v) = status_with(&n, &[bearer.clone(), ("Host", "evil.example:80".into())]);
-    assert_eq!((st, v["error"].as_str()), (403, Some("forbidden_host")), "{v}");
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (403, Some("forbidden_host")),
+        "{v}"
+    );
     let (st, v) = status_with(
         &n,
         &[bearer.clone(), ("Origin", "http://evil.example".into())],
     );
-    assert_eq!((st, v["error"].as_str()), (403, Some("forbidden_origin")), "{v}");
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (403, Some("forbidden_origin")),
+        "{v}"
+    );
 
     // A form post (text/plain) is refused before its body is read.
     let body = serde_json::json!({"content": sentence(1)}).to_string();
     let (st, v) = n
         .post("/v1/thoughts", "text/plain", body.as_bytes())
         .unwrap();
-    assert_eq!((st, v["field"].as_str()), (415, Some("content-type")), "{v}");
+    assert_eq!(
+        (st, v["field"].as_str()),
+        (415, Some("content-type")),
+        "{v}"
+    );
     let (st, v) = n
         .post("/v1/events", "application/json", b"\x00\x00\x00\x01x")
         .unwrap();
-    assert_eq!((st, v["field"].as_str()), (415, Some("content-type")), "{v}");
+    assert_eq!(
+        (st, v["field"].as_str()),
+        (415, Some("content-type")),
+        "{v}"
+    );
     let (st, v) = n.submit(&sentence(2));
     assert_eq!(st, 201, "{v}");
 

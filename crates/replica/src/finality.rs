@@ -1,8 +1,11 @@
 //! Finality timing: when to sign a vote, which votes and certificates to take, and retrying
 //! certificates this replica could not check yet.
 
+use crate::io::Counters;
 use crate::io::{Acceptance, Event, Source};
-use crate::limits::{PENDING_CERTS_MAX, VOTE_EPOCH_WINDOW};
+use crate::limits::{
+    FUTURE_EPOCH_MARGIN, PENDING_CERTS_MAX, PENDING_CERT_TRIES, VOTE_EPOCH_WINDOW,
+};
 use crate::replica::Replica;
 use crate::wire::Gossip;
 use web4fed_core::finality::{CertError, Certificate, Vote};
@@ -30,6 +33,11 @@ impl Replica {
         if !self.vote_in_window(now_ms, v.body.epoch) {
             return Acceptance::Ignore;
         }
+        // A vote from a key with no standing is dropped before its signature is checked.
+        if !self.is_member(&v.signer) {
+            Counters::bump(&mut self.counters.rejected, "vote_not_member");
+            return Acceptance::Ignore;
+        }
         let r = self.ledger.handle_vote(v);
         // A certificate these votes complete is published (`Local`): peers missing a vote
         // learn of it that way.
@@ -50,6 +58,10 @@ impl Replica {
         if self.ledger.final_epoch() >= Some(c.body.epoch) {
             return Acceptance::Ignore;
         }
+        if !self.plausible_certificate(now_ms, &c) {
+            Counters::bump(&mut self.counters.rejected, "implausible_certificate");
+            return Acceptance::Reject;
+        }
         match self.ledger.handle_certificate(c.clone()) {
             Ok(()) => {
                 self.drain_ledger(now_ms, Source::Gossip);
@@ -64,20 +76,31 @@ impl Replica {
         }
     }
 
+    /// The checks a certificate passes before the ledger spends a re-fold on it: an epoch not
+    /// beyond now (plus a margin for clocks), at least one signer, signers in order without
+    /// repeats, each a member here.
+    pub(crate) fn plausible_certificate(&self, now_ms: u64, c: &Certificate) -> bool {
+        let now_epoch = now_ms / self.genesis().epoch_ms;
+        c.body.epoch <= now_epoch + FUTURE_EPOCH_MARGIN
+            && !c.signatures.is_empty()
+            && c.signatures.windows(2).all(|w| w[0].0 < w[1].0)
+            && c.signatures.iter().all(|(m, _)| self.is_member(m))
+    }
+
     /// Tries the certificates this replica could not check yet, oldest first; keeps a
-    /// bounded few.
+    /// bounded few, each for a bounded number of tries.
     pub(crate) fn retry_certs(&mut self, now_ms: u64) {
         let mut pending = std::mem::take(&mut self.pending_certs);
-        pending.sort_by_key(|c| c.body.epoch);
+        pending.sort_by_key(|(c, _)| c.body.epoch);
         let mut keep = Vec::new();
         let mut changed = false;
-        for c in pending {
-            if self.ledger.final_epoch() >= Some(c.body.epoch) {
+        for (c, tries) in pending {
+            if self.ledger.final_epoch() >= Some(c.body.epoch) || tries >= PENDING_CERT_TRIES {
                 continue;
             }
             match self.ledger.handle_certificate(c.clone()) {
                 Ok(()) => changed = true,
-                Err(e) if retry_later(&e) => keep.push(c),
+                Err(e) if retry_later(&e) => keep.push((c, tries + 1)),
                 Err(_) => {}
             }
         }

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod attest;
+pub mod budget;
 mod finality;
 pub mod io;
 pub mod limits;

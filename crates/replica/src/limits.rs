@@ -82,3 +82,21 @@ pub const MAX_VOTE_BYTES: usize = 1_024;
 /// Peers known but not connected (learnt by peer exchange) kept in the peer book: a stranger
 /// answering with thousands of made-up peers fills this, not the node's memory.
 pub const MAX_KNOWN_PEERS: usize = 1_024;
+/// Requests a second a member may ask of us (a burst of ten seconds' worth): a sync round is
+/// three requests and its ranges, peer exchange one every few seconds; honest peers use a few.
+pub const MEMBER_REQUESTS_PER_SEC: u64 = 200;
+/// Bytes of events a second a member may push or gossip to us (each byte's event costs a
+/// signature check): far above what a member's own rate limit lets it write, since members
+/// also relay and bulk-ingest for others.
+pub const MEMBER_BYTES_PER_SEC: u64 = 16 * 1024 * 1024;
+/// Requests a second a peer that is not a member may ask: enough to register and sync.
+pub const NEWCOMER_REQUESTS_PER_SEC: u64 = 20;
+/// Bytes of events a second a peer that is not a member may hand us: a registration and then
+/// some; a stranger cannot make us verify megabytes of signatures.
+pub const NEWCOMER_BYTES_PER_SEC: u64 = 64 * 1024;
+/// Heartbeats that keep a certificate waiting to be checkable before it is dropped (a sync
+/// brings what it lacks well within this).
+pub const PENDING_CERT_TRIES: u32 = 20;
+/// Epochs past the current one a certificate or vote may name: beyond this it is refused
+/// without touching the ledger.
+pub const FUTURE_EPOCH_MARGIN: u64 = 2;

@@ -44,6 +44,10 @@ pub struct Peer {
     pub ranges_in_flight: u32,
     /// A summary request to it awaits its answer.
     pub summary_in_flight: bool,
+    /// What it may still cost us (made on first use).
+    pub budget: Option<crate::budget::PeerBudget>,
+    /// Requests and bytes refused for being over its budget.
+    pub over_budget: u64,
 }
 
 impl Peer {
@@ -64,6 +68,8 @@ impl Peer {
             last_sync_ms: None,
             ranges_in_flight: 0,
             summary_in_flight: false,
+            budget: None,
+            over_budget: 0,
         }
     }
 
@@ -122,6 +128,11 @@ impl PeerBook {
             return None;
         }
         Some(self.entry(m, now_ms))
+    }
+
+    /// Forgets a peer (one that is not a member, once it disconnects).
+    pub(crate) fn remove(&mut self, m: &MemberId) {
+        self.peers.remove(m);
     }
 
     /// One peer.

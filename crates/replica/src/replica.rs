@@ -65,7 +65,8 @@ pub struct Replica {
     pub(crate) last_periodic_sync_ms: u64,
     pub(crate) last_peer_exchange_ms: u64,
     pub(crate) last_vote: Option<u64>,
-    pub(crate) pending_certs: Vec<Certificate>,
+    /// Certificates not checkable yet, with how many heartbeats they have waited.
+    pub(crate) pending_certs: Vec<(Certificate, u32)>,
     /// Synced events waiting to be folded together (see `SYNC_BUFFER_MAX_BYTES`).
     pub(crate) sync_buffer: Vec<SignedEvent>,
     pub(crate) sync_buffer_bytes: usize,
@@ -162,6 +163,39 @@ impl Replica {
     /// Running totals, for metrics.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Whether a member is registered here and not ejected: only members may spend more
+    /// than the newcomer budget, send heartbeats and votes, or be dialled from peer records.
+    pub fn is_member(&self, m: &MemberId) -> bool {
+        self.ledger
+            .state()
+            .account(m)
+            .is_some_and(|a| a.status == Status::Active)
+    }
+
+    /// Charges a peer for `requests` requests and `bytes` bytes of events; false when that is
+    /// over its budget (the input is then refused, and counted).
+    pub(crate) fn charge(
+        &mut self,
+        now_ms: u64,
+        peer: MemberId,
+        requests: u64,
+        bytes: u64,
+    ) -> bool {
+        let member = self.is_member(&peer);
+        let p = self.peers.entry(peer, now_ms);
+        let b = match &mut p.budget {
+            Some(b) if b.member == member => b,
+            slot => slot.insert(crate::budget::PeerBudget::new(member, now_ms)),
+        };
+        let ok = (requests == 0 || b.requests.take(requests, now_ms))
+            && (bytes == 0 || b.bytes.take(bytes, now_ms));
+        if !ok {
+            p.over_budget += 1;
+            Counters::bump(&mut self.counters.rejected, "over_budget");
+        }
+        ok
     }
 
     /// The heartbeat period.
@@ -315,6 +349,9 @@ impl Replica {
             .collect();
         for id in gone {
             self.requests.remove(&id);
+        }
+        if !self.is_member(&peer) {
+            self.peers.remove(&peer);
         }
     }
 
@@ -560,6 +597,13 @@ impl Replica {
     ) -> VotesReport {
         let mut report = VotesReport::default();
         for v in votes {
+            if !self.is_member(&v.signer) {
+                report.rejected += 1;
+                report
+                    .first_error
+                    .get_or_insert_with(|| format!("signer {} is not a member", v.signer));
+                continue;
+            }
             if !self.vote_in_window(now_ms, v.body.epoch) {
                 report.rejected += 1;
                 report.first_error.get_or_insert_with(|| {
@@ -586,6 +630,9 @@ impl Replica {
     // ---- gossip in ---------------------------------------------------------------------
 
     fn on_envelope(&mut self, now_ms: u64, from: MemberId, env: Envelope) -> Acceptance {
+        if !self.charge(now_ms, from, 0, env.event.len() as u64) {
+            return Acceptance::Ignore;
+        }
         self.peers.entry(from, now_ms).last_delivery_ms = Some(now_ms);
         if !env.verify(&self.network) {
             Counters::bump(&mut self.counters.rejected, "bad_envelope_signature");
@@ -629,6 +676,12 @@ impl Replica {
             return Acceptance::Ignore;
         }
         let sender = hb.sender;
+        // Only members' heartbeats count (and make peer entries); one from a key we do not
+        // know as a member tells nothing, and may be a newcomer's we will know after a sync.
+        if !self.is_member(&sender) {
+            Counters::bump(&mut self.counters.rejected, "heartbeat_not_member");
+            return Acceptance::Ignore;
+        }
         // A replayed or reordered heartbeat tells nothing new (and must not be relayed).
         if self
             .peers
@@ -777,11 +830,18 @@ impl Replica {
     fn redial(&mut self, now_ms: u64) {
         let mut dials = Vec::new();
         let blocked = self.peers.blocked.clone();
+        let members: BTreeSet<MemberId> = self
+            .peers
+            .iter()
+            .map(|(m, _)| *m)
+            .filter(|m| self.is_member(m))
+            .collect();
         for (m, p) in self.peers.iter_mut() {
             if !p.connected
                 && !p.addrs.is_empty()
                 && now_ms >= p.next_dial_ms
                 && !blocked.contains(m)
+                && members.contains(m)
             {
                 dials.push((Some(*m), p.addrs.iter().cloned().collect()));
                 p.back_off(now_ms);

@@ -124,6 +124,15 @@ impl Replica {
     // ---- server ------------------------------------------------------------------------
 
     pub(crate) fn on_request(&mut self, now_ms: u64, from: MemberId, id: RequestId, req: Request) {
+        let bytes = match &req {
+            Request::Push { events } => events.iter().map(|e| e.len() as u64).sum(),
+            _ => 0,
+        };
+        if !self.charge(now_ms, from, 1, bytes) {
+            let message = "over budget: slow down".to_string();
+            self.respond(from, id, Response::Error { message });
+            return;
+        }
         let resp = match req {
             Request::Summary => Response::Summary {
                 feeds: self
@@ -314,7 +323,9 @@ impl Replica {
             Response::Certificates { items } => {
                 for item in items.iter().take(MAX_SYNC_CERTIFICATES) {
                     if let Ok(c) = Certificate::decode(item) {
-                        self.hold_certificate(c);
+                        if self.plausible_certificate(now_ms, &c) {
+                            self.hold_certificate(c);
+                        }
                     }
                 }
                 self.retry_certs(now_ms);
@@ -424,7 +435,8 @@ impl Replica {
             let Some(m) = member(&id) else {
                 continue;
             };
-            if m == self.me || self.peers.blocked.contains(&m) {
+            // Only members' records are kept: a stranger's list of made-up peers costs nothing.
+            if m == self.me || self.peers.blocked.contains(&m) || !self.is_member(&m) {
                 continue;
             }
             let Some(p) = self.peers.heard_of(m, now_ms) else {
@@ -443,9 +455,9 @@ impl Replica {
             && !self
                 .pending_certs
                 .iter()
-                .any(|p| p.body.epoch == c.body.epoch && p.body == c.body)
+                .any(|(p, _)| p.body.epoch == c.body.epoch && p.body == c.body)
         {
-            self.pending_certs.push(c);
+            self.pending_certs.push((c, 0));
         }
     }
 }

@@ -575,3 +575,126 @@ fn an_ejected_members_messages_are_refused() {
     assert_eq!(verdict, Acceptance::Reject);
     let _ = net.index(&evil_id);
 }
+
+#[test]
+fn strangers_heartbeats_and_votes_are_dropped_before_they_cost_anything() {
+    let mut net = Net::new(2);
+    let g = genesis();
+    let stranger = Author::from_seed(&g, 999);
+    let from = net.ids[1];
+    let hb = Heartbeat::sign(
+        &stranger.keypair,
+        net.nodes[0].network(),
+        net.now,
+        0,
+        [0; 32],
+        [3; 32],
+        1,
+    );
+    let v = net.nodes[0].handle_message(net.now, from, Message::Gossip(Gossip::Heartbeat(hb)));
+    assert_eq!(v, Acceptance::Ignore);
+    assert!(
+        net.nodes[0].peers().get(&stranger.id()).is_none(),
+        "a peer entry for a stranger"
+    );
+    let epoch = net.now / 200 - 1;
+    let body = web4fed_core::finality::VoteBody {
+        epoch,
+        prev: None,
+        root: [0; 32],
+        frontier: [0; 32],
+    };
+    let vote = web4fed_core::finality::Vote::sign(&stranger.keypair, net.nodes[0].network(), body);
+    let v = net.nodes[0].handle_message(net.now, from, Message::Gossip(Gossip::Vote(vote)));
+    assert_eq!(v, Acceptance::Ignore);
+    assert!(net.nodes[0].counters().rejected["vote_not_member"] >= 1);
+}
+
+#[test]
+fn implausible_certificates_are_refused_without_touching_the_ledger() {
+    let mut net = Net::new(2);
+    net.run_until(net.now + 1_000);
+    let from = net.ids[1];
+    let far = web4fed_core::finality::Certificate {
+        body: web4fed_core::finality::VoteBody {
+            epoch: net.now / 200 + 1_000,
+            prev: None,
+            root: [0; 32],
+            frontier: [0; 32],
+        },
+        frontier: Default::default(),
+        signatures: vec![(net.ids[0], [0; 64])],
+    };
+    let v = net.nodes[0].handle_message(
+        net.now,
+        from,
+        Message::Gossip(Gossip::Certificate(far.clone())),
+    );
+    assert_eq!(v, Acceptance::Reject);
+    let mut unsigned = far;
+    unsigned.body.epoch = net.now / 200 - 1;
+    unsigned.signatures.clear();
+    let v = net.nodes[0].handle_message(
+        net.now,
+        from,
+        Message::Gossip(Gossip::Certificate(unsigned)),
+    );
+    assert_eq!(v, Acceptance::Reject);
+    assert_eq!(
+        net.nodes[0].counters().rejected["implausible_certificate"],
+        2
+    );
+}
+
+#[test]
+fn a_stranger_gets_the_newcomer_budget_and_then_errors() {
+    let mut net = Net::new(1);
+    let g = genesis();
+    let stranger = Author::from_seed(&g, 4_321).id();
+    let mut answered = 0;
+    let mut refused = 0;
+    for k in 0..1_000u64 {
+        net.nodes[0].handle_message(
+            net.now,
+            stranger,
+            Message::Request {
+                id: RequestId(k),
+                body: Request::Summary,
+            },
+        );
+        while let Some(t) = net.nodes[0].poll_transmit() {
+            match t.message {
+                Message::Response {
+                    body: Response::Summary { .. },
+                    ..
+                } => answered += 1,
+                Message::Response {
+                    body: Response::Error { .. },
+                    ..
+                } => refused += 1,
+                _ => {}
+            }
+        }
+    }
+    let burst = web4fed_replica::limits::NEWCOMER_REQUESTS_PER_SEC * 10;
+    assert_eq!(answered, burst);
+    assert_eq!(refused, 1_000 - burst);
+    // A second later it may ask again, at the newcomer's rate.
+    let later = net.now + 1_000;
+    net.nodes[0].handle_message(
+        later,
+        stranger,
+        Message::Request {
+            id: RequestId(5_000),
+            body: Request::Summary,
+        },
+    );
+    let t = net.nodes[0].poll_transmit().unwrap();
+    assert!(matches!(
+        t.message,
+        Message::Response {
+            body: Response::Summary { .. },
+            ..
+        }
+    ));
+}

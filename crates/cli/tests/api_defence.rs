@@ -51,7 +51,7 @@ fn the_api_refuses_what_a_web_page_or_a_stranger_could_send() {
         "a token in the URL is not a token"
     );
     let _ = r.body_mut().read_to_string();
-    let (st, _) = status_with(&n, &[bearer.clone()]);
+    let (st, _) = status_with(&n, std::slice::from_ref(&bearer));
     assert_eq!(st, 200);
     let (st, _) = status_with(&n, &[("Authorization", format!("Bearer {token}x"))]);
     assert_eq!(st, 401);

@@ -12,8 +12,9 @@
 //! - **Gossip** stands for gossipsub: `FullMesh` sends a published message to every linked
 //!   peer (gossipsub's flood publish) and `Gossip { fanout }` to `fanout` random peers; a
 //!   receiver whose replica accepts the message relays it to [`MESH_DEGREE`] (or `fanout`)
-//!   random peers, as a gossipsub mesh does. Mesh maintenance, IHAVE gossip and peer scoring
-//!   are not modelled; messages the replica ignores or rejects are not relayed.
+//!   random peers, as a gossipsub mesh does (on a complete `FullMesh`, only votes and events:
+//!   see `Sim::relays`). Mesh maintenance, IHAVE gossip and peer scoring are not modelled;
+//!   messages the replica ignores or rejects are not relayed.
 //! - **Requests** (sync, push, peer exchange) travel as messages on the same links; a lost
 //!   one times out inside the replica.
 //! - **Network**: per-link latency (base plus uniform jitter, which also reorders), loss and
@@ -552,6 +553,9 @@ impl Sim {
         let verdict = self.nodes[to].replica.handle_message(now, sender, msg);
         self.drive(to);
         if let (Some(m), Acceptance::Accept) = (relay, verdict) {
+            if !self.relays(&m) {
+                return;
+            }
             let silent = matches!(
                 self.nodes[to].behaviour,
                 Behaviour::Silent | Behaviour::Sybil | Behaviour::SybilNoPow
@@ -559,6 +563,24 @@ impl Sim {
             if !silent {
                 self.publish(to, m, Some(from));
             }
+        }
+    }
+
+    /// Whether an accepted gossip message is relayed. With `Gossip { fanout }` everything is
+    /// (that is how it spreads). On a complete `FullMesh` every honest publisher already sent
+    /// it to every peer, and gossipsub drops the relayed copies as duplicates before they reach
+    /// the node; only votes and events are relayed there, since an adversary may have sent
+    /// those to some peers only (a double vote, an equivocation) and honest relays are how the
+    /// others learn of them. Heartbeats and certificates are not, which keeps large meshes
+    /// cheap to simulate without changing what any node learns.
+    fn relays(&self, m: &Message) -> bool {
+        match self.cfg.dissemination {
+            Dissemination::Gossip { .. } => true,
+            Dissemination::FullMesh if self.cfg.links.is_some() => true,
+            Dissemination::FullMesh => matches!(
+                m,
+                Message::Gossip(Gossip::Vote(_)) | Message::Gossip(Gossip::Event(_))
+            ),
         }
     }
 

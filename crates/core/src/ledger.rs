@@ -43,6 +43,18 @@ pub const MAX_ORPHANS: usize = 8_192;
 pub const MAX_ORPHANS_PER_AUTHOR: usize = 1_024;
 /// Most events waiting for the clock to reach their timestamp.
 pub const MAX_FUTURE: usize = 4_096;
+/// Most bytes of events in the orphan pool: 8,192 events of 100 KB would be 800 MB.
+pub const MAX_ORPHAN_BYTES: usize = 64 * 1024 * 1024;
+/// Most bytes of events in the future pool.
+pub const MAX_FUTURE_BYTES: usize = 64 * 1024 * 1024;
+/// Orphans of authors not registered here, at most (a quarter of the pool, in count and in
+/// bytes): keys that never registered cannot crowd out members' out-of-order events.
+pub const MAX_STRANGER_ORPHANS: usize = MAX_ORPHANS / 4;
+/// Events of one author waiting for their time.
+pub const MAX_FUTURE_PER_AUTHOR: usize = 256;
+/// How far ahead of the local clock an event may be dated and still wait for its time;
+/// beyond this it is refused (the author offers it again through sync once its time is near).
+pub const MAX_FUTURE_AHEAD_MS: u64 = 2 * 3_600_000;
 /// Folded items between snapshots: bounds the work of re-folding after a late arrival.
 pub const SNAPSHOT_EVERY: usize = 2_048;
 /// Snapshots kept; older ones are dropped (a re-fold behind them starts from genesis).
@@ -127,6 +139,12 @@ pub enum InsertError {
     PoolFull {
         /// Which pool.
         pool: &'static str,
+    },
+    /// Dated further ahead of this node's clock than it holds events for.
+    #[error("dated {ahead_ms} ms ahead of this node's clock: too far to hold")]
+    TooFarAhead {
+        /// How far ahead.
+        ahead_ms: u64,
     },
     /// The batch holds more events than one call admits.
     #[error("batch longer than {max} events: the rest was not looked at")]
@@ -306,7 +324,15 @@ pub struct Ledger {
     double_votes: BTreeMap<MemberId, Evidence>,
     evidence_checks: HashMap<EventId, Result<(), String>>,
     orphans: BTreeMap<(MemberId, u64), Arc<Event>>,
+    /// Bytes of the events in `orphans`.
+    orphan_bytes: usize,
+    /// Orphans whose author had no registration here when they came.
+    stranger_orphans: usize,
     future: BTreeMap<(u64, EventId), Arc<Event>>,
+    /// Bytes of the events in `future`.
+    future_bytes: usize,
+    /// Events in `future`, by author.
+    future_per_author: HashMap<MemberId, usize>,
     state: State,
     verdicts: HashMap<EventId, Verdict>,
     folded_upto: Option<(OrderKey, Item)>,
@@ -384,7 +410,11 @@ impl Ledger {
             double_votes: BTreeMap::new(),
             evidence_checks: HashMap::new(),
             orphans: BTreeMap::new(),
+            orphan_bytes: 0,
+            stranger_orphans: 0,
             future: BTreeMap::new(),
+            future_bytes: 0,
+            future_per_author: HashMap::new(),
             state: State::default(),
             verdicts: HashMap::new(),
             folded_upto: None,
@@ -488,6 +518,7 @@ impl Ledger {
                 break;
             }
             let ev = entry.remove();
+            self.future_left(&ev);
             // A released event that fails now failed for a reason unrelated to time; the
             // error was already reported when it was first handed in, so it is dropped here.
             let _ = self.admit(now_ms, ev);
@@ -632,9 +663,23 @@ impl Ledger {
         }
         let until = now_ms.saturating_add(self.genesis.max_future_skew_ms);
         if ev.timestamp_ms() > until {
-            if self.future.len() >= MAX_FUTURE {
+            let ahead_ms = ev.timestamp_ms() - now_ms;
+            if ahead_ms > MAX_FUTURE_AHEAD_MS {
+                return Err(InsertError::TooFarAhead { ahead_ms });
+            }
+            if self.future.len() >= MAX_FUTURE
+                || self.future_bytes + ev.bytes().len() > MAX_FUTURE_BYTES
+            {
                 return Err(InsertError::PoolFull { pool: "future" });
             }
+            let mine = self.future_per_author.entry(author).or_default();
+            if *mine >= MAX_FUTURE_PER_AUTHOR {
+                return Err(InsertError::PoolFull {
+                    pool: "per-author future",
+                });
+            }
+            *mine += 1;
+            self.future_bytes += ev.bytes().len();
             let until_ms = ev.timestamp_ms() - self.genesis.max_future_skew_ms;
             self.future.insert((ev.timestamp_ms(), ev.id()), ev);
             return Ok(Admission::FutureDated { until_ms });
@@ -645,12 +690,20 @@ impl Ledger {
         }
         self.append(ev)?;
         // Admit any orphans this unblocked, in feed order.
+        if seq == 0 {
+            // Orphans that waited for this registration are a member's now.
+            let lo = (author, 0);
+            let hi = (author, u64::MAX);
+            let n = self.orphans.range(lo..=hi).count();
+            self.stranger_orphans = self.stranger_orphans.saturating_sub(n);
+        }
         let mut seq = seq + 1;
         while let Some(o) = self.orphans.remove(&(author, seq)) {
             if o.timestamp_ms() > until {
                 self.orphans.insert((author, seq), o);
                 break;
             }
+            self.orphan_bytes -= o.bytes().len();
             if self.append(o).is_err() {
                 break;
             }
@@ -661,8 +714,16 @@ impl Ledger {
 
     fn park_orphan(&mut self, ev: Arc<Event>, need_seq: u64) -> Result<Admission, InsertError> {
         let author = ev.author();
-        if self.orphans.len() >= MAX_ORPHANS {
+        if self.orphans.len() >= MAX_ORPHANS
+            || self.orphan_bytes + ev.bytes().len() > MAX_ORPHAN_BYTES
+        {
             return Err(InsertError::PoolFull { pool: "orphan" });
+        }
+        let stranger = !self.feeds.contains_key(&author);
+        if stranger && self.stranger_orphans >= MAX_STRANGER_ORPHANS {
+            return Err(InsertError::PoolFull {
+                pool: "unregistered-author orphan",
+            });
         }
         let lo = (author, 0);
         let hi = (author, u64::MAX);
@@ -685,8 +746,21 @@ impl Ledger {
             self.add_proof(e, true);
             return Err(InsertError::Equivocation { seq });
         }
+        self.orphan_bytes += ev.bytes().len();
+        self.stranger_orphans += usize::from(stranger);
         self.orphans.insert((author, ev.seq()), ev);
         Ok(Admission::MissingPredecessor { need_seq })
+    }
+
+    /// Bookkeeping for an event leaving the future pool.
+    fn future_left(&mut self, ev: &Event) {
+        self.future_bytes -= ev.bytes().len();
+        if let Some(n) = self.future_per_author.get_mut(&ev.author()) {
+            *n -= 1;
+            if *n == 0 {
+                self.future_per_author.remove(&ev.author());
+            }
+        }
     }
 
     /// Appends the next event of a feed after checking the chain (and PoW at seq 0).

@@ -322,5 +322,6 @@ pub fn insert_error_name(e: &InsertError) -> &'static str {
         InsertError::PoolFull { .. } => "pool_full",
         InsertError::BeyondHorizon { .. } => "beyond_horizon",
         InsertError::BatchTooLarge { .. } => "batch_too_large",
+        InsertError::TooFarAhead { .. } => "too_far_ahead",
     }
 }

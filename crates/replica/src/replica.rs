@@ -660,9 +660,12 @@ impl Replica {
                 Acceptance::Ignore
             }
             // Not the relay's fault: the author's conflict with history pruned here.
-            Some(Err(InsertError::PoolFull { .. } | InsertError::BeyondHorizon { .. })) | None => {
-                Acceptance::Ignore
-            }
+            Some(Err(
+                InsertError::PoolFull { .. }
+                | InsertError::BeyondHorizon { .. }
+                | InsertError::TooFarAhead { .. },
+            ))
+            | None => Acceptance::Ignore,
             Some(Err(_)) => Acceptance::Reject,
         }
     }

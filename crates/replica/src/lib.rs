@@ -28,6 +28,7 @@
 mod attest;
 pub mod budget;
 mod finality;
+mod gossip;
 pub mod io;
 pub mod limits;
 pub mod peers;

@@ -1,0 +1,142 @@
+//! Gossip in (envelopes and heartbeats), heartbeats out, and liveness: which peers are down.
+
+use crate::io::{Acceptance, Counters, Event, Source};
+use crate::replica::Replica;
+use crate::wire::Gossip;
+use web4fed_core::envelope::{vv_digest, Envelope, Heartbeat};
+use web4fed_core::event::Event as SignedEvent;
+use web4fed_core::identity::MemberId;
+use web4fed_core::ledger::{Admission, InsertError};
+
+impl Replica {
+    // ---- gossip in ---------------------------------------------------------------------
+
+    pub(crate) fn on_envelope(&mut self, now_ms: u64, from: MemberId, env: Envelope) -> Acceptance {
+        if !self.charge(now_ms, from, 0, env.event.len() as u64) {
+            return Acceptance::Ignore;
+        }
+        self.peers.entry(from, now_ms).last_delivery_ms = Some(now_ms);
+        if !env.verify(&self.network) {
+            Counters::bump(&mut self.counters.rejected, "bad_envelope_signature");
+            return Acceptance::Reject;
+        }
+        let event = match SignedEvent::decode(&env.event) {
+            Ok(ev) if ev.verify(&self.network) => ev,
+            _ => {
+                // A validly signed envelope carrying a forgery: evidence against its sender.
+                let _ = self.ledger.handle_forged_envelope(env);
+                Counters::bump(&mut self.counters.rejected, "forged_inner_event");
+                self.drain_ledger(now_ms, Source::Gossip);
+                return Acceptance::Reject;
+            }
+        };
+        let results = self.ingest(now_ms, vec![event], Source::Gossip);
+        match results.into_iter().next() {
+            Some(Ok(Admission::Admitted)) => Acceptance::Accept,
+            Some(Ok(Admission::MissingPredecessor { .. })) => {
+                self.start_sync(now_ms, from);
+                Acceptance::Ignore
+            }
+            Some(Ok(_)) => Acceptance::Ignore,
+            Some(Err(InsertError::Equivocation { .. } | InsertError::AuthorEquivocated { .. })) => {
+                Acceptance::Ignore
+            }
+            // Not the relay's fault: the author's conflict with history pruned here.
+            Some(Err(
+                InsertError::PoolFull { .. }
+                | InsertError::BeyondHorizon { .. }
+                | InsertError::TooFarAhead { .. },
+            ))
+            | None => Acceptance::Ignore,
+            Some(Err(_)) => Acceptance::Reject,
+        }
+    }
+
+    pub(crate) fn on_heartbeat(
+        &mut self,
+        now_ms: u64,
+        from: MemberId,
+        hb: Heartbeat,
+    ) -> Acceptance {
+        if !hb.verify(&self.network) {
+            Counters::bump(&mut self.counters.rejected, "bad_heartbeat");
+            return Acceptance::Reject;
+        }
+        if hb.sender == self.me {
+            return Acceptance::Ignore;
+        }
+        let sender = hb.sender;
+        // Only members' heartbeats count (and make peer entries); one from a key we do not
+        // know as a member tells nothing, and may be a newcomer's we will know after a sync.
+        if !self.is_member(&sender) {
+            Counters::bump(&mut self.counters.rejected, "heartbeat_not_member");
+            return Acceptance::Ignore;
+        }
+        // A replayed or reordered heartbeat tells nothing new (and must not be relayed).
+        if self
+            .peers
+            .get(&sender)
+            .and_then(|p| p.heartbeat.as_ref())
+            .is_some_and(|h| h.sent_ms >= hb.sent_ms)
+        {
+            return Acceptance::Ignore;
+        }
+        self.counters.heartbeats += 1;
+        let matches = self.ledger.epoch_root(hb.epoch).map(|r| r == hb.root);
+        let differs = hb.vv_digest != vv_digest(&self.ledger.feed_heads());
+        let p = self.peers.entry(sender, now_ms);
+        p.last_heartbeat_ms = Some(now_ms);
+        p.root_matches = matches;
+        p.heartbeat = Some(hb);
+        let delivering = p.last_delivery_ms.is_some_and(|t| {
+            now_ms.saturating_sub(t) < crate::limits::SYNC_QUIET_AFTER_DELIVERY_MS
+        });
+        if differs && !delivering {
+            let target = if self.peers.is_connected(&sender) {
+                sender
+            } else {
+                from
+            };
+            self.start_sync(now_ms, target);
+        }
+        Acceptance::Accept
+    }
+
+    pub(crate) fn send_heartbeat(&mut self, now_ms: u64) {
+        let epoch = self.settled_epoch(now_ms);
+        let root = self.ledger.epoch_root(epoch).unwrap_or([0; 32]);
+        let hb = Heartbeat::sign(
+            &self.keypair,
+            &self.network,
+            now_ms,
+            epoch,
+            root,
+            vv_digest(&self.ledger.feed_heads()),
+            self.ledger.len() as u64,
+        );
+        self.gossip(Gossip::Heartbeat(hb));
+    }
+
+    /// A peer whose heartbeats stop is a partition (or a crash: the two look alike from
+    /// here); heartbeats resuming is a heal. Each change is reported once.
+    pub(crate) fn report_liveness(&mut self, now_ms: u64) {
+        let hb = self.heartbeat_ms;
+        let mut changes = Vec::new();
+        for (m, p) in self.peers.iter_mut() {
+            if p.last_heartbeat_ms.is_none() {
+                continue;
+            }
+            let down = p.is_down(now_ms, hb);
+            if down != p.reported_down {
+                p.reported_down = down;
+                changes.push((*m, down));
+            }
+        }
+        for (peer, down) in changes {
+            if down {
+                self.counters.partitions_seen += 1;
+            }
+            self.events.push_back(Event::Liveness { peer, down });
+        }
+    }
+}

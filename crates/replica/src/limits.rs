@@ -100,3 +100,6 @@ pub const PENDING_CERT_TRIES: u32 = 20;
 /// Epochs past the current one a certificate or vote may name: beyond this it is refused
 /// without touching the ledger.
 pub const FUTURE_EPOCH_MARGIN: u64 = 2;
+/// Settled checkpoints without a certificate after which a replica asks its peers, one per
+/// heartbeat, for the certificates it lacks (instead of waiting for the periodic sync).
+pub const FINALITY_LAG_CHECKPOINTS: u64 = 1;

@@ -6,8 +6,8 @@ use crate::io::{
     Transmit, VotesReport,
 };
 use crate::limits::{
-    BULK_QUEUE_MAX, HEARTBEAT_EPOCH_LAG, MAX_REQUESTS_IN_FLIGHT, REDIAL_BACKOFF_MIN_MS,
-    REQUEST_TIMEOUT_MS, SYNC_BUFFER_MAX_AGE_MS, TICK_MS,
+    BULK_QUEUE_MAX, FINALITY_LAG_CHECKPOINTS, HEARTBEAT_EPOCH_LAG, MAX_REQUESTS_IN_FLIGHT,
+    REDIAL_BACKOFF_MIN_MS, REQUEST_TIMEOUT_MS, SYNC_BUFFER_MAX_AGE_MS, TICK_MS,
 };
 use crate::peers::{Bootstrap, PeerBook};
 use crate::wire::{Gossip, Message, Request, RequestId, Response};
@@ -75,6 +75,8 @@ pub struct Replica {
     /// the challenge, or when it could not), and when we asked.
     pub(crate) challenges: BTreeMap<MemberId, (Vec<u8>, u64)>,
     pub(crate) answering: usize,
+    /// Whose turn it is to be asked while finality lags.
+    pub(crate) catch_up_turn: usize,
     /// Members already reported ejected.
     pub(crate) ejected: BTreeSet<MemberId>,
 }
@@ -127,6 +129,7 @@ impl Replica {
             sync_buffer_since_ms: None,
             challenges: BTreeMap::new(),
             answering: 0,
+            catch_up_turn: 0,
             ejected: BTreeSet::new(),
         };
         r.note_ejections();
@@ -209,6 +212,16 @@ impl Replica {
         (now_ms / self.genesis().epoch_ms).saturating_sub(1 + HEARTBEAT_EPOCH_LAG)
     }
 
+    /// Whether this replica's finality lags: no certificate for the last
+    /// [`FINALITY_LAG_CHECKPOINTS`] settled checkpoints (it missed votes and certificates, or
+    /// its fold differed until a sync).
+    pub fn finality_lags(&self, now_ms: u64) -> bool {
+        let g = self.genesis();
+        let lag = FINALITY_LAG_CHECKPOINTS * g.finality_every_epochs;
+        let behind = self.settled_checkpoint(now_ms).saturating_sub(lag);
+        self.ledger.final_epoch().is_none_or(|f| f < behind)
+    }
+
     /// The latest checkpoint settled enough to vote on.
     pub fn settled_checkpoint(&self, now_ms: u64) -> u64 {
         let settled = self.settled_epoch(now_ms);
@@ -257,6 +270,7 @@ impl Replica {
             self.next_heartbeat_ms = now_ms + self.heartbeat_ms;
             self.vote(now_ms);
             self.retry_certs(now_ms);
+            self.catch_up_finality(now_ms);
             self.send_heartbeat(now_ms);
         }
     }

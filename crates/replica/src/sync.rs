@@ -66,6 +66,22 @@ impl Replica {
         }
     }
 
+    /// While finality lags, a sync round (which asks for the certificates after ours) with the
+    /// next connected peer at every heartbeat, rotating so that one silent peer cannot hold it
+    /// up; in the steady state this sends nothing.
+    pub(crate) fn catch_up_finality(&mut self, now_ms: u64) {
+        if !self.finality_lags(now_ms) {
+            return;
+        }
+        let connected = self.peers.connected();
+        if connected.is_empty() {
+            return;
+        }
+        self.catch_up_turn = self.catch_up_turn.wrapping_add(1);
+        let pick = connected[self.catch_up_turn % connected.len()];
+        self.start_sync(now_ms, pick);
+    }
+
     /// Asks a few connected peers whom they know (rotating through them).
     pub(crate) fn exchange_peers(&mut self, now_ms: u64) {
         if now_ms.saturating_sub(self.last_peer_exchange_ms) < PEER_EXCHANGE_PERIOD_MS {

@@ -107,24 +107,30 @@ fn replicate_agree_and_catch_up_after_a_crash() {
         me["violations"], 0,
         "an honest node never signs a violation"
     );
+    let token = n.token.clone().unwrap();
     let st = agent()
         .get(n.url("/v1/nope"))
+        .header("Authorization", format!("Bearer {token}"))
         .call()
         .unwrap()
         .status()
         .as_u16();
     assert_eq!(st, 404);
+    let dir = n.dir.to_str().unwrap();
 
     // The CLI client commands against the running node.
     let out = web4fed()
-        .args(["state", "--json", "--api", &n.url("")])
+        .args(["state", "--json", "--api", &n.url(""), "--dir", dir])
         .output()
         .unwrap();
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["accounts"].as_array().unwrap().len(), 3);
     for cmd in ["status", "peers", "thoughts"] {
-        let out = web4fed().args([cmd, "--api", &n.url("")]).output().unwrap();
+        let out = web4fed()
+            .args([cmd, "--api", &n.url(""), "--dir", dir])
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{cmd}: {}",
@@ -132,7 +138,7 @@ fn replicate_agree_and_catch_up_after_a_crash() {
         );
     }
     let out = web4fed()
-        .args(["submit", "hi", "--api", &n.url("")])
+        .args(["submit", "hi", "--api", &n.url(""), "--dir", dir])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -290,9 +296,7 @@ fn metrics_parse_and_move() {
     let tmp = tempfile::tempdir().unwrap();
     let nodes = federation(tmp.path(), None);
     let scrape = |n: &Node| {
-        let mut r = agent().get(n.url("/metrics")).call().unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-        let text = r.body_mut().read_to_string().unwrap();
+        let text = n.get_text("/metrics").unwrap();
         parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
     };
     let before = scrape(&nodes[1]);

@@ -137,13 +137,7 @@ fn seed_test5_two_tpm_members_are_l5_on_every_node_and_forgeries_stay_l4() {
         for a in state["accounts"].as_array().unwrap() {
             assert_eq!(a["trust"], a["start_trust"], "{a}");
         }
-        let m = common::agent()
-            .get(&n.url("/metrics"))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap();
+        let m = n.get_text("/metrics").unwrap();
         if n.name != "sprout" {
             assert!(
                 m.contains("web4fed_attestations_total{kind=\"answered\"}"),

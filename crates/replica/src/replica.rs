@@ -364,7 +364,8 @@ impl Replica {
         for id in gone {
             self.requests.remove(&id);
         }
-        if !self.is_member(&peer) {
+        // A stranger is forgotten; an ejected member stays listed (blocked) for operators.
+        if !self.is_member(&peer) && !self.peers.blocked.contains(&peer) {
             self.peers.remove(&peer);
         }
     }

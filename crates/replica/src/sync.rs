@@ -67,18 +67,26 @@ impl Replica {
     }
 
     /// While finality lags, a sync round (which asks for the certificates after ours) with the
-    /// next connected peer at every heartbeat, rotating so that one silent peer cannot hold it
-    /// up; in the steady state this sends nothing.
+    /// next live peer at every heartbeat, rotating so that one slow peer cannot hold it up; in
+    /// the steady state this sends nothing.
     pub(crate) fn catch_up_finality(&mut self, now_ms: u64) {
         if !self.finality_lags(now_ms) {
             return;
         }
-        let connected = self.peers.connected();
-        if connected.is_empty() {
+        // Only peers whose heartbeats arrive: a request to one that is down is lost and holds
+        // its sync slot until it expires.
+        let hb = self.heartbeat_ms;
+        let live: Vec<MemberId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.connected && !p.is_down(now_ms, hb))
+            .map(|(m, _)| *m)
+            .collect();
+        if live.is_empty() {
             return;
         }
         self.catch_up_turn = self.catch_up_turn.wrapping_add(1);
-        let pick = connected[self.catch_up_turn % connected.len()];
+        let pick = live[self.catch_up_turn % live.len()];
         self.start_sync(now_ms, pick);
     }
 

@@ -8,7 +8,7 @@ use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::MemberId;
 use web4fed_core::ledger::Ledger;
 use web4fed_core::testkit::Author;
-use web4fed_replica::limits::{MAX_KNOWN_PEERS, MAX_REQUESTS_IN_FLIGHT, PEER_QUEUE_MAX};
+use web4fed_replica::limits::{MAX_KNOWN_PEERS, PEER_QUEUE_MAX};
 use web4fed_replica::{Config, Gossip, Message, Replica, Request, RequestId, Response, Topic};
 
 const T0: u64 = 1_767_225_600_000;
@@ -148,6 +148,5 @@ fuzz_target!(|data: &[u8]| {
             .peers()
             .iter()
             .all(|(_, p)| p.queue.len() <= PEER_QUEUE_MAX));
-        let _ = MAX_REQUESTS_IN_FLIGHT;
     }
 });

@@ -442,6 +442,20 @@ fn frames<'a>(mut body: &'a [u8], max: usize, what: &str) -> Result<Vec<&'a [u8]
     Ok(out)
 }
 
+/// A framed binary batch body (`POST /v1/events`, `POST /v1/votes`): its declared type, its
+/// size, its frames, then each frame decoded (see [`decode_frames`]).
+fn framed_batch<T, E: std::fmt::Display>(
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    max_frame: usize,
+    what: &str,
+    decode: impl Fn(&[u8]) -> Result<T, E>,
+) -> Result<(Vec<T>, u64, Option<String>), ApiError> {
+    content_type(headers, "application/octet-stream")?;
+    let body = body.map_err(|e| body_error(&e, MAX_INGEST_BYTES))?;
+    Ok(decode_frames(frames(&body, max_frame, what)?, decode))
+}
+
 /// Decodes every frame; returns the decoded items, how many did not decode and the first
 /// decoding error.
 fn decode_frames<T, E: std::fmt::Display>(
@@ -470,10 +484,8 @@ async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    content_type(&headers, "application/octet-stream")?;
-    let body = body.map_err(|e| body_error(&e, MAX_INGEST_BYTES))?;
     let (events, malformed, first_bad) =
-        decode_frames(frames(&body, MAX_EVENT_BYTES, "event")?, Event::decode);
+        framed_batch(&headers, body, MAX_EVENT_BYTES, "event", Event::decode)?;
     let r = command(&s, |reply| Command::Ingest { events, reply }).await?;
     Ok(Json(json!({
         "admitted": r.admitted,
@@ -492,10 +504,8 @@ async fn votes(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    content_type(&headers, "application/octet-stream")?;
-    let body = body.map_err(|e| body_error(&e, MAX_INGEST_BYTES))?;
     let (votes, malformed, first_bad) =
-        decode_frames(frames(&body, MAX_VOTE_BYTES, "vote")?, Vote::decode);
+        framed_batch(&headers, body, MAX_VOTE_BYTES, "vote", Vote::decode)?;
     let r = command(&s, |reply| Command::Votes { votes, reply }).await?;
     Ok(Json(json!({
         "accepted": r.accepted,

@@ -307,13 +307,12 @@ impl Node {
                     .map(|p| p.to_string())
                     .unwrap_or_default();
                 if down {
-                    self.live.partitions_seen += 1;
                     tracing::warn!(peer = %pid, %name, "peer unreachable (heartbeats stopped)");
                 } else {
                     tracing::info!(peer = %pid, %name, "partition healed (heartbeats resumed)");
                 }
                 let kind = if down { "partition" } else { "heal" };
-                let seen = self.live.partitions_seen;
+                let seen = self.replica.counters().partitions_seen;
                 self.live.emit(|| {
                     json!({"type": kind, "peer": pid, "name": name, "at_ms": now, "partitions_seen": seen})
                 });

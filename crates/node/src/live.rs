@@ -78,8 +78,6 @@ pub struct Live {
     pub recent: VecDeque<(Arc<Event>, Option<Verdict>)>,
     /// Certified epochs and when this node adopted them.
     pub finality_seen: VecDeque<(u64, u64)>,
-    /// Peers that went down, as reported.
-    pub partitions_seen: u64,
 }
 
 impl Live {
@@ -95,7 +93,6 @@ impl Live {
             history: VecDeque::new(),
             recent: VecDeque::new(),
             finality_seen: VecDeque::new(),
-            partitions_seen: 0,
         }
     }
 

@@ -115,7 +115,7 @@ impl Node {
             "at_ms": point.at_ms,
             "status": self.status_json(now),
             "final_epoch": l.final_epoch(),
-            "partitions_seen": self.live.partitions_seen,
+            "partitions_seen": self.replica.counters().partitions_seen,
             "totals": {
                 "admitted": point.admitted,
                 "rejected": self.live.rejected,
@@ -335,6 +335,6 @@ impl Node {
                 }),
             );
         }
-        json!({ "peers": out.into_values().collect::<Vec<_>>(), "partitions_seen": self.live.partitions_seen })
+        json!({ "peers": out.into_values().collect::<Vec<_>>(), "partitions_seen": self.replica.counters().partitions_seen })
     }
 }

@@ -19,11 +19,56 @@ use std::time::{Duration, Instant};
 /// Longest any wait lasts; reaching it is a failure, not a measurement.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A free TCP port on loopback (bound, then released for a child to take).
+/// A free TCP port on loopback for a child to take, chosen below the kernel's ephemeral range.
+///
+/// A port inside that range (what binding port 0 returns) can be handed to some process's
+/// outgoing connection between our release and the child's bind, and tests run in parallel
+/// processes make many connections; below the range only another listener can take it, and
+/// the random start makes two test processes unlikely to pick the same one.
+/// [`Node::spawn`] still retries with fresh ports when the child reports the port taken.
 pub fn free_port() -> u16 {
+    let (low, _) = ephemeral_range();
+    let span = u64::from(low.saturating_sub(FIRST_PORT)).max(1);
+    let start = random_u64();
+    for i in 0..PORT_TRIES {
+        let port = FIRST_PORT + ((start.wrapping_add(i * 7919)) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_or(0, |a| a.port())
+}
+
+/// Lowest port [`free_port`] hands out: above the registered services most machines run.
+const FIRST_PORT: u16 = 10_000;
+/// Ports [`free_port`] tries before falling back to one the kernel picks.
+const PORT_TRIES: u64 = 200;
+
+/// The kernel's ephemeral port range (Linux default when it cannot be read).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|x| x.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
+}
+
+/// A random number from the standard library's per-process hash keys, the clock and the pid
+/// (enough to spread test processes over ports; nothing depends on it being unpredictable).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// Polls `ok` every `every` until it holds (returning how long that took) or [`DEADLINE`]

@@ -102,8 +102,33 @@ impl Node {
     }
 
     /// Starts `web4fed run` with these peers and extra arguments, and waits until its API
-    /// answers (re-reading the token, which the node writes as it starts).
+    /// answers (re-reading the token, which the node writes as it starts). A child that exits
+    /// first fails at once with its log; one that found a port taken (another test process
+    /// bound it after [`crate::free_port`] chose it) is started again on fresh ports, unless
+    /// it runs in a namespace, whose ports are fixed.
     pub fn spawn(&mut self, peers: &[String], extra: &[&str]) -> Result<(), String> {
+        let mut tries = 0;
+        loop {
+            let seen = self.log().len();
+            match self.spawn_once(peers, extra) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let taken = self
+                        .log()
+                        .get(seen..)
+                        .is_some_and(|l| l.contains("Address already in use"));
+                    tries += 1;
+                    if !taken || self.netns.is_some() || tries >= PORT_RETRIES {
+                        return Err(e);
+                    }
+                    self.p2p = crate::free_port();
+                    self.api = crate::free_port();
+                }
+            }
+        }
+    }
+
+    fn spawn_once(&mut self, peers: &[String], extra: &[&str]) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -136,12 +161,19 @@ impl Node {
         }
         self.child = Some(cmd.spawn().map_err(|e| format!("{}: {e}", argv[0]))?);
         let token_file = self.dir.join("api.token");
+        let mut exited = None;
         let res = wait_every(
             &format!("{} API", self.name),
             Duration::from_millis(20),
             || {
                 if self.status().is_some() {
                     return true;
+                }
+                if let Some(c) = self.child.as_mut() {
+                    if let Ok(Some(st)) = c.try_wait() {
+                        exited = Some(st);
+                        return true;
+                    }
                 }
                 // Read again on every miss: an empty or missing file is not a token.
                 self.token = std::fs::read_to_string(&token_file)
@@ -151,6 +183,14 @@ impl Node {
                 false
             },
         );
+        if let Some(st) = exited {
+            self.child = None;
+            return Err(format!(
+                "{} exited before its API answered ({st})\n{}",
+                self.name,
+                self.log()
+            ));
+        }
         res.map(|_| ()).map_err(|e| format!("{e}\n{}", self.log()))
     }
 
@@ -312,6 +352,9 @@ impl Node {
         std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
     }
 }
+
+/// Starts a node whose chosen ports were taken at most this many times before giving up.
+const PORT_RETRIES: u32 = 5;
 
 impl Drop for Node {
     fn drop(&mut self) {

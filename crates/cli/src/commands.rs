@@ -594,3 +594,40 @@ fn fold_all(
     }
     out
 }
+
+/// `web4fed attack`: runs one attack class and prints its report as JSON.
+pub fn attack(
+    class: &str,
+    target: String,
+    api: String,
+    genesis: &Path,
+    token_file: Option<&Path>,
+    secs: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let class = web4fed_attack::Class::parse(class).ok_or_else(|| {
+        let names: Vec<&str> = web4fed_attack::Class::ALL
+            .iter()
+            .map(|c| c.name())
+            .collect();
+        format!("--class {class}: not one of {}", names.join(", "))
+    })?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3_600.0) {
+        return Err(format!("--secs {secs}: must be between 0 and 3600").into());
+    }
+    let token = token_file
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| format!("--token-file {}: {e}", f.display()))
+        })
+        .transpose()?;
+    let target = web4fed_attack::Target {
+        p2p: target,
+        api,
+        genesis: web4fed_store::node_dir::load_genesis(genesis)?,
+        token,
+    };
+    let report = web4fed_attack::run(class, &target, secs)?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

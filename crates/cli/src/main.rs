@@ -128,6 +128,32 @@ enum Command {
     /// Measure the federation on real node processes (latency, agreement, PoW, corpus sync,
     /// heal, throughput, memory, CPU per event) and write BENCHMARKS-style Markdown.
     Bench(bench::BenchArgs),
+    /// Attack a node of your own test federation, for a while, and print what was sent and
+    /// what it answered as JSON: a Byzantine libp2p peer (stranger or cheap member) or a
+    /// hostile API client. Classes: peer-flood, orphans, bad-signatures, votes,
+    /// certificates, heartbeats, requests, future, backdate, ejected-writer, live-streams,
+    /// big-bodies, api-votes, no-token.
+    Attack {
+        /// The attack class.
+        #[arg(long)]
+        class: String,
+        /// The victim's libp2p address, e.g. /ip4/127.0.0.1/tcp/8000.
+        #[arg(long)]
+        target: String,
+        /// The victim's API address, host:port.
+        #[arg(long)]
+        api: String,
+        /// The network's genesis file (genesis.toml in any member's node directory).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// A file holding the victim's API token (live-streams, big-bodies and api-votes
+        /// model the operator's own misbehaving client and need it).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Seconds to attack.
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+    },
     /// The bare gossipsub latency floor (used by `bench`).
     #[command(hide = true)]
     BenchFloor {
@@ -378,6 +404,14 @@ fn main() -> ExitCode {
         } => commands::gen_log(&out, seed, thoughts),
         Command::Fold { log, reverse } => commands::fold(&log, reverse),
         Command::Bench(args) => bench::bench(args),
+        Command::Attack {
+            class,
+            target,
+            api,
+            genesis,
+            token_file,
+            secs,
+        } => commands::attack(&class, target, api, &genesis, token_file.as_deref(), secs),
         Command::BenchFloor {
             role,
             listen,

@@ -7,10 +7,12 @@
 
 mod netns;
 mod node;
+mod siege;
 mod stats;
 
 pub use netns::{run_cmd, Netns};
 pub use node::{agent, Node};
+pub use siege::{besiege, Measured};
 pub use stats::median_p99;
 
 use serde_json::Value;
@@ -97,6 +99,30 @@ pub fn wait_for(
         std::thread::sleep(every);
     }
     Err(format!("timed out after {deadline:?} waiting for {what}"))
+}
+
+/// Starts nodes (the first with no peers, the others knowing only the first, so they must
+/// learn each other through peer exchange) with these extra `run` arguments, and waits for
+/// the full mesh and every registration everywhere.
+pub fn start_mesh(nodes: &mut [Node], extra: &[&str]) -> Result<(), String> {
+    let first = nodes.first().map(Node::addr).unwrap_or_default();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let peers = if i == 0 { vec![] } else { vec![first.clone()] };
+        node.spawn(&peers, extra)?;
+    }
+    let n = nodes.len() as u64;
+    wait_every(
+        "full mesh and every registration everywhere",
+        Duration::from_millis(20),
+        || {
+            nodes.iter().all(|nd| {
+                nd.status().is_some_and(|s| {
+                    s["peers_connected"].as_u64() == Some(n - 1) && s["members"].as_u64() == Some(n)
+                })
+            })
+        },
+    )
+    .map(|_| ())
 }
 
 /// True when every node answers, holds `events` events (if given) and the same state root.

@@ -306,6 +306,12 @@ impl Node {
         Some((s["events"].as_u64()?, s["state_root"].as_str()?.to_string()))
     }
 
+    /// The latest certified epoch, from /v1/finality (None before the first certificate or
+    /// when the node does not answer).
+    pub fn final_epoch(&self) -> Option<u64> {
+        self.get("/v1/finality?limit=1")?["final_epoch"].as_u64()
+    }
+
     /// One member's account from /v1/state.
     pub fn account(&self, member: &str) -> Option<Value> {
         let state = self.get("/v1/state")?;

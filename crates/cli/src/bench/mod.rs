@@ -7,6 +7,7 @@
 //! (`/v1/live`, server-sent events) reports the event admitted; state agreement by polling
 //! `/v1/status`; throughput from event counts; CPU and memory from `/proc`.
 
+mod attacks;
 mod figures;
 mod load;
 mod phases;
@@ -64,6 +65,16 @@ pub struct BenchArgs {
     /// write the `perf report` here.
     #[arg(long)]
     pub perf: Option<PathBuf>,
+    /// Instead of the figures above, run every attack class of `web4fed attack` against a
+    /// fresh three-node federation and table what the victim suffered.
+    #[arg(long)]
+    pub attacks: bool,
+    /// With --attacks: only these classes (repeatable).
+    #[arg(long)]
+    pub attack_class: Vec<String>,
+    /// With --attacks: seconds each attack runs.
+    #[arg(long, default_value_t = 20.0)]
+    pub attack_secs: f64,
 }
 
 /// Longest any wait lasts; reaching it fails the bench rather than reporting a figure.
@@ -118,6 +129,9 @@ struct Bench<'a> {
 
 /// `web4fed bench`: runs every phase on three real nodes and reports.
 pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.attacks {
+        return attacks::run(&args);
+    }
     let tmp;
     let root = match &args.dir {
         Some(d) => {

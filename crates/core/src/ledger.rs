@@ -197,6 +197,11 @@ impl VerifiedEvent {
             Err(Box::new(ev))
         }
     }
+
+    /// The checked event.
+    pub fn event(&self) -> &Event {
+        &self.0
+    }
 }
 
 /// Work the ledger hands to its driver.

@@ -39,7 +39,10 @@ pub(crate) fn submit(node: &mut Node, adversary: Adversary, content: String) -> 
             // Signed without the check an honest node makes, admitted and pushed like any
             // ingested event: beyond the rate limit it is a violation in our own feed.
             let (id, seq, ts) = (ev.id(), ev.seq(), ev.timestamp_ms());
-            let _ = node.command(Command::Ingest { events: vec![ev] });
+            let net = *node.replica.network();
+            if let Ok(ev) = web4fed_core::ledger::VerifiedEvent::check(ev, &net) {
+                let _ = node.command(Command::Ingest { events: vec![ev] });
+            }
             let verdict = node.replica.ledger().verdict(&id).cloned();
             Submitted {
                 id,

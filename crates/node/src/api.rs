@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use web4fed_core::event::{Event, MAX_CONTENT_BYTES, MAX_EVENT_BYTES};
 use web4fed_core::finality::Vote;
+use web4fed_core::ledger::VerifiedEvent;
 use web4fed_core::verdict::{Ignored, Rule};
 use web4fed_replica::limits::MAX_VOTE_BYTES;
 use web4fed_replica::CommandError;
@@ -106,6 +107,8 @@ impl IntoResponse for ApiError {
 #[derive(Clone)]
 struct AppState {
     tx: mpsc::Sender<Command>,
+    /// The network id, to check event signatures here rather than on the node task.
+    network: [u8; 32],
     metrics: Arc<Metrics>,
     live: broadcast::Sender<Arc<str>>,
     access: Arc<Access>,
@@ -155,12 +158,14 @@ pub fn load_or_create_token(
 /// token or a session (see [`crate::auth`]).
 pub fn router(
     tx: mpsc::Sender<Command>,
+    network: [u8; 32],
     metrics: Arc<Metrics>,
     live: broadcast::Sender<Arc<str>>,
     access: Arc<Access>,
 ) -> Router {
     let state = AppState {
         tx,
+        network,
         metrics,
         live,
         access,
@@ -254,11 +259,18 @@ async fn auth(
 pub async fn serve(
     addr: SocketAddr,
     tx: mpsc::Sender<Command>,
+    network: [u8; 32],
     metrics: Arc<Metrics>,
     live: broadcast::Sender<Arc<str>>,
     token: String,
 ) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error + Send + Sync>> {
-    let app = router(tx, metrics, live, Arc::new(Access::new(token, addr)));
+    let app = router(
+        tx,
+        network,
+        metrics,
+        live,
+        Arc::new(Access::new(token, addr)),
+    );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -486,12 +498,28 @@ async fn ingest(
 ) -> Result<Json<Value>, ApiError> {
     let (events, malformed, first_bad) =
         framed_batch(&headers, body, MAX_EVENT_BYTES, "event", Event::decode)?;
+    // Up to 8 MiB of signatures: checked on a blocking thread, never on the node task.
+    let network = s.network;
+    let (events, forged) = tokio::task::spawn_blocking(move || {
+        let mut ok = Vec::with_capacity(events.len());
+        let mut forged = 0u64;
+        for ev in events {
+            match VerifiedEvent::check(ev, &network) {
+                Ok(v) => ok.push(v),
+                Err(_) => forged += 1,
+            }
+        }
+        (ok, forged)
+    })
+    .await
+    .map_err(|_| ApiError::internal("signature check failed"))?;
+    let first_bad = first_bad.or_else(|| (forged > 0).then(|| "bad signature".to_string()));
     let r = command(&s, |reply| Command::Ingest { events, reply }).await?;
     Ok(Json(json!({
         "admitted": r.admitted,
         "known": r.known,
         "waiting": r.waiting,
-        "rejected": r.rejected + malformed,
+        "rejected": r.rejected + malformed + forged,
         "first_error": first_bad.or(r.first_error),
     })))
 }

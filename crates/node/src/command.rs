@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use tokio::sync::oneshot;
-use web4fed_core::event::{Event, EventId};
+use web4fed_core::event::EventId;
 use web4fed_core::finality::Vote;
 use web4fed_core::verdict::Verdict;
 use web4fed_replica::{CommandError, IngestReport, VotesReport};
@@ -61,11 +61,12 @@ pub enum Command {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<Submitted, CommandError>>,
     },
-    /// Admit pre-signed events (each fully validated like any other), persist them and push
-    /// the admitted ones to connected peers.
+    /// Admit pre-signed events (each fully validated like any other; the API checked their
+    /// signatures on its own threads), persist them and push the admitted ones to connected
+    /// peers.
     Ingest {
-        /// Decoded events.
-        events: Vec<Event>,
+        /// Decoded events, signatures checked.
+        events: Vec<web4fed_core::ledger::VerifiedEvent>,
         /// Where the answer goes.
         reply: oneshot::Sender<IngestReport>,
     },

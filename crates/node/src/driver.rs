@@ -122,8 +122,15 @@ pub async fn run(
     let (live_tx, _) = broadcast::channel::<Arc<str>>(LIVE_BUFFER);
     let (tpm, mut answers) = TpmWorker::new(config.tpm.as_ref());
     let token = crate::api::load_or_create_token(&nd)?;
-    let api_server =
-        crate::api::serve(settings.api, tx, metrics.clone(), live_tx.clone(), token).await?;
+    let api_server = crate::api::serve(
+        settings.api,
+        tx,
+        genesis.network_id(),
+        metrics.clone(),
+        live_tx.clone(),
+        token,
+    )
+    .await?;
     tracing::info!(api = %settings.api, "operator API listening");
     let replica_config = web4fed_replica::Config {
         keypair: keypair.clone(),

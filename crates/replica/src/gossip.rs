@@ -6,7 +6,7 @@ use crate::wire::Gossip;
 use web4fed_core::envelope::{vv_digest, Envelope, Heartbeat};
 use web4fed_core::event::Event as SignedEvent;
 use web4fed_core::identity::MemberId;
-use web4fed_core::ledger::{Admission, InsertError};
+use web4fed_core::ledger::{Admission, InsertError, VerifiedEvent};
 
 impl Replica {
     // ---- gossip in ---------------------------------------------------------------------
@@ -20,9 +20,12 @@ impl Replica {
             Counters::bump(&mut self.counters.rejected, "bad_envelope_signature");
             return Acceptance::Reject;
         }
-        let event = match SignedEvent::decode(&env.event) {
-            Ok(ev) if ev.verify(&self.network) => ev,
-            _ => {
+        let checked = SignedEvent::decode(&env.event)
+            .ok()
+            .and_then(|ev| VerifiedEvent::check(ev, &self.network).ok());
+        let event = match checked {
+            Some(ev) => ev,
+            None => {
                 // A validly signed envelope carrying a forgery: evidence against its sender.
                 let _ = self.ledger.handle_forged_envelope(env);
                 Counters::bump(&mut self.counters.rejected, "forged_inner_event");
@@ -30,7 +33,14 @@ impl Replica {
                 return Acceptance::Reject;
             }
         };
-        let results = self.ingest(now_ms, vec![event], Source::Gossip);
+        if self.is_late(event.event()) {
+            // Folded with the tick's other late events (one re-fold, not one each); sync and
+            // pushes carry it on, not gossip.
+            self.counters.late_batched += 1;
+            self.buffer(now_ms, vec![event.event().clone()]);
+            return Acceptance::Ignore;
+        }
+        let results = self.ingest_verified(now_ms, vec![event], Source::Gossip);
         match results.into_iter().next() {
             Some(Ok(Admission::Admitted)) => Acceptance::Accept,
             Some(Ok(Admission::MissingPredecessor { .. })) => {

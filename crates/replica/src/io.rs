@@ -7,7 +7,7 @@ use std::sync::Arc;
 use web4fed_core::event::{Event as SignedEvent, Evidence, Kind};
 use web4fed_core::finality::{Certificate, Vote};
 use web4fed_core::identity::MemberId;
-use web4fed_core::ledger::InsertError;
+use web4fed_core::ledger::{InsertError, VerifiedEvent};
 use web4fed_core::verdict::{Ignored, Rule, Verdict};
 
 /// Where an event came from (for metrics and the live feed).
@@ -160,11 +160,11 @@ pub enum Command {
         /// The text.
         content: String,
     },
-    /// Admit pre-signed events (each checked like any network input) and push the admitted
-    /// ones to connected peers.
+    /// Admit pre-signed events (each checked like any network input but for the signature,
+    /// which the driver checked off its task) and push the admitted ones to connected peers.
     Ingest {
-        /// The events.
-        events: Vec<SignedEvent>,
+        /// The events, signatures checked.
+        events: Vec<VerifiedEvent>,
     },
     /// Take votes signed elsewhere (members without a node), and gossip the new ones.
     Votes {
@@ -302,6 +302,8 @@ pub struct Counters {
     pub queue_dropped: u64,
     /// Peers that went down (partitions or crashes seen).
     pub partitions_seen: u64,
+    /// Late events (dated an epoch or more behind the fold) held back to fold together.
+    pub late_batched: u64,
 }
 
 impl Counters {

@@ -103,3 +103,7 @@ pub const FUTURE_EPOCH_MARGIN: u64 = 2;
 /// Settled checkpoints without a certificate after which a replica asks its peers, one per
 /// heartbeat, for the certificates it lacks (instead of waiting for the periodic sync).
 pub const FINALITY_LAG_CHECKPOINTS: u64 = 1;
+/// Epochs behind the fold's head from which an event arriving by gossip or push is "late"
+/// and folded with the others of its tick instead of at once (see `Replica::is_late`):
+/// one epoch leaves honest clock skew and delivery delay on the fast path.
+pub const LATE_EVENT_EPOCHS: u64 = 1;

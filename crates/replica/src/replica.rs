@@ -6,8 +6,9 @@ use crate::io::{
     Transmit, VotesReport,
 };
 use crate::limits::{
-    BULK_QUEUE_MAX, FINALITY_LAG_CHECKPOINTS, HEARTBEAT_EPOCH_LAG, MAX_REQUESTS_IN_FLIGHT,
-    REDIAL_BACKOFF_MIN_MS, REQUEST_TIMEOUT_MS, SYNC_BUFFER_MAX_AGE_MS, TICK_MS,
+    BULK_QUEUE_MAX, FINALITY_LAG_CHECKPOINTS, HEARTBEAT_EPOCH_LAG, LATE_EVENT_EPOCHS,
+    MAX_REQUESTS_IN_FLIGHT, REDIAL_BACKOFF_MIN_MS, REQUEST_TIMEOUT_MS, SYNC_BUFFER_MAX_AGE_MS,
+    TICK_MS,
 };
 use crate::peers::{Bootstrap, PeerBook};
 use crate::wire::{Gossip, Message, Request, RequestId, Response};
@@ -18,7 +19,9 @@ use web4fed_core::event::{Body, Event as SignedEvent, EventId, Evidence};
 use web4fed_core::finality::Certificate;
 use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::{Keypair, MemberId};
-use web4fed_core::ledger::{Admission, InsertError, Ledger, Output, MAX_BATCH_EVENTS};
+use web4fed_core::ledger::{
+    Admission, InsertError, Ledger, Output, VerifiedEvent, MAX_BATCH_EVENTS,
+};
 use web4fed_core::state::Status;
 use web4fed_core::verdict::{Ignored, Verdict};
 
@@ -166,6 +169,15 @@ impl Replica {
     /// Running totals, for metrics.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Whether an event is dated [`LATE_EVENT_EPOCHS`] epochs or more before the fold's head:
+    /// admitting it re-folds history from a snapshot before it and recomputes every epoch
+    /// root since, so such events wait in the sync buffer and fold together, once per
+    /// [`SYNC_BUFFER_MAX_AGE_MS`], however many a peer sends.
+    pub(crate) fn is_late(&self, ev: &SignedEvent) -> bool {
+        let behind = LATE_EVENT_EPOCHS.saturating_mul(self.ledger.genesis().epoch_ms);
+        ev.timestamp_ms().saturating_add(behind) < self.ledger.state().head_ms()
     }
 
     /// Whether a member is registered here and not ejected: only members may spend more
@@ -445,14 +457,43 @@ impl Replica {
         events: Vec<SignedEvent>,
         source: Source,
     ) -> Vec<Result<Admission, InsertError>> {
+        self.ingest_with(now_ms, events, source, |e| e, Ledger::handle_batch)
+    }
+
+    /// Like [`Replica::ingest`] for events whose signatures were checked already.
+    pub(crate) fn ingest_verified(
+        &mut self,
+        now_ms: u64,
+        events: Vec<VerifiedEvent>,
+        source: Source,
+    ) -> Vec<Result<Admission, InsertError>> {
+        self.ingest_with(
+            now_ms,
+            events,
+            source,
+            VerifiedEvent::event,
+            Ledger::handle_batch_verified,
+        )
+    }
+
+    fn ingest_with<T>(
+        &mut self,
+        now_ms: u64,
+        events: Vec<T>,
+        source: Source,
+        event: impl Fn(&T) -> &SignedEvent,
+        admit: impl Fn(&mut Ledger, u64, Vec<T>) -> Vec<Result<Admission, InsertError>>,
+    ) -> Vec<Result<Admission, InsertError>> {
         let mut results = Vec::with_capacity(events.len());
         let mut events = events.into_iter().peekable();
         // In batches the ledger takes whole, drained between: its outputs stay bounded.
         while events.peek().is_some() {
-            let chunk: Vec<SignedEvent> = events.by_ref().take(MAX_BATCH_EVENTS).collect();
-            let stamps: Vec<(MemberId, web4fed_core::event::Kind)> =
-                chunk.iter().map(|e| (e.author(), e.header.kind)).collect();
-            let rs = self.ledger.handle_batch(now_ms, chunk);
+            let chunk: Vec<T> = events.by_ref().take(MAX_BATCH_EVENTS).collect();
+            let stamps: Vec<(MemberId, web4fed_core::event::Kind)> = chunk
+                .iter()
+                .map(|e| (event(e).author(), event(e).header.kind))
+                .collect();
+            let rs = admit(&mut self.ledger, now_ms, chunk);
             for ((author, kind), r) in stamps.into_iter().zip(&rs) {
                 if let Err(e) = r {
                     self.events.push_back(Event::Rejected {
@@ -568,9 +609,9 @@ impl Replica {
     /// ones to connected peers in batches over the request channel (one authenticated
     /// message per batch instead of one signed envelope per event). Peers not connected get
     /// them through anti-entropy sync.
-    fn ingest_batch(&mut self, now_ms: u64, events: Vec<SignedEvent>) -> IngestReport {
-        let ids: Vec<EventId> = events.iter().map(SignedEvent::id).collect();
-        let results = self.ingest(now_ms, events, Source::Api);
+    fn ingest_batch(&mut self, now_ms: u64, events: Vec<VerifiedEvent>) -> IngestReport {
+        let ids: Vec<EventId> = events.iter().map(|e| e.event().id()).collect();
+        let results = self.ingest_verified(now_ms, events, Source::Api);
         let mut report = IngestReport::default();
         let mut fresh = Vec::new();
         for (id, r) in ids.iter().zip(&results) {

@@ -133,6 +133,14 @@ impl Replica {
         }
     }
 
+    /// Holds events back to be folded with the rest of the buffer (at the latest
+    /// [`SYNC_BUFFER_MAX_AGE_MS`] from now).
+    pub(crate) fn buffer(&mut self, now_ms: u64, evs: Vec<SignedEvent>) {
+        self.sync_buffer_bytes += evs.iter().map(|e| e.bytes().len()).sum::<usize>();
+        self.sync_buffer.extend(evs);
+        self.sync_buffer_since_ms.get_or_insert(now_ms);
+    }
+
     /// Folds the buffered synced events as one batch.
     pub(crate) fn flush_sync_buffer(&mut self, now_ms: u64) {
         if self.sync_buffer.is_empty() {
@@ -245,8 +253,14 @@ impl Replica {
             }
             Request::Push { events } => {
                 self.peers.entry(from, now_ms).last_delivery_ms = Some(now_ms);
-                let evs = decode_all(&events);
-                self.ingest(now_ms, evs, Source::Push);
+                let (late, current): (Vec<_>, Vec<_>) = decode_all(&events)
+                    .into_iter()
+                    .partition(|e| self.is_late(e));
+                self.ingest(now_ms, current, Source::Push);
+                if !late.is_empty() {
+                    self.counters.late_batched += late.len() as u64;
+                    self.buffer(now_ms, late);
+                }
                 Response::Ack
             }
         };
@@ -426,9 +440,7 @@ impl Replica {
         self.counters.sync_bytes += bytes as u64;
         let evs = decode_all(&events);
         let next = evs.last().map(|e| (e.author(), e.seq() + 1));
-        self.sync_buffer.extend(evs);
-        self.sync_buffer_bytes += bytes;
-        self.sync_buffer_since_ms.get_or_insert(now_ms);
+        self.buffer(now_ms, evs);
         if let Some((author, from_seq)) = next {
             if full || bytes > MAX_SYNC_BATCH_BYTES / 2 {
                 self.request_range(now_ms, from, author, from_seq);

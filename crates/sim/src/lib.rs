@@ -615,7 +615,11 @@ impl Sim {
 
     /// Has node `n`'s replica admit and push an event it signed (checked or not).
     fn inject(&mut self, n: usize, ev: Event) {
-        self.command(n, Command::Ingest { events: vec![ev] });
+        let net = *self.nodes[n].replica.network();
+        // One the author signed badly is checked like any network input would be: refused.
+        if let Ok(ev) = web4fed_core::ledger::VerifiedEvent::check(ev, &net) {
+            self.command(n, Command::Ingest { events: vec![ev] });
+        }
     }
 
     /// Sends hand-made event bytes from `n` in an envelope it signs, to every linked peer.

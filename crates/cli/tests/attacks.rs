@@ -77,15 +77,28 @@ fn peer_flood_fills_no_peer_book() {
     assert!(m.peers_listed < 1_100, "{} peers listed", m.peers_listed);
 }
 
+/// How many times the victim closed the attacker's connections.
+fn disconnects(m: &Measured) -> u64 {
+    m.attack["wire"]["disconnects"].as_u64().unwrap_or(0)
+}
+
 #[test]
 fn orphans_from_strangers_stay_bounded() {
     let m = siege("orphans");
     assert!(m.attack["wire"]["published"].as_u64() > Some(0));
+    assert!(
+        disconnects(&m) > 0,
+        "a stranger over budget was not shunned"
+    );
 }
 
 #[test]
 fn bad_signatures_cost_a_bounded_budget() {
-    siege("bad-signatures");
+    let m = siege("bad-signatures");
+    assert!(
+        disconnects(&m) > 0,
+        "a stranger sending bad signatures was not shunned"
+    );
 }
 
 #[test]
@@ -108,6 +121,10 @@ fn stranger_heartbeats_create_no_peers() {
 fn request_floods_are_rationed() {
     let m = siege("requests");
     assert!(m.attack["wire"]["requests"].as_u64() > Some(0));
+    assert!(
+        disconnects(&m) > 0,
+        "a stranger over budget was not shunned"
+    );
 }
 
 #[test]

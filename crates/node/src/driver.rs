@@ -307,6 +307,12 @@ impl Node {
                     self.swarm.behaviour_mut().gossipsub.blacklist_peer(&p);
                 }
             }
+            ReplicaEvent::Disconnect { peer } => {
+                if let Some(p) = swarm::peer_id_of(&peer) {
+                    tracing::info!(peer = %p, "stranger over its budget: disconnecting it");
+                    let _ = self.swarm.disconnect_peer_id(p);
+                }
+            }
             ReplicaEvent::Dial { peer, addrs } => self.dial(peer, addrs),
             ReplicaEvent::Liveness { peer, down } => {
                 let name = self.member_name(&peer);

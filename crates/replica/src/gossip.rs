@@ -18,6 +18,7 @@ impl Replica {
         self.peers.entry(from, now_ms).last_delivery_ms = Some(now_ms);
         if !env.verify(&self.network) {
             Counters::bump(&mut self.counters.rejected, "bad_envelope_signature");
+            self.strike(now_ms, from);
             return Acceptance::Reject;
         }
         let checked = SignedEvent::decode(&env.event)
@@ -29,6 +30,7 @@ impl Replica {
                 // A validly signed envelope carrying a forgery: evidence against its sender.
                 let _ = self.ledger.handle_forged_envelope(env);
                 Counters::bump(&mut self.counters.rejected, "forged_inner_event");
+                self.strike(now_ms, from);
                 self.drain_ledger(now_ms, Source::Gossip);
                 return Acceptance::Reject;
             }

@@ -96,6 +96,12 @@ pub enum Event {
         /// The member.
         member: MemberId,
     },
+    /// Close every connection to this peer now (a stranger that kept going over its budget
+    /// or sending bad signatures; its new connections are closed too until its shun ends).
+    Disconnect {
+        /// The peer.
+        peer: MemberId,
+    },
     /// Dial these addresses (of this peer, when known).
     Dial {
         /// The peer, if known.

@@ -107,3 +107,13 @@ pub const FINALITY_LAG_CHECKPOINTS: u64 = 1;
 /// and folded with the others of its tick instead of at once (see `Replica::is_late`):
 /// one epoch leaves honest clock skew and delivery delay on the fast path.
 pub const LATE_EVENT_EPOCHS: u64 = 1;
+/// Strikes (inputs refused for being over budget, envelopes whose signatures do not verify)
+/// after which a peer that is not a member is disconnected and shunned: a stranger's budget
+/// would otherwise start afresh with every new connection, and each refusal still costs a
+/// stream and an answer.
+pub const STRIKES_TO_SHUN: u64 = 100;
+/// How long a shunned peer's connections are closed as soon as they open.
+pub const SHUN_MS: u64 = 60_000;
+/// Peers shunned at once, at most (the soonest to expire makes room): a flood of fresh keys
+/// fills this, not memory; each fresh key costs its sender a handshake, as it costs us.
+pub const MAX_SHUNNED: usize = 4_096;

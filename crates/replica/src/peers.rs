@@ -48,6 +48,9 @@ pub struct Peer {
     pub budget: Option<crate::budget::PeerBudget>,
     /// Requests and bytes refused for being over its budget.
     pub over_budget: u64,
+    /// Refusals and bad signatures counted against it (a stranger is shunned at
+    /// [`crate::limits::STRIKES_TO_SHUN`]).
+    pub strikes: u64,
 }
 
 impl Peer {
@@ -70,6 +73,7 @@ impl Peer {
             summary_in_flight: false,
             budget: None,
             over_budget: 0,
+            strikes: 0,
         }
     }
 

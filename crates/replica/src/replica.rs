@@ -7,8 +7,8 @@ use crate::io::{
 };
 use crate::limits::{
     BULK_QUEUE_MAX, FINALITY_LAG_CHECKPOINTS, HEARTBEAT_EPOCH_LAG, LATE_EVENT_EPOCHS,
-    MAX_REQUESTS_IN_FLIGHT, REDIAL_BACKOFF_MIN_MS, REQUEST_TIMEOUT_MS, SYNC_BUFFER_MAX_AGE_MS,
-    TICK_MS,
+    MAX_REQUESTS_IN_FLIGHT, MAX_SHUNNED, REDIAL_BACKOFF_MIN_MS, REQUEST_TIMEOUT_MS, SHUN_MS,
+    STRIKES_TO_SHUN, SYNC_BUFFER_MAX_AGE_MS, TICK_MS,
 };
 use crate::peers::{Bootstrap, PeerBook};
 use crate::wire::{Gossip, Message, Request, RequestId, Response};
@@ -72,6 +72,8 @@ pub struct Replica {
     pub(crate) pending_certs: Vec<(Certificate, u32)>,
     /// Synced events waiting to be folded together (see `SYNC_BUFFER_MAX_BYTES`).
     pub(crate) sync_buffer: Vec<SignedEvent>,
+    /// Strangers shunned, with when their shun ends (see [`Replica::strike`]).
+    shunned: BTreeMap<MemberId, u64>,
     pub(crate) sync_buffer_bytes: usize,
     pub(crate) sync_buffer_since_ms: Option<u64>,
     /// Outstanding challenges: the credential we expect back (empty until the driver made
@@ -128,6 +130,7 @@ impl Replica {
             last_vote: config.last_vote,
             pending_certs: Vec::new(),
             sync_buffer: Vec::new(),
+            shunned: BTreeMap::new(),
             sync_buffer_bytes: 0,
             sync_buffer_since_ms: None,
             challenges: BTreeMap::new(),
@@ -198,6 +201,9 @@ impl Replica {
         requests: u64,
         bytes: u64,
     ) -> bool {
+        if self.is_shunned(now_ms, &peer) {
+            return false;
+        }
         let member = self.is_member(&peer);
         let p = self.peers.entry(peer, now_ms);
         let b = match &mut p.budget {
@@ -209,8 +215,50 @@ impl Replica {
         if !ok {
             p.over_budget += 1;
             Counters::bump(&mut self.counters.rejected, "over_budget");
+            self.strike(now_ms, peer);
         }
         ok
+    }
+
+    /// Counts a strike against a peer; a stranger that reaches [`STRIKES_TO_SHUN`] is
+    /// disconnected and shunned for [`SHUN_MS`] (members answer to evidence and ejection).
+    pub(crate) fn strike(&mut self, now_ms: u64, peer: MemberId) {
+        if self.is_member(&peer) {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.strikes += 1;
+        if p.strikes < STRIKES_TO_SHUN {
+            return;
+        }
+        if self.shunned.len() >= MAX_SHUNNED {
+            let soonest = self
+                .shunned
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(m, _)| *m);
+            if let Some(m) = soonest {
+                self.shunned.remove(&m);
+            }
+        }
+        self.shunned.insert(peer, now_ms + SHUN_MS);
+        self.peers.remove(&peer);
+        Counters::bump(&mut self.counters.rejected, "shunned");
+        self.events.push_back(Event::Disconnect { peer });
+    }
+
+    /// Whether a peer is shunned now (expired shuns are forgotten here).
+    fn is_shunned(&mut self, now_ms: u64, peer: &MemberId) -> bool {
+        match self.shunned.get(peer) {
+            Some(until) if *until > now_ms => true,
+            Some(_) => {
+                self.shunned.remove(peer);
+                false
+            }
+            None => false,
+        }
     }
 
     /// The heartbeat period.
@@ -333,6 +381,10 @@ impl Replica {
     /// The transport connected to a peer (`dialed`: the address we dialled, if we did).
     pub fn handle_connected(&mut self, now_ms: u64, peer: MemberId, dialed: Option<String>) {
         if self.peers.blocked.contains(&peer) || peer == self.me {
+            return;
+        }
+        if self.is_shunned(now_ms, &peer) {
+            self.events.push_back(Event::Disconnect { peer });
             return;
         }
         if let Some(addr) = &dialed {

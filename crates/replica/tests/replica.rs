@@ -660,7 +660,10 @@ fn a_stranger_gets_the_newcomer_budget_and_then_errors() {
     let stranger = Author::from_seed(&g, 4_321).id();
     let mut answered = 0;
     let mut refused = 0;
-    for k in 0..1_000u64 {
+    let burst = web4fed_replica::limits::NEWCOMER_REQUESTS_PER_SEC * 10;
+    // Short of the strikes that would have it shunned (tested below).
+    let sent = burst + web4fed_replica::limits::STRIKES_TO_SHUN - 1;
+    for k in 0..sent {
         net.nodes[0].handle_message(
             net.now,
             stranger,
@@ -683,9 +686,8 @@ fn a_stranger_gets_the_newcomer_budget_and_then_errors() {
             }
         }
     }
-    let burst = web4fed_replica::limits::NEWCOMER_REQUESTS_PER_SEC * 10;
     assert_eq!(answered, burst);
-    assert_eq!(refused, 1_000 - burst);
+    assert_eq!(refused, sent - burst);
     // A second later it may ask again, at the newcomer's rate.
     let later = net.now + 1_000;
     net.nodes[0].handle_message(
@@ -735,4 +737,41 @@ fn late_gossip_waits_and_folds_with_the_others_of_its_tick() {
         before + n,
         "every late event folded in the tick's batch"
     );
+}
+
+#[test]
+fn a_stranger_that_keeps_going_over_budget_is_disconnected_and_shunned() {
+    use web4fed_replica::limits::{SHUN_MS, STRIKES_TO_SHUN};
+    let mut net = Net::new(2);
+    let stranger = Keypair::from_secret([0x77; 32]).id();
+    net.nodes[0].handle_connected(net.now, stranger, None);
+    let mut disconnects = 0;
+    for k in 0..(20 * 10 + STRIKES_TO_SHUN + 10) {
+        net.nodes[0].handle_message(
+            net.now,
+            stranger,
+            Message::Request {
+                id: RequestId(k),
+                body: Request::Summary,
+            },
+        );
+        while let Some(e) = net.nodes[0].poll_event() {
+            if matches!(e, Event::Disconnect { peer } if peer == stranger) {
+                disconnects += 1;
+            }
+        }
+        while net.nodes[0].poll_transmit().is_some() {}
+    }
+    assert_eq!(disconnects, 1, "shunned once, when the strikes ran out");
+    assert!(net.nodes[0].peers().get(&stranger).is_none(), "forgotten");
+    // A new connection during the shun is closed at once; after it, the stranger is heard.
+    net.nodes[0].handle_connected(net.now + 1, stranger, None);
+    assert!(matches!(
+        net.nodes[0].poll_event(),
+        Some(Event::Disconnect { peer }) if peer == stranger
+    ));
+    let later = net.now + SHUN_MS + 1;
+    net.nodes[0].handle_connected(later, stranger, None);
+    assert!(net.nodes[0].poll_event().is_none());
+    assert!(net.nodes[0].peers().get(&stranger).is_some());
 }

@@ -486,6 +486,7 @@ impl Sim {
             // Links are fixed; ejected members are refused by the replicas themselves.
             ReplicaEvent::Rejected { .. }
             | ReplicaEvent::Ejected { .. }
+            | ReplicaEvent::Disconnect { .. }
             | ReplicaEvent::Dial { .. }
             | ReplicaEvent::Liveness { .. }
             | ReplicaEvent::Vouched { .. } => {}

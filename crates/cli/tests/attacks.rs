@@ -103,18 +103,21 @@ fn bad_signatures_cost_a_bounded_budget() {
 
 #[test]
 fn stranger_double_votes_are_dropped() {
-    siege("votes");
+    let m = siege("votes");
+    assert!(disconnects(&m) > 0, "a stranger relaying votes was not shunned");
 }
 
 #[test]
 fn empty_certificates_are_refused() {
-    siege("certificates");
+    let m = siege("certificates");
+    assert!(disconnects(&m) > 0, "a stranger sending forged certificates was not shunned");
 }
 
 #[test]
 fn stranger_heartbeats_create_no_peers() {
     let m = siege("heartbeats");
     assert!(m.peers_listed <= 3, "{} peers listed", m.peers_listed);
+    assert!(disconnects(&m) > 0, "a stranger relaying heartbeats was not shunned");
 }
 
 #[test]

@@ -29,13 +29,15 @@ impl Replica {
         epoch < now_epoch && epoch >= now_epoch.saturating_sub(VOTE_EPOCH_WINDOW)
     }
 
-    pub(crate) fn on_vote(&mut self, now_ms: u64, v: Vote) -> Acceptance {
+    pub(crate) fn on_vote(&mut self, now_ms: u64, from: MemberId, v: Vote) -> Acceptance {
         if !self.vote_in_window(now_ms, v.body.epoch) {
             return Acceptance::Ignore;
         }
-        // A vote from a key with no standing is dropped before its signature is checked.
+        // A vote from a key with no standing is dropped before its signature is checked; a
+        // peer that is not a member has no business relaying one (a strike).
         if !self.is_member(&v.signer) {
             Counters::bump(&mut self.counters.rejected, "vote_not_member");
+            self.strike(now_ms, from);
             return Acceptance::Ignore;
         }
         let r = self.ledger.handle_vote(v);
@@ -60,6 +62,7 @@ impl Replica {
         }
         if !self.plausible_certificate(now_ms, &c) {
             Counters::bump(&mut self.counters.rejected, "implausible_certificate");
+            self.strike(now_ms, from);
             return Acceptance::Reject;
         }
         match self.ledger.handle_certificate(c.clone()) {

@@ -70,19 +70,23 @@ impl Replica {
         from: MemberId,
         hb: Heartbeat,
     ) -> Acceptance {
-        if !hb.verify(&self.network) {
-            Counters::bump(&mut self.counters.rejected, "bad_heartbeat");
-            return Acceptance::Reject;
-        }
         if hb.sender == self.me {
             return Acceptance::Ignore;
         }
         let sender = hb.sender;
         // Only members' heartbeats count (and make peer entries); one from a key we do not
         // know as a member tells nothing, and may be a newcomer's we will know after a sync.
+        // Checked before the signature, which then costs nothing; a peer that is not a member
+        // relaying one gets a strike.
         if !self.is_member(&sender) {
             Counters::bump(&mut self.counters.rejected, "heartbeat_not_member");
+            self.strike(now_ms, from);
             return Acceptance::Ignore;
+        }
+        if !hb.verify(&self.network) {
+            Counters::bump(&mut self.counters.rejected, "bad_heartbeat");
+            self.strike(now_ms, from);
+            return Acceptance::Reject;
         }
         // A replayed or reordered heartbeat tells nothing new (and must not be relayed).
         if self

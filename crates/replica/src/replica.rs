@@ -358,7 +358,7 @@ impl Replica {
         match msg {
             Message::Gossip(Gossip::Event(env)) => self.on_envelope(now_ms, from, env),
             Message::Gossip(Gossip::Heartbeat(hb)) => self.on_heartbeat(now_ms, from, hb),
-            Message::Gossip(Gossip::Vote(v)) => self.on_vote(now_ms, v),
+            Message::Gossip(Gossip::Vote(v)) => self.on_vote(now_ms, from, v),
             Message::Gossip(Gossip::Certificate(c)) => self.on_certificate(now_ms, from, c),
             Message::Request { id, body } => {
                 self.on_request(now_ms, from, id, body);

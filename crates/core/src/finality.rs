@@ -271,6 +271,17 @@ impl Certificate {
         let mut frontier = Frontier::new();
         for _ in 0..nf {
             let m = MemberId(r.array("frontier member")?);
+            // In ascending order, each once: the only order `encode` writes, so one
+            // certificate has one encoding (and one gossip message id).
+            if frontier
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= m)
+            {
+                return Err(DecodeError::Invalid {
+                    field: "frontier",
+                    reason: "members not in strictly ascending order",
+                });
+            }
             frontier.insert(m, r.u64("frontier count")?);
         }
         let ns = r.u32("signatures length")? as usize;

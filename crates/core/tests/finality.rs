@@ -160,3 +160,40 @@ fn certificates_round_trip_through_their_encoding() {
     assert_eq!(back, cert);
     assert!(Certificate::decode(&cert.encode()[..40]).is_err());
 }
+
+/// Regression (found by the `gossip` fuzz target): a frontier listing one member twice
+/// decoded to the same certificate as the canonical bytes, so one certificate had many
+/// encodings (and many gossip message ids). Only strictly ascending members decode now.
+#[test]
+fn a_frontier_out_of_order_or_repeated_does_not_decode() {
+    use web4fed_core::finality::{frontier_digest, Frontier, VoteBody};
+    use web4fed_core::identity::MemberId;
+    let (a, b) = (MemberId([0x03; 32]), MemberId([0x19; 32]));
+    let frontier: Frontier = [(a, 1), (b, 2)].into_iter().collect();
+    let cert = Certificate {
+        body: VoteBody {
+            epoch: 10,
+            prev: None,
+            root: [7; 32],
+            frontier: frontier_digest(&frontier),
+        },
+        frontier,
+        signatures: Vec::new(),
+    };
+    let bytes = cert.encode();
+    assert_eq!(Certificate::decode(&bytes).unwrap(), cert);
+    let at = |m: &MemberId| bytes.windows(32).position(|w| w == m.0).unwrap();
+    let (ia, ib) = (at(&a), at(&b));
+    let mut repeated = bytes.clone();
+    repeated[ib..ib + 32].copy_from_slice(&a.0);
+    assert!(
+        Certificate::decode(&repeated).is_err(),
+        "a member listed twice"
+    );
+    let mut swapped = repeated.clone();
+    swapped[ia..ia + 32].copy_from_slice(&b.0);
+    assert!(
+        Certificate::decode(&swapped).is_err(),
+        "members out of order"
+    );
+}

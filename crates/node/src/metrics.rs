@@ -51,8 +51,6 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Events dropped from full per-peer queues.
     pub queue_dropped: Counter,
-    /// Late events held back to fold together (one re-fold per tick, not one each).
-    pub late_batched: Counter,
     /// Heartbeats received.
     pub heartbeats: Counter,
     /// Evidence found here (equivocations, forged envelopes).
@@ -89,7 +87,6 @@ impl Metrics {
             peers_agreeing: Gauge::default(),
             queue_depth: Gauge::default(),
             queue_dropped: Counter::default(),
-            late_batched: Counter::default(),
             heartbeats: Counter::default(),
             evidence_found: Family::default(),
             log_events: Gauge::default(),
@@ -158,11 +155,6 @@ impl Metrics {
             "queue_dropped",
             "Events dropped from full per-peer queues",
             m.queue_dropped.clone(),
-        );
-        registry.register(
-            "late_batched",
-            "Late events held back to fold together",
-            m.late_batched.clone(),
         );
         registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
         registry.register(
@@ -249,6 +241,4 @@ pub fn absorb(m: &Metrics, now: &web4fed_replica::Counters, seen: &web4fed_repli
         .inc_by(now.sync_bytes.saturating_sub(seen.sync_bytes));
     m.queue_dropped
         .inc_by(now.queue_dropped.saturating_sub(seen.queue_dropped));
-    m.late_batched
-        .inc_by(now.late_batched.saturating_sub(seen.late_batched));
 }

@@ -35,14 +35,6 @@ impl Replica {
                 return Acceptance::Reject;
             }
         };
-        if self.is_late(event.event()) {
-            // Folded with the tick's other late events (one re-fold, not one each). Relayed
-            // now: both signatures verified, and a late event is what peers after a heal most
-            // need; the rules are applied by every node's fold, as for any event.
-            self.counters.late_batched += 1;
-            self.buffer(now_ms, vec![event.event().clone()]);
-            return Acceptance::Accept;
-        }
         let results = self.ingest_verified(now_ms, vec![event], Source::Gossip);
         match results.into_iter().next() {
             Some(Ok(Admission::Admitted)) => Acceptance::Accept,

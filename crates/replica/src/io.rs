@@ -308,8 +308,6 @@ pub struct Counters {
     pub queue_dropped: u64,
     /// Peers that went down (partitions or crashes seen).
     pub partitions_seen: u64,
-    /// Late events (dated an epoch or more behind the fold) held back to fold together.
-    pub late_batched: u64,
 }
 
 impl Counters {

@@ -103,10 +103,6 @@ pub const FUTURE_EPOCH_MARGIN: u64 = 2;
 /// Settled checkpoints without a certificate after which a replica asks its peers, one per
 /// heartbeat, for the certificates it lacks (instead of waiting for the periodic sync).
 pub const FINALITY_LAG_CHECKPOINTS: u64 = 1;
-/// Epochs behind the fold's head from which an event arriving by gossip or push is "late"
-/// and folded with the others of its tick instead of at once (see `Replica::is_late`):
-/// one epoch leaves honest clock skew and delivery delay on the fast path.
-pub const LATE_EVENT_EPOCHS: u64 = 1;
 /// Strikes (inputs refused for being over budget, envelopes whose signatures do not verify)
 /// after which a peer that is not a member is disconnected and shunned: a stranger's budget
 /// would otherwise start afresh with every new connection, and each refusal still costs a

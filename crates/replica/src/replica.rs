@@ -6,9 +6,9 @@ use crate::io::{
     Transmit, VotesReport,
 };
 use crate::limits::{
-    BULK_QUEUE_MAX, FINALITY_LAG_CHECKPOINTS, HEARTBEAT_EPOCH_LAG, LATE_EVENT_EPOCHS,
-    MAX_REQUESTS_IN_FLIGHT, MAX_SHUNNED, REDIAL_BACKOFF_MIN_MS, REQUEST_TIMEOUT_MS, SHUN_MS,
-    STRIKES_TO_SHUN, SYNC_BUFFER_MAX_AGE_MS, TICK_MS,
+    BULK_QUEUE_MAX, FINALITY_LAG_CHECKPOINTS, HEARTBEAT_EPOCH_LAG, MAX_REQUESTS_IN_FLIGHT,
+    MAX_SHUNNED, REDIAL_BACKOFF_MIN_MS, REQUEST_TIMEOUT_MS, SHUN_MS, STRIKES_TO_SHUN,
+    SYNC_BUFFER_MAX_AGE_MS, TICK_MS,
 };
 use crate::peers::{Bootstrap, PeerBook};
 use crate::wire::{Gossip, Message, Request, RequestId, Response};
@@ -172,15 +172,6 @@ impl Replica {
     /// Running totals, for metrics.
     pub fn counters(&self) -> &Counters {
         &self.counters
-    }
-
-    /// Whether an event is dated [`LATE_EVENT_EPOCHS`] epochs or more before the fold's head:
-    /// admitting it re-folds history from a snapshot before it and recomputes every epoch
-    /// root since, so such events wait in the sync buffer and fold together, once per
-    /// [`SYNC_BUFFER_MAX_AGE_MS`], however many a peer sends.
-    pub(crate) fn is_late(&self, ev: &SignedEvent) -> bool {
-        let behind = LATE_EVENT_EPOCHS.saturating_mul(self.ledger.genesis().epoch_ms);
-        ev.timestamp_ms().saturating_add(behind) < self.ledger.state().head_ms()
     }
 
     /// Whether a member is registered here and not ejected: only members may spend more

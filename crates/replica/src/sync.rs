@@ -253,14 +253,9 @@ impl Replica {
             }
             Request::Push { events } => {
                 self.peers.entry(from, now_ms).last_delivery_ms = Some(now_ms);
-                let (late, current): (Vec<_>, Vec<_>) = decode_all(&events)
-                    .into_iter()
-                    .partition(|e| self.is_late(e));
-                self.ingest(now_ms, current, Source::Push);
-                if !late.is_empty() {
-                    self.counters.late_batched += late.len() as u64;
-                    self.buffer(now_ms, late);
-                }
+                // One batch, one fold: however late its events, a push costs one re-fold.
+                let evs = decode_all(&events);
+                self.ingest(now_ms, evs, Source::Push);
                 Response::Ack
             }
         };

@@ -709,41 +709,6 @@ fn a_stranger_gets_the_newcomer_budget_and_then_errors() {
 }
 
 #[test]
-fn late_gossip_waits_and_folds_with_the_others_of_its_tick() {
-    let mut net = Net::new(2);
-    net.run_until(T0 + 20_000);
-    net.submit(0, 1); // the fold's head is now
-    let g = genesis();
-    let mut late = Author::from_seed(&g, 2); // node 1's key, as Net::new made it
-    late.register(&g, "n1", T0);
-    let head = net.nodes[0].ledger().state().head_ms();
-    let sender = Keypair::from_secret(late.keypair.secret());
-    let n = 20;
-    for k in 0..n {
-        // Dated ten epochs behind the head: each would re-fold history on its own.
-        let ev = late.thought(head - 10 * g.epoch_ms + k, &sentence(100 + k));
-        let env =
-            web4fed_core::envelope::Envelope::seal(&sender, &g.network_id(), net.now, ev.bytes());
-        let verdict =
-            net.nodes[0].handle_message(net.now, net.ids[1], Message::Gossip(Gossip::Event(env)));
-        assert_eq!(
-            verdict,
-            Acceptance::Accept,
-            "a late event is relayed at once"
-        );
-        assert!(!net.nodes[0].ledger().holds(&ev), "folded at once");
-    }
-    assert_eq!(net.nodes[0].counters().late_batched, n);
-    let before = net.nodes[0].ledger().feed_len(&net.ids[1]);
-    net.run_until(net.now + SYNC_BUFFER_MAX_AGE_MS);
-    assert_eq!(
-        net.nodes[0].ledger().feed_len(&net.ids[1]),
-        before + n,
-        "every late event folded in the tick's batch"
-    );
-}
-
-#[test]
 fn a_stranger_that_keeps_going_over_budget_is_disconnected_and_shunned() {
     use web4fed_replica::limits::{SHUN_MS, STRIKES_TO_SHUN};
     let mut net = Net::new(2);

@@ -333,15 +333,7 @@ impl Node {
 
     /// Resident set size in MB, from /proc.
     pub fn rss_mb(&self) -> Option<f64> {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let kb: f64 = s
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kb / 1024.0)
+        rss_mb_of(self.pid()?)
     }
 
     /// CPU seconds used (user + system), from /proc.
@@ -366,6 +358,19 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Resident set size of a process in MB, from /proc.
+pub(crate) fn rss_mb_of(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 fn clock_ticks() -> f64 {

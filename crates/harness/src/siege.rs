@@ -2,6 +2,7 @@
 //! answer, its CPU, whether honest thoughts still reach it and how fast, whether the honest
 //! nodes keep one root and finality keeps advancing, and how fast it stops on SIGTERM.
 
+use crate::node::rss_mb_of;
 use crate::{wait_every, Node};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
@@ -135,18 +136,6 @@ fn probe_api(victim: &Node, pid: Option<u32>, done: &AtomicBool) -> (f64, f64, u
         std::thread::sleep(PROBE_EVERY);
     }
     (peak, worst, failures)
-}
-
-fn rss_mb_of(pid: u32) -> Option<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = s
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
 }
 
 /// Posts a thought on an honest node every [`HONEST_EVERY`] (alternating) until `done`, and

@@ -11,7 +11,7 @@ use serde_json::Value;
 use web4fed_harness::{besiege, Measured};
 
 /// How long each attack runs here (the bench runs them longer).
-const ATTACK_SECS: &str = "8";
+const ATTACK_SECS: f64 = 8.0;
 /// The victim's memory limit during any attack.
 const RSS_LIMIT_MB: f64 = 256.0;
 
@@ -26,15 +26,7 @@ fn siege(class: &str) -> Measured {
     wait("a first certificate", &refs, || {
         nodes[0].final_epoch().is_some()
     });
-    let victim = &nodes[0];
-    let mut cmd = web4fed();
-    cmd.args(["attack", "--class", class, "--secs", ATTACK_SECS])
-        .args(["--target", &victim.addr()])
-        .args(["--api", &format!("{}:{}", victim.ip, victim.api)])
-        .arg("--genesis")
-        .arg(victim.dir.join("genesis.toml"))
-        .arg("--token-file")
-        .arg(victim.dir.join("api.token"));
+    let cmd = nodes[0].attack_command(class, ATTACK_SECS);
     let (victim, rest) = nodes.split_first_mut().unwrap();
     let honest: Vec<&Node> = rest.iter().collect();
     let m = besiege(victim, &honest, class, cmd);

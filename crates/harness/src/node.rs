@@ -194,6 +194,21 @@ impl Node {
         res.map(|_| ()).map_err(|e| format!("{e}\n{}", self.log()))
     }
 
+    /// A `web4fed attack` command (same binary) aimed at this node for `secs` seconds, with
+    /// the network's genesis and this node's API token from its directory.
+    pub fn attack_command(&self, class: &str, secs: f64) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(["attack", "--class", class])
+            .args(["--secs", &secs.to_string()])
+            .args(["--target", &self.addr()])
+            .args(["--api", &format!("{}:{}", self.ip, self.api)])
+            .arg("--genesis")
+            .arg(self.dir.join("genesis.toml"))
+            .arg("--token-file")
+            .arg(self.dir.join("api.token"));
+        cmd
+    }
+
     /// SIGKILL, and wait for the child.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -87,16 +87,7 @@ fn one(exe: &Path, root: &Path, class: Class, secs: f64) -> Result<Measured, Str
         std::time::Duration::from_millis(50),
         || nodes[0].final_epoch().is_some(),
     )?;
-    let v = &nodes[0];
-    let mut cmd = Command::new(exe);
-    cmd.args(["attack", "--class", class.name()])
-        .args(["--secs", &secs.to_string()])
-        .args(["--target", &v.addr()])
-        .args(["--api", &format!("{}:{}", v.ip, v.api)])
-        .arg("--genesis")
-        .arg(v.dir.join("genesis.toml"))
-        .arg("--token-file")
-        .arg(v.dir.join("api.token"));
+    let cmd = nodes[0].attack_command(class.name(), secs);
     let (victim, rest) = nodes.split_first_mut().ok_or("no nodes")?;
     let honest: Vec<&Node> = rest.iter().collect();
     Ok(besiege(victim, &honest, class.name(), cmd))

@@ -14,6 +14,9 @@ pub const LIVE_STREAMS: usize = 1_000;
 pub const SENDERS: usize = 8;
 /// Size of each body in the `big-bodies` class: the batch endpoints' limit.
 pub const BIG_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Bytes in each garbage frame of the `big-bodies` class: thousands of frames per body, so
+/// the victim's splitter and decoder work through every one.
+pub const GARBAGE_FRAME_BYTES: usize = 1_000;
 /// Double-vote pairs per `POST /v1/votes` in the `api-votes` class.
 pub const VOTE_PAIRS: usize = 3_000;
 
@@ -181,7 +184,7 @@ fn post(
 
 /// Just under [`BIG_BODY_BYTES`] of well-framed garbage: every frame must be looked at.
 fn garbage_frames(seed: u64) -> Vec<u8> {
-    let frame = 1_000usize;
+    let frame = GARBAGE_FRAME_BYTES;
     let mut out = Vec::with_capacity(BIG_BODY_BYTES);
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     while out.len() + 4 + frame < BIG_BODY_BYTES - 1024 {

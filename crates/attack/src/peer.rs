@@ -98,11 +98,6 @@ impl Peer {
         Ok(())
     }
 
-    /// Whether the victim is connected now.
-    pub fn connected(&self) -> bool {
-        self.victim.is_some_and(|v| self.swarm.is_connected(&v))
-    }
-
     /// Publishes bytes on a topic (flood-published to the victim).
     pub fn publish(&mut self, topic: Topic, bytes: Vec<u8>) {
         let t = self.names.topic(topic);

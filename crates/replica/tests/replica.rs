@@ -653,6 +653,15 @@ fn implausible_certificates_are_refused_without_touching_the_ledger() {
     );
 }
 
+/// A summary request from `from` to node 0, numbered `k`.
+fn ask_summary(net: &mut Net, from: MemberId, k: u64) {
+    let msg = Message::Request {
+        id: RequestId(k),
+        body: Request::Summary,
+    };
+    net.nodes[0].handle_message(net.now, from, msg);
+}
+
 #[test]
 fn a_stranger_gets_the_newcomer_budget_and_then_errors() {
     let mut net = Net::new(1);
@@ -664,14 +673,7 @@ fn a_stranger_gets_the_newcomer_budget_and_then_errors() {
     // Short of the strikes that would have it shunned (tested below).
     let sent = burst + web4fed_replica::limits::STRIKES_TO_SHUN - 1;
     for k in 0..sent {
-        net.nodes[0].handle_message(
-            net.now,
-            stranger,
-            Message::Request {
-                id: RequestId(k),
-                body: Request::Summary,
-            },
-        );
+        ask_summary(&mut net, stranger, k);
         while let Some(t) = net.nodes[0].poll_transmit() {
             match t.message {
                 Message::Response {
@@ -715,15 +717,9 @@ fn a_stranger_that_keeps_going_over_budget_is_disconnected_and_shunned() {
     let stranger = Keypair::from_secret([0x77; 32]).id();
     net.nodes[0].handle_connected(net.now, stranger, None);
     let mut disconnects = 0;
-    for k in 0..(20 * 10 + STRIKES_TO_SHUN + 10) {
-        net.nodes[0].handle_message(
-            net.now,
-            stranger,
-            Message::Request {
-                id: RequestId(k),
-                body: Request::Summary,
-            },
-        );
+    let burst = web4fed_replica::limits::NEWCOMER_REQUESTS_PER_SEC * 10;
+    for k in 0..(burst + STRIKES_TO_SHUN + 10) {
+        ask_summary(&mut net, stranger, k);
         while let Some(e) = net.nodes[0].poll_event() {
             if matches!(e, Event::Disconnect { peer } if peer == stranger) {
                 disconnects += 1;

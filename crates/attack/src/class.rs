@@ -36,6 +36,9 @@ pub enum Class {
     Backdate,
     /// A member that equivocates, is ejected, and keeps writing through a fresh transport key.
     EjectedWriter,
+    /// A member that posts past its rate limit until three violations eject it, and keeps
+    /// writing through a fresh transport key.
+    Spammer,
     /// A thousand live-feed (server-sent events) streams held open.
     LiveStreams,
     /// Concurrent 8 MiB bodies of garbage frames on the batch endpoints.
@@ -48,7 +51,7 @@ pub enum Class {
 
 impl Class {
     /// Every class, in the order the tables list them.
-    pub const ALL: [Class; 14] = [
+    pub const ALL: [Class; 15] = [
         Class::PeerFlood,
         Class::Orphans,
         Class::BadSignatures,
@@ -59,6 +62,7 @@ impl Class {
         Class::Future,
         Class::Backdate,
         Class::EjectedWriter,
+        Class::Spammer,
         Class::LiveStreams,
         Class::BigBodies,
         Class::ApiVotes,
@@ -78,6 +82,7 @@ impl Class {
             Class::Future => "future",
             Class::Backdate => "backdate",
             Class::EjectedWriter => "ejected-writer",
+            Class::Spammer => "spammer",
             Class::LiveStreams => "live-streams",
             Class::BigBodies => "big-bodies",
             Class::ApiVotes => "api-votes",
@@ -93,9 +98,11 @@ impl Class {
     /// Who the attacker is.
     pub fn standing(self) -> Standing {
         match self {
-            Class::PeerFlood | Class::Future | Class::Backdate | Class::EjectedWriter => {
-                Standing::CheapMember
-            }
+            Class::PeerFlood
+            | Class::Future
+            | Class::Backdate
+            | Class::EjectedWriter
+            | Class::Spammer => Standing::CheapMember,
             Class::LiveStreams | Class::BigBodies | Class::ApiVotes | Class::NoToken => {
                 Standing::ApiClient
             }

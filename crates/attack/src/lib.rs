@@ -32,10 +32,12 @@ pub struct Target {
     pub token: Option<String>,
 }
 
-/// What became of the `ejected-writer` class's writes after its ejection.
+/// What became of an ejected member's writes after its ejection (`ejected-writer`,
+/// `spammer`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EjectedWriter {
-    /// The seq at which the attacker equivocated.
+    /// The seq at which the attacker equivocated, or the last it wrote before the victim
+    /// disconnected it for its violations.
     pub seq_at_ejection: u64,
     /// Events it wrote after the ejection.
     pub written_after: u64,

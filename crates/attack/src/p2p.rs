@@ -37,7 +37,7 @@ pub async fn run(
     let net = genesis.network_id();
     let end = Instant::now() + Duration::from_secs_f64(secs);
     match class {
-        Class::PeerFlood | Class::Future | Class::Backdate | Class::EjectedWriter => {
+        _ if class.standing() == crate::Standing::CheapMember => {
             member(class, target, genesis, end, report).await
         }
         _ => {
@@ -259,8 +259,8 @@ async fn member(
                 p.pump(Duration::from_millis(500)).await;
             }
         }
-        Class::EjectedWriter => {
-            return ejected_writer(p, me, g, end, report).await;
+        Class::EjectedWriter | Class::Spammer => {
+            return ejected_writer(class, p, me, g, end, report).await;
         }
         _ => {}
     }
@@ -268,8 +268,10 @@ async fn member(
     Ok(())
 }
 
-/// Equivocates until ejected, then keeps writing its feed through a fresh transport key.
+/// Gets itself ejected (by equivocating, or as the `spammer` by posting past its rate limit
+/// until three violations), then keeps writing its feed through a fresh transport key.
 async fn ejected_writer(
+    class: Class,
     mut p: Peer,
     mut me: Author,
     g: &Genesis,
@@ -277,22 +279,41 @@ async fn ejected_writer(
     report: &mut Report,
 ) -> Result<(), String> {
     let net = g.network_id();
-    let (one, other, _) = me.equivocate(now_ms(), "first of two", "second of two");
-    let env = forge::envelope(&me.keypair, &net, now_ms(), one.bytes());
-    p.publish(Topic::Events, env.encode());
-    p.request(Request::Push {
-        events: vec![ByteBuf::from(other.bytes().to_vec())],
-    });
     let deadline = Instant::now() + SETTLE;
-    while p.counts.disconnects == 0 && Instant::now() < deadline {
-        p.pump(Duration::from_millis(50)).await;
-    }
+    let last_seq = if class == Class::Spammer {
+        // Ten thoughts a minute is the starting limit: a thought every 100 ms earns three
+        // violations in under two seconds.
+        let mut i = 0u64;
+        let mut last = 0;
+        while p.counts.disconnects == 0 && Instant::now() < deadline {
+            let ev = me.thought(now_ms(), &forge::filler(i, 200));
+            i += 1;
+            last = ev.seq();
+            let env = forge::envelope(&me.keypair, &net, now_ms(), ev.bytes());
+            p.publish(Topic::Events, env.encode());
+            p.pump(Duration::from_millis(100)).await;
+        }
+        last
+    } else {
+        let (one, other, _) = me.equivocate(now_ms(), "first of two", "second of two");
+        let env = forge::envelope(&me.keypair, &net, now_ms(), one.bytes());
+        p.publish(Topic::Events, env.encode());
+        p.request(Request::Push {
+            events: vec![ByteBuf::from(other.bytes().to_vec())],
+        });
+        while p.counts.disconnects == 0 && Instant::now() < deadline {
+            p.pump(Duration::from_millis(50)).await;
+        }
+        other.seq()
+    };
     if p.counts.disconnects == 0 {
-        return Err("the victim did not eject the equivocating attacker".into());
+        return Err(format!(
+            "the victim did not eject the attacker ({})",
+            class.name()
+        ));
     }
     report.notes.push(format!(
-        "ejected at seq {}; now writing through a fresh transport key",
-        other.seq()
+        "ejected by seq {last_seq}; now writing through a fresh transport key"
     ));
     let mut wire = p.counts.clone();
     drop(p);
@@ -317,7 +338,7 @@ async fn ejected_writer(
     q.pump(Duration::from_millis(500)).await;
     let held = feed_len(&mut q, &me.id().0).await;
     report.ejected_writer = Some(crate::EjectedWriter {
-        seq_at_ejection: other.seq(),
+        seq_at_ejection: last_seq,
         written_after: written,
         held_by_victim: held,
     });

@@ -156,6 +156,39 @@ fn an_ejected_member_writes_no_more() {
 }
 
 #[test]
+fn a_member_ejected_for_violations_has_its_feed_closed() {
+    let m = siege("spammer");
+    let e = &m.attack["ejected_writer"];
+    let member = m.attack["member"]
+        .as_str()
+        .expect("the attacker's member id");
+    let accounts = m.victim_state["accounts"].as_array().expect("accounts");
+    let acct = accounts
+        .iter()
+        .find(|a| a["member"].as_str() == Some(member))
+        .expect("the victim knows the attacker");
+    assert_eq!(
+        acct["eject_cause"]["cause"], "violations",
+        "ejected for violations: {acct}"
+    );
+    let closed = acct["feed_closed_at"].as_u64().expect("its feed is closed");
+    let held = acct["feed_len"].as_u64().unwrap();
+    let written = e["written_after"].as_u64().unwrap();
+    // Nothing past the closure is served; once the ejection was certified, nothing more
+    // was stored either.
+    assert_eq!(
+        e["held_by_victim"].as_u64(),
+        Some(closed),
+        "served past the closure"
+    );
+    assert!(written > 0);
+    assert!(
+        held < closed + written,
+        "victim stored all {written} later events (holds {held}, closed at {closed})"
+    );
+}
+
+#[test]
 fn live_streams_are_capped() {
     let m = siege("live-streams");
     let ok: u64 = statuses(&m)

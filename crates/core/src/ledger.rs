@@ -126,6 +126,13 @@ pub enum InsertError {
         /// The seq at which it forked.
         fork_seq: u64,
     },
+    /// The author was ejected (for violations or a double vote) and its feed closed at this
+    /// seq: nothing it signs later is stored, folded or relayed.
+    #[error("author was ejected; its feed is closed from seq {closed_at}")]
+    FeedClosed {
+        /// The first seq refused.
+        closed_at: u64,
+    },
     /// The event conflicts with final history this node has pruned from memory: it can
     /// never be ordered (a certificate covers the seq), and the proof would need the pruned
     /// event, so it is refused without one.
@@ -654,6 +661,7 @@ impl Ledger {
                 return Err(InsertError::AuthorEquivocated { fork_seq });
             }
         }
+        self.check_open(&author, seq)?;
         // A conflict with an event already held is evidence, whatever the timestamps.
         if let Some(existing) = self.feed_event(&author, seq) {
             let e = Evidence::Equivocation {
@@ -768,10 +776,32 @@ impl Ledger {
         }
     }
 
+    /// Refuses an event of a feed its author's ejection closed for good.
+    fn check_open(&self, author: &MemberId, seq: u64) -> Result<(), InsertError> {
+        match self.final_closure(author) {
+            Some(closed_at) if seq >= closed_at => Err(InsertError::FeedClosed { closed_at }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Where an ejected member's feed is closed (see [`State::eject`]), once no input can
+    /// move it: the ejection is in certified history (the latest certificate's checkpoint
+    /// holds the member, no longer active), and late events settle after certified history
+    /// (see `order_key_of`). Before that a late event could move or undo the ejection, so
+    /// the member's later events are still admitted (and ignored by the fold); refusing them
+    /// then would make what a node holds depend on arrival order.
+    fn final_closure(&self, member: &MemberId) -> Option<u64> {
+        let closed_at = self.state.closed_at(member)?;
+        let cp = self.checkpoint(self.final_epoch()?)?;
+        (cp.atp.contains_key(member) && !cp.weights.contains_key(member)).then_some(closed_at)
+    }
+
     /// Appends the next event of a feed after checking the chain (and PoW at seq 0).
     fn append(&mut self, ev: Arc<Event>) -> Result<(), InsertError> {
         let author = ev.author();
         let seq = ev.seq();
+        // Orphans released behind their predecessor come here without passing `admit`.
+        self.check_open(&author, seq)?;
         if seq == 0 {
             let Body::Register(r) = &ev.body else {
                 // The decoder only yields a Register at seq 0.
@@ -948,6 +978,18 @@ impl Ledger {
         let Some(ev) = self.events.get(&id) else {
             return;
         };
+        // Events a node admitted before the fold closed their feed are as if absent: they
+        // change neither the frontier nor logical time, so nodes that hold them and nodes
+        // that refused them fold to the same roots and vote the same frontier.
+        if self
+            .state
+            .closed_at(&ev.author())
+            .is_some_and(|c| ev.seq() >= c)
+        {
+            self.verdicts
+                .insert(id, Verdict::Ignored(crate::verdict::Ignored::AuthorEjected));
+            return;
+        }
         self.state.note_folded(ev.author(), ev.seq());
         // Past a proven fork every uncertified event of the member is ignored, whichever
         // branch this node happens to hold.
@@ -1448,11 +1490,25 @@ impl Ledger {
     /// Every feed's length and head (the id of its last event held). Anti-entropy compares
     /// heads as well as lengths: two nodes holding different branches of a fork have equal
     /// lengths, and only the heads show it.
+    ///
+    /// A feed closed by its author's ejection counts only up to the closure, with a zero
+    /// head: nodes that admitted some of its later events before they folded the ejection
+    /// (or whose copy of the last open event is pruned) agree with those that refused them.
     pub fn feed_heads(&self) -> BTreeMap<MemberId, (u64, EventId)> {
         self.feeds
             .iter()
-            .map(|(m, f)| (*m, (f.len(), f.head)))
+            .map(|(m, f)| match self.state.closed_at(m) {
+                Some(c) => (*m, (c.min(f.len()), EventId::default())),
+                None => (*m, (f.len(), f.head)),
+            })
             .collect()
+    }
+
+    /// Events of a member's feed this node serves to others: all it holds, but never past
+    /// the closure of an ejected member's feed.
+    pub fn served_len(&self, member: &MemberId) -> u64 {
+        let len = self.feed_len(member);
+        self.state.closed_at(member).map_or(len, |c| c.min(len))
     }
 
     /// The seq at which a member is known to have forked, if it is.

@@ -248,6 +248,11 @@ pub struct State {
     pub pruned_total: u64,
     /// Events folded per feed: the frontier a root covers.
     frontier: BTreeMap<MemberId, u64>,
+    /// Feeds closed by an ejection for violations or a double vote: the member's events from
+    /// this seq on are refused at admission and left out of the frontier, so an ejected
+    /// member cannot make nodes store, fold or replicate anything more. (Equivocators are
+    /// handled by their fork seq instead: their certified branch may run past the ejection.)
+    closures: BTreeMap<MemberId, u64>,
     /// Forged envelopes already counted (each counts once, however many report it).
     forgeries_applied: BTreeSet<[u8; 32]>,
     /// Layer 6: which member each verified TPM backs (first registration in fold order).
@@ -326,6 +331,12 @@ impl State {
     /// Events folded per feed (each feed folds in seq order, so a count says which).
     pub fn frontier(&self) -> &BTreeMap<MemberId, u64> {
         &self.frontier
+    }
+
+    /// The seq from which a member's feed is closed by its ejection, if it is (see
+    /// [`State::eject`]).
+    pub fn closed_at(&self, member: &MemberId) -> Option<u64> {
+        self.closures.get(member).copied()
     }
 
     /// Records that `author`'s event at `seq` was folded.
@@ -758,12 +769,20 @@ impl State {
     }
 
     /// Ejects a member: status, zero trust and ATP, and its live thoughts leave the corpus.
+    /// Unless it equivocated, its feed closes where the fold stands: every event it signs
+    /// later is ordered after this point (a feed's timestamps never go back), so refusing
+    /// them changes no verdict, and every node that folds the same events closes the feed at
+    /// the same seq.
     pub fn eject(&mut self, member: MemberId, cause: EjectCause) {
         let Some(a) = self.accounts.get_mut(&member) else {
             return;
         };
         if a.status == Status::Ejected {
             return;
+        }
+        if !matches!(cause, EjectCause::Equivocation { .. }) {
+            let folded = self.frontier.get(&member).copied().unwrap_or(0);
+            self.closures.insert(member, folded);
         }
         a.status = Status::Ejected;
         a.eject_cause = Some(cause);

@@ -4,7 +4,7 @@
 use web4fed_core::event::Event;
 use web4fed_core::finality::{CertError, Certificate, Vote};
 use web4fed_core::genesis::Genesis;
-use web4fed_core::ledger::{Ledger, Output};
+use web4fed_core::ledger::{Admission, InsertError, Ledger, Output};
 use web4fed_core::testkit::{sentence, Author};
 
 const T0: u64 = 1_767_225_600_000;
@@ -196,4 +196,48 @@ fn a_frontier_out_of_order_or_repeated_does_not_decode() {
         Certificate::decode(&swapped).is_err(),
         "members out of order"
     );
+}
+
+/// A member ejected for violations has its feed closed: its later events are admitted (and
+/// ignored) while a late event could still move the ejection, and refused once the ejection
+/// is in certified history.
+#[test]
+fn an_ejection_in_certified_history_closes_the_feed_for_good() {
+    let (g, mut authors, regs) = setup(4);
+    let net = g.network_id();
+    let now = T0 + 60_000;
+    let mut l = Ledger::new(g.clone());
+    l.handle_batch(now, regs);
+    let (honest, rest) = authors.split_at_mut(3);
+    let spammer = &mut rest[0];
+    let sid = spammer.id();
+    // Twenty thoughts in two seconds: past the rate limit three times, so ejected.
+    for i in 0..20u64 {
+        let ev = spammer.thought(T0 + 1_000 + i * 100, &sentence(i));
+        assert_eq!(l.handle_event(now, ev), Ok(Admission::Admitted));
+    }
+    let closed = l.state().closed_at(&sid).expect("the spammer is ejected");
+    assert!(closed < 21);
+    // Not final yet: admitted, ignored, and not served.
+    let more = spammer.thought(T0 + 3_500, &sentence(50));
+    assert_eq!(l.handle_event(now, more), Ok(Admission::Admitted));
+    assert_eq!(l.served_len(&sid), closed);
+    // The honest three certify checkpoint e, which holds the ejection.
+    let e = (T0 + 5_000) / 1_000;
+    let after = honest[0].thought(T0 + 6_500, &sentence(60));
+    l.handle_event(now, after).unwrap();
+    while l.poll_output().is_some() {}
+    let body = l.vote_body(e).unwrap();
+    for a in honest.iter() {
+        l.handle_vote(Vote::sign(&a.keypair, &net, body.clone()))
+            .unwrap();
+    }
+    assert_eq!(l.final_epoch(), Some(e));
+    let late = spammer.thought(T0 + 7_000, &sentence(70));
+    assert_eq!(
+        l.handle_event(now, late),
+        Err(InsertError::FeedClosed { closed_at: closed })
+    );
+    // Its registration and open events are still held and served.
+    assert_eq!(l.served_len(&sid), closed);
 }

@@ -36,7 +36,8 @@ fn members(l: &mut Ledger, n: u64) -> Vec<Author> {
 
 /// Test 2: one member sends 100 thoughts in a minute. Every thought beyond its rate limit is
 /// refused at layer 2; trust and ATP fall exactly per the table; the third violation ejects
-/// it; its later events are ignored.
+/// it; its later events are ignored (and refused once the ejection is final: see
+/// `finality.rs`).
 #[test]
 fn seed_test2_spam_is_rate_limited_penalised_and_ejected() {
     let g = genesis();
@@ -109,6 +110,62 @@ fn seed_test2_spam_is_rate_limited_penalised_and_ejected() {
         l.verdict(&id),
         Some(&Verdict::Ignored(Ignored::BadRecipient))
     );
+}
+
+/// A node that admitted an ejected member's later events (before the ejection was final, or
+/// before its fold saw it) and a node that never held them must fold to the same roots,
+/// report the same feed heads (or anti-entropy would chase the difference for ever), serve
+/// the same events and vote the same frontier.
+#[test]
+fn a_closed_feed_is_the_same_whether_its_dead_events_are_held_or_not() {
+    let g = genesis();
+    let mut holder = Ledger::new(g.clone());
+    let mut lean = Ledger::new(g.clone());
+    let mut regs = Vec::new();
+    let mut authors: Vec<Author> = (0..3)
+        .map(|i| {
+            let mut a = Author::from_seed(&g, i + 1);
+            regs.push(a.register(&g, &format!("m{i}"), T0));
+            a
+        })
+        .collect();
+    let burst: Vec<Event> = (0..40u64)
+        .map(|i| authors[0].thought(T0 + 1_000 + i * 600, &sentence(i)))
+        .collect();
+    let end = T0 + 1_000 + 40 * 600;
+    let tail: Vec<Event> = (0..5u64)
+        .map(|i| authors[1].thought(end + i * 1_000, &sentence(100 + i)))
+        .collect();
+    let now = end + 10_000;
+    for l in [&mut holder, &mut lean] {
+        let rs = l.handle_batch(T0, regs.clone());
+        assert!(rs.iter().all(|r| r == &Ok(Admission::Admitted)));
+    }
+    let rs = holder.handle_batch(now, burst.clone());
+    assert!(rs.iter().all(|r| r == &Ok(Admission::Admitted)));
+    let spammer = authors[0].id();
+    let closed = holder
+        .state()
+        .closed_at(&spammer)
+        .expect("the spammer's feed is closed");
+    // The lean node holds the burst only up to the closure (seq 0 is the registration).
+    let kept = usize::try_from(closed - 1).unwrap();
+    assert!(kept < burst.len(), "the burst ran past the ejection");
+    let rs = lean.handle_batch(now, burst[..kept].to_vec());
+    assert!(rs.iter().all(|r| r == &Ok(Admission::Admitted)));
+    for l in [&mut holder, &mut lean] {
+        let rs = l.handle_batch(now, tail.clone());
+        assert!(rs.iter().all(|r| r == &Ok(Admission::Admitted)));
+        while l.poll_output().is_some() {}
+    }
+    assert_eq!(lean.feed_len(&spammer), closed);
+    assert_eq!(lean.state().closed_at(&spammer), Some(closed));
+    assert!(holder.feed_len(&spammer) > closed);
+    assert_eq!(holder.served_len(&spammer), closed);
+    assert_eq!(holder.feed_heads(), lean.feed_heads());
+    assert_eq!(holder.state_root(), lean.state_root());
+    assert_eq!(holder.state().frontier(), lean.state().frontier());
+    assert_eq!(holder.state().frontier().get(&spammer), Some(&closed));
 }
 
 /// Test 5: hardware trust asymmetry. L5 needs evidence that verifies *and* vouches from more

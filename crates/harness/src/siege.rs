@@ -50,6 +50,8 @@ pub struct Measured {
     pub stop_ms: Option<f64>,
     /// The victim's `/v1/status` once the attack was over (its pools, counts, members).
     pub victim_status: Value,
+    /// The victim's `/v1/state` once the attack was over (every account as it sees it).
+    pub victim_state: Value,
     /// Entries in the victim's peer list once the attack was over.
     pub peers_listed: u64,
     /// The attacker's own report (its JSON), or its error.
@@ -111,6 +113,7 @@ pub fn besiege(victim: &mut Node, honest: &[&Node], class: &str, mut attack: Com
     });
     m.final_after = seen.filter(|f| Some(*f) > before);
     m.victim_status = victim.status().unwrap_or(Value::Null);
+    m.victim_state = victim.get("/v1/state").unwrap_or(Value::Null);
     m.peers_listed = victim
         .get("/v1/peers")
         .and_then(|p| p["peers"].as_array().map(|a| a.len() as u64))

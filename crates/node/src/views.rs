@@ -205,6 +205,7 @@ impl Node {
             "thoughts_accepted": a.thoughts_accepted,
             "live_thoughts": a.live_thoughts(),
             "feed_len": l.feed_len(m),
+            "feed_closed_at": l.state().closed_at(m),
         })
     }
 

@@ -43,9 +43,11 @@ impl Replica {
                 Acceptance::Ignore
             }
             Some(Ok(_)) => Acceptance::Ignore,
-            Some(Err(InsertError::Equivocation { .. } | InsertError::AuthorEquivocated { .. })) => {
-                Acceptance::Ignore
-            }
+            Some(Err(
+                InsertError::Equivocation { .. }
+                | InsertError::AuthorEquivocated { .. }
+                | InsertError::FeedClosed { .. },
+            )) => Acceptance::Ignore,
             // Not the relay's fault: the author's conflict with history pruned here.
             Some(Err(
                 InsertError::PoolFull { .. }

@@ -325,6 +325,7 @@ pub fn insert_error_name(e: &InsertError) -> &'static str {
         InsertError::TimestampBeforePrev { .. } => "timestamp_before_prev",
         InsertError::Equivocation { .. } => "equivocation",
         InsertError::AuthorEquivocated { .. } => "author_equivocated",
+        InsertError::FeedClosed { .. } => "feed_closed",
         InsertError::PoolFull { .. } => "pool_full",
         InsertError::BeyondHorizon { .. } => "beyond_horizon",
         InsertError::BatchTooLarge { .. } => "batch_too_large",

@@ -275,7 +275,7 @@ impl Replica {
         let max = u64::from(max.min(MAX_SYNC_BATCH_EVENTS));
         let end = from_seq
             .saturating_add(max)
-            .min(self.ledger.feed_len(&author));
+            .min(self.ledger.served_len(&author));
         // Final history leaves memory (registrations may stay): any gap sends the whole
         // range to the durable log, which holds every admitted event.
         if (from_seq..end).any(|s| self.ledger.feed_event(&author, s).is_none()) {

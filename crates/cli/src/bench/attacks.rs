@@ -29,7 +29,7 @@ fn as_filed(c: Class) -> &'static str {
         Class::Requests => "(not filed)",
         Class::Future => "4,096 events dated ten years ahead fill the future pool: 1.1 GB",
         Class::Backdate => "~108 ms of fold per event (~70× a current one)",
-        Class::EjectedWriter => "events still admitted, stored and replicated",
+        Class::EjectedWriter | Class::Spammer => "events still admitted, stored and replicated",
         Class::LiveStreams => "1,000 streams exhaust descriptors; libp2p cannot accept peers",
         Class::BigBodies => "8 MiB bodies processed on the node task behind a deep queue",
         Class::NoToken => "no token on loopback; Host/Origin/Content-Type ignored",

@@ -30,6 +30,9 @@ pub enum Class {
     Heartbeats,
     /// Sync requests (summary, range, evidence, certificates, peers) as fast as possible.
     Requests,
+    /// New connections with fresh keys from one address, 16 at a time, as fast as possible:
+    /// each costs the victim a Noise handshake.
+    Handshakes,
     /// A registered member's thoughts dated ten years ahead: the future pool.
     Future,
     /// A registered member's thoughts dated 60 s in the past: re-folds.
@@ -51,7 +54,7 @@ pub enum Class {
 
 impl Class {
     /// Every class, in the order the tables list them.
-    pub const ALL: [Class; 15] = [
+    pub const ALL: [Class; 16] = [
         Class::PeerFlood,
         Class::Orphans,
         Class::BadSignatures,
@@ -59,6 +62,7 @@ impl Class {
         Class::Certificates,
         Class::Heartbeats,
         Class::Requests,
+        Class::Handshakes,
         Class::Future,
         Class::Backdate,
         Class::EjectedWriter,
@@ -79,6 +83,7 @@ impl Class {
             Class::Certificates => "certificates",
             Class::Heartbeats => "heartbeats",
             Class::Requests => "requests",
+            Class::Handshakes => "handshakes",
             Class::Future => "future",
             Class::Backdate => "backdate",
             Class::EjectedWriter => "ejected-writer",

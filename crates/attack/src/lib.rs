@@ -45,6 +45,15 @@ pub struct EjectedWriter {
     pub held_by_victim: Option<u64>,
 }
 
+/// What became of the `handshakes` class's connections.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Handshakes {
+    /// Connections the victim accepted.
+    pub accepted: u64,
+    /// Connections it refused (or that failed).
+    pub refused: u64,
+}
+
 /// What one attack sent and what came back.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
@@ -64,6 +73,8 @@ pub struct Report {
     pub http: HttpCounts,
     /// The ejected writer's outcome.
     pub ejected_writer: Option<EjectedWriter>,
+    /// The handshake flood's outcome.
+    pub handshakes: Option<Handshakes>,
     /// Anything else worth saying.
     pub notes: Vec<String>,
 }
@@ -79,6 +90,7 @@ pub fn run(class: Class, target: &Target, secs: f64) -> Result<Report, String> {
         wire: WireCounts::default(),
         http: HttpCounts::default(),
         ejected_writer: None,
+        handshakes: None,
         notes: Vec::new(),
     };
     if class.needs_token() && target.token.is_none() {

@@ -40,6 +40,7 @@ pub async fn run(
         _ if class.standing() == crate::Standing::CheapMember => {
             member(class, target, genesis, end, report).await
         }
+        Class::Handshakes => handshakes(target, genesis, end, report).await,
         _ => {
             let kp = forge::fresh_key();
             let mut p = Peer::new(&kp, &net, target.clone())?;
@@ -346,6 +347,43 @@ async fn ejected_writer(
     wire.requests += q.counts.requests;
     wire.answers += q.counts.answers;
     report.wire = wire;
+    Ok(())
+}
+
+/// Handshakes run at once by the `handshakes` class.
+const HANDSHAKES_AT_ONCE: usize = 16;
+
+/// Opens connections with fresh keys, [`HANDSHAKES_AT_ONCE`] at a time, until `end`; each is
+/// dropped once its handshake is over (accepted or refused).
+async fn handshakes(
+    target: &libp2p::Multiaddr,
+    g: &Genesis,
+    end: Instant,
+    report: &mut Report,
+) -> Result<(), String> {
+    let net = g.network_id();
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    while Instant::now() < end {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..HANDSHAKES_AT_ONCE {
+            let t = target.clone();
+            set.spawn(async move {
+                let kp = forge::fresh_key();
+                match Peer::new(&kp, &net, t) {
+                    Ok(mut p) => p.handshake(Duration::from_secs(5)).await,
+                    Err(_) => false,
+                }
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(true) => accepted += 1,
+                _ => refused += 1,
+            }
+        }
+    }
+    report.wire.dial_failures = refused;
+    report.handshakes = Some(crate::Handshakes { accepted, refused });
     Ok(())
 }
 

@@ -98,6 +98,23 @@ impl Peer {
         Ok(())
     }
 
+    /// Dials the victim and waits (up to `within`) for the connection's handshake to end:
+    /// true if the victim accepted it, false if it refused or it failed.
+    pub async fn handshake(&mut self, within: Duration) -> bool {
+        if self.swarm.dial(self.target.clone()).is_err() {
+            return false;
+        }
+        let failures = self.counts.dial_failures;
+        let deadline = Instant::now() + within;
+        while self.victim.is_none() && self.counts.dial_failures == failures {
+            if Instant::now() > deadline {
+                return false;
+            }
+            self.pump(Duration::from_millis(10)).await;
+        }
+        self.victim.is_some()
+    }
+
     /// Publishes bytes on a topic (flood-published to the victim).
     pub fn publish(&mut self, topic: Topic, bytes: Vec<u8>) {
         let t = self.names.topic(topic);

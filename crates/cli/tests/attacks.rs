@@ -189,6 +189,25 @@ fn a_member_ejected_for_violations_has_its_feed_closed() {
 }
 
 #[test]
+fn fresh_key_handshakes_are_limited_per_address() {
+    use web4fed_node::address_limits::{NEW_CONNECTIONS_BURST, NEW_CONNECTIONS_PER_SEC};
+    let m = siege("handshakes");
+    let h = &m.attack["handshakes"];
+    let accepted = h["accepted"].as_u64().unwrap();
+    let refused = h["refused"].as_u64().unwrap();
+    assert!(
+        refused > 0,
+        "no handshake was refused ({accepted} accepted)"
+    );
+    // The burst, then the rate over the attack (with a wide margin for its start and end).
+    let most = NEW_CONNECTIONS_BURST + NEW_CONNECTIONS_PER_SEC * (ATTACK_SECS as u64 + 10);
+    assert!(
+        accepted <= most,
+        "{accepted} accepted, at most {most} allowed"
+    );
+}
+
+#[test]
 fn live_streams_are_capped() {
     let m = siege("live-streams");
     let ok: u64 = statuses(&m)

@@ -442,6 +442,11 @@ impl Node {
         let c = self.replica.counters().clone();
         metrics::absorb(&self.metrics, &c, &self.counters_seen);
         self.counters_seen = c;
+        let refused = self.swarm.behaviour().addresses.refused;
+        let seen = self.metrics.connections_refused.get();
+        self.metrics
+            .connections_refused
+            .inc_by(refused.saturating_sub(seen));
         let peers = self.replica.peers();
         let hb = self.replica.heartbeat_ms();
         self.metrics

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod address_limits;
 mod adversary;
 pub mod api;
 pub mod auth;

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub finality_latency: Histogram,
     /// The latest certified epoch.
     pub final_epoch: Gauge,
+    /// Inbound connections refused by the per-address limits (see `address_limits`).
+    pub connections_refused: Counter,
 }
 
 impl Metrics {
@@ -94,6 +96,7 @@ impl Metrics {
             attestations: Family::default(),
             finality_latency: Histogram::new([0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 60.0]),
             final_epoch: Gauge::default(),
+            connections_refused: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -182,6 +185,11 @@ impl Metrics {
             "final_epoch",
             "The latest certified epoch",
             m.final_epoch.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Inbound connections refused by the per-address limits",
+            m.connections_refused.clone(),
         );
         Self { registry, ..m }
     }

@@ -1,6 +1,6 @@
 //! The libp2p side: the behaviour (gossipsub with one topic per kind of gossip,
 //! request-response carrying the replica's requests, identify for addresses and the network
-//! check, ping, connection limits and a block list for ejected members), and the mapping
+//! check, ping, connection limits in all and per source address, and a block list for ejected members), and the mapping
 //! between libp2p peers and members.
 //!
 //! Protocol decisions stay in the replica; this module only wires libp2p up.
@@ -34,6 +34,9 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3_600);
 pub struct Behaviour {
     /// Refuses ejected members.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Bounds what one source address may start: handshakes in progress and new
+    /// connections a second (before the totals below, so one address cannot take them all).
+    pub addresses: crate::address_limits::Behaviour,
     /// Bounds connection counts.
     pub limits: connection_limits::Behaviour,
     /// Pushes events and heartbeats.
@@ -204,6 +207,7 @@ pub fn build_swarm(
                 .with_max_pending_incoming(Some(MAX_PENDING_INCOMING));
             Ok(Behaviour {
                 blocked: Default::default(),
+                addresses: Default::default(),
                 limits: connection_limits::Behaviour::new(limits),
                 gossipsub: gs,
                 sync,

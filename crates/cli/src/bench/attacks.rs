@@ -27,6 +27,7 @@ fn as_filed(c: Class) -> &'static str {
         Class::Certificates => "each forces a ~4.5 ms re-fold before any signature check; kept and retried forever",
         Class::Heartbeats => "peer entries for every key; 24,000 fakes → 360,000 queue entries",
         Class::Requests => "(not filed)",
+        Class::Handshakes => "(not filed: a Noise handshake per fresh key, 64 at a time)",
         Class::Future => "4,096 events dated ten years ahead fill the future pool: 1.1 GB",
         Class::Backdate => "~108 ms of fold per event (~70× a current one)",
         Class::EjectedWriter | Class::Spammer => "events still admitted, stored and replicated",

@@ -144,7 +144,7 @@ fn stranger_round(
                         from_seq: 0,
                         max: u32::MAX,
                     },
-                    2 => Request::Evidence,
+                    2 => Request::Evidence { after: None },
                     3 => Request::Certificates { after: None },
                     _ => Request::Peers,
                 };

@@ -62,6 +62,13 @@ pub const MAX_SNAPSHOTS: usize = 4;
 /// Most forged envelopes remembered: three eject a sender, so more than a few per member is
 /// never needed; the bound keeps a flood of evidence from growing memory.
 pub const MAX_FORGERIES: usize = 16_384;
+/// Forged envelopes kept per sender: three eject it (at the default threshold), the rest
+/// are spare in case a genesis sets it higher; more prove nothing new.
+pub const MAX_FORGERIES_PER_SENDER: usize = 8;
+/// Evidence against keys that have not registered here, kept until they do: a fork found
+/// between two orphans of a newcomer must not be lost, but proofs about keys that never
+/// register must not pile up either.
+pub const MAX_PENDING_PROOFS: usize = 1_024;
 /// Recent epoch roots kept: enough to compare with peers a minute behind at 1 s epochs.
 pub const EPOCH_ROOTS_KEPT: usize = 64;
 /// Certificates kept in memory (all are in the store).
@@ -317,6 +324,32 @@ struct History {
     pruned: usize,
 }
 
+/// Where a page of evidence ends (see [`Ledger::evidence_after`]): a kind byte (0 proof,
+/// 1 double vote, 2 forged envelope) and the item's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EvidenceCursor(pub [u8; 33]);
+
+impl EvidenceCursor {
+    fn new(kind: u8, key: [u8; 32]) -> Self {
+        let mut c = [0u8; 33];
+        c[0] = kind;
+        c[1..].copy_from_slice(&key);
+        Self(c)
+    }
+
+    fn key(&self) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&self.0[1..]);
+        k
+    }
+
+    /// The cursor in these bytes, if they are one (33 bytes, a known kind).
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let c: [u8; 33] = b.try_into().ok()?;
+        (c[0] <= 2).then_some(Self(c))
+    }
+}
+
 /// The log and its fold. See the module docs.
 pub struct Ledger {
     genesis: Genesis,
@@ -333,6 +366,11 @@ pub struct Ledger {
     /// the member's uncertified events from there on, whichever branch this node holds.
     carried_forks: BTreeMap<MemberId, u64>,
     forgeries: BTreeMap<[u8; 32], Envelope>,
+    /// Forged envelopes held per sender (see [`MAX_FORGERIES_PER_SENDER`]).
+    forgers: HashMap<MemberId, usize>,
+    /// Evidence against keys not registered (yet), with whether to announce it: taken up
+    /// when the key registers (see [`MAX_PENDING_PROOFS`]).
+    pending_proofs: VecDeque<(MemberId, Evidence, bool)>,
     double_votes: BTreeMap<MemberId, Evidence>,
     evidence_checks: HashMap<EventId, Result<(), String>>,
     orphans: BTreeMap<(MemberId, u64), Arc<Event>>,
@@ -419,6 +457,8 @@ impl Ledger {
             forks: HashMap::new(),
             carried_forks: BTreeMap::new(),
             forgeries: BTreeMap::new(),
+            forgers: HashMap::new(),
+            pending_proofs: VecDeque::new(),
             double_votes: BTreeMap::new(),
             evidence_checks: HashMap::new(),
             orphans: BTreeMap::new(),
@@ -546,9 +586,38 @@ impl Ledger {
         Ok(())
     }
 
+    /// Evidence that waited for `member` to register counts now.
+    fn take_up_pending_proofs(&mut self, member: &MemberId) {
+        if !self.pending_proofs.iter().any(|(m, _, _)| m == member) {
+            return;
+        }
+        let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.pending_proofs)
+            .into_iter()
+            .partition(|(m, _, _)| m == member);
+        self.pending_proofs = rest;
+        for (_, e, announce) in mine {
+            self.add_proof(e, announce);
+        }
+    }
+
     /// Remembers evidence (bounded), and with `announce` hands it to the driver to persist and
     /// publish in an `Evidence` event.
     fn add_proof(&mut self, e: Evidence, announce: bool) -> bool {
+        // Evidence against a key that never registered here penalises nobody; keeping it
+        // would let anyone fill memory and the store with proofs about fresh keys.
+        let accused = match &e {
+            Evidence::Equivocation { a, .. } => a.header.author,
+            Evidence::ForgedEnvelope(env) => env.sender,
+            Evidence::DoubleVote(a, _) => a.signer,
+        };
+        if !self.feeds.contains_key(&accused) {
+            // Unless it registers later: a few are kept apart for that (the oldest go first).
+            if self.pending_proofs.len() >= MAX_PENDING_PROOFS {
+                self.pending_proofs.pop_front();
+            }
+            self.pending_proofs.push_back((accused, e, announce));
+            return false;
+        }
         let new = match &e {
             Evidence::Equivocation { a, .. } => {
                 let m = a.header.author;
@@ -564,11 +633,19 @@ impl Ledger {
                 }
             }
             Evidence::ForgedEnvelope(env) => {
+                // Only a registered sender can be penalised, and a few forgeries eject it:
+                // a stranger's forgeries, or more than a few of one member's, prove nothing
+                // more and would only fill memory and the store.
                 let hash = env.hash();
-                if self.forgeries.contains_key(&hash) || self.forgeries.len() >= MAX_FORGERIES {
+                let mine = self.forgers.get(&env.sender).copied().unwrap_or(0);
+                if self.forgeries.contains_key(&hash)
+                    || self.forgeries.len() >= MAX_FORGERIES
+                    || mine >= MAX_FORGERIES_PER_SENDER
+                {
                     false
                 } else {
                     self.forgeries.insert(hash, env.clone());
+                    *self.forgers.entry(env.sender).or_default() += 1;
                     true
                 }
             }
@@ -826,6 +903,7 @@ impl Ledger {
                     claim,
                 },
             );
+            self.take_up_pending_proofs(&author);
         } else {
             let feed = self.feeds.get(&author);
             let prev_id = feed.filter(|f| f.len() > 0).map(|f| f.head);
@@ -998,7 +1076,7 @@ impl Ledger {
             .get(&ev.author())
             .is_some_and(|f| ev.seq() >= *f && ev.seq() >= self.certified_len(&ev.author()));
         let verdict = if forked {
-            self.state.advance(key.timestamp_ms);
+            // Nor does it move logical time: nodes holding different branches would differ.
             Verdict::Ignored(crate::verdict::Ignored::AuthorEjected)
         } else if ev.seq() == 0 {
             let claim = self
@@ -1525,6 +1603,45 @@ impl Ledger {
     /// Forged envelopes held.
     pub fn forgeries(&self) -> impl Iterator<Item = &Envelope> {
         self.forgeries.values()
+    }
+
+    /// Every item of evidence held, in a stable order, each with its cursor, starting after
+    /// `after`: equivocation proofs by accused, then double votes by signer, then forged
+    /// envelopes by hash. Anti-entropy pages through evidence with these cursors, so an
+    /// answer stays bounded however much evidence there is.
+    pub fn evidence_after(
+        &self,
+        after: Option<EvidenceCursor>,
+    ) -> impl Iterator<Item = (EvidenceCursor, Evidence)> + '_ {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let (kind, key) = after.map_or((0, None), |c| (c.0[0], Some(c.key())));
+        // Kinds before the cursor's are done; the cursor's own resumes after its key.
+        let room = |k: u8| if k < kind { 0 } else { usize::MAX };
+        let start = |k: u8| match key {
+            Some(key) if k == kind => Excluded(key),
+            _ => Unbounded,
+        };
+        let member_start = |k: u8| match start(k) {
+            Excluded(key) => Excluded(MemberId(key)),
+            _ => Unbounded,
+        };
+        let proofs = self
+            .proofs
+            .range((member_start(0), Unbounded))
+            .take(room(0))
+            .map(|(m, e)| (EvidenceCursor::new(0, m.0), e.clone()));
+        let votes = self
+            .double_votes
+            .range((member_start(1), Unbounded))
+            .take(room(1))
+            .map(|(m, e)| (EvidenceCursor::new(1, m.0), e.clone()));
+        let forged = self.forgeries.range((start(2), Unbounded)).map(|(h, env)| {
+            (
+                EvidenceCursor::new(2, *h),
+                Evidence::ForgedEnvelope(env.clone()),
+            )
+        });
+        proofs.chain(votes).chain(forged)
     }
 
     /// The state root at the head's logical time.

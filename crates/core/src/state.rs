@@ -795,11 +795,6 @@ impl State {
         }
     }
 
-    /// Advances logical time without an event (an ejection point).
-    pub fn advance(&mut self, t: u64) {
-        self.head_ms = self.head_ms.max(t);
-    }
-
     /// The state root at logical time `t`: a Merkle node over the accounts' root (projected
     /// to `t`: decay and recharge applied) and the live corpus root.
     pub fn root_at(&self, g: &Genesis, t: u64) -> [u8; 32] {

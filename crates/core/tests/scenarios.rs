@@ -797,3 +797,70 @@ fn seed_test4_forged_envelopes_are_evidence_and_eject_the_sender() {
     );
     assert_eq!(a.state_root(), b.state_root());
 }
+
+/// Forged envelopes are kept only from registered senders and only a few per sender: a
+/// stranger's forgeries penalise nobody, and more than a few of one member's prove nothing
+/// new; either would only fill memory and the store. What is kept pages out in a stable
+/// order with strictly increasing cursors.
+#[test]
+fn forgeries_are_kept_only_from_members_a_few_each_and_page_out_in_order() {
+    use web4fed_core::envelope::Envelope;
+    use web4fed_core::identity::Keypair;
+    use web4fed_core::ledger::{EvidenceCursor, MAX_FORGERIES_PER_SENDER};
+    let g = genesis();
+    let mut l = Ledger::new(g.clone());
+    let mut ms = members(&mut l, 3);
+    while l.poll_output().is_some() {}
+    let net = *l.network();
+    let forged = |ms: &mut Vec<Author>, i: u64| {
+        let real = ms[1].sign_at(1, ms[1].prev(), T0 + 10 + i, Body::Thought(sentence(i)));
+        let mut bytes = real.bytes().to_vec();
+        bytes[web4fed_core::event::HEADER_LEN + 1] ^= 0x80;
+        bytes
+    };
+    let stranger = Keypair::from_secret([42; 32]);
+    for i in 0..5 {
+        let env = Envelope::seal(&stranger, &net, T0 + i, &forged(&mut ms, i));
+        l.handle_forged_envelope(env).unwrap();
+    }
+    assert_eq!(
+        l.forgeries().count(),
+        0,
+        "a stranger's forgeries are not kept"
+    );
+    let byz = ms[0].keypair.clone();
+    for i in 0..20 {
+        let env = Envelope::seal(&byz, &net, T0 + 100 + i, &forged(&mut ms, 100 + i));
+        l.handle_forged_envelope(env).unwrap();
+    }
+    assert_eq!(l.forgeries().count(), MAX_FORGERIES_PER_SENDER);
+    // Paging: every item once, cursors strictly increasing, resumable from any cursor.
+    let all: Vec<(EvidenceCursor, Evidence)> = l.evidence_after(None).collect();
+    assert_eq!(all.len(), MAX_FORGERIES_PER_SENDER);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+    for (k, (c, _)) in all.iter().enumerate() {
+        let rest: Vec<EvidenceCursor> = l.evidence_after(Some(*c)).map(|(c, _)| c).collect();
+        let expected: Vec<EvidenceCursor> = all[k + 1..].iter().map(|(c, _)| *c).collect();
+        assert_eq!(rest, expected);
+        assert_eq!(EvidenceCursor::from_bytes(&c.0), Some(*c));
+    }
+    assert_eq!(EvidenceCursor::from_bytes(&[3; 33]), None);
+    assert_eq!(EvidenceCursor::from_bytes(&[0; 32]), None);
+    // Equivocation proofs about keys that never registered are not kept either, but one
+    // about a key that registers later counts from its registration.
+    let before = l.proofs().count();
+    let mut late = Author::from_seed(&g, 999);
+    let late_reg = late.register(&g, "late", T0 + 500);
+    let (_, _, late_proof) = late.equivocate(T0 + 501, &sentence(1), &sentence(2));
+    for i in 0..50 {
+        let mut fresh = Author::from_seed(&g, 5_000 + i);
+        let _ = fresh.register(&g, "never", T0);
+        let (_, _, proof) = fresh.equivocate(T0 + 1, &sentence(1), &sentence(2));
+        l.handle_proof(proof).unwrap();
+    }
+    l.handle_proof(late_proof).unwrap();
+    assert_eq!(l.proofs().count(), before);
+    admit(&mut l, T0 + 600, late_reg);
+    assert_eq!(l.proofs().count(), before + 1);
+    assert_eq!(l.fork_seq(&late.id()), Some(1));
+}

@@ -69,8 +69,15 @@ pub const MAX_PUSH_BATCH_BYTES: usize = 768 * 1024;
 pub const MAX_SYNC_CERTIFICATES: usize = 16;
 /// Most members listed in one summary; a larger federation needs paging, not yet built.
 pub const MAX_SUMMARY_FEEDS: usize = 100_000;
-/// Most items of evidence in one evidence response.
-pub const MAX_EVIDENCE_ITEMS: usize = web4fed_core::ledger::MAX_FORGERIES;
+/// Most items of evidence in one evidence answer (a page; the next is asked for with the
+/// answer's cursor): an equivocation proof is ~300 bytes, a double vote ~340.
+pub const MAX_EVIDENCE_ITEMS: usize = 1_024;
+/// Most bytes of evidence in one answer (forged envelopes carry whole events; the transport
+/// refuses responses over 10 MiB). One item is always sent, whatever its size.
+pub const MAX_EVIDENCE_BYTES: usize = 4 * 1024 * 1024;
+/// Pages of evidence asked of one peer per sync round; the next round resumes where this
+/// one stopped, so a peer with much evidence costs a bounded amount per round.
+pub const MAX_EVIDENCE_PAGES_PER_ROUND: u32 = 16;
 /// Most peers listed in one peer-exchange answer, and addresses per peer: an answer is
 /// advice, and no advice needs more.
 pub const MAX_EXCHANGED_PEERS: usize = 256;

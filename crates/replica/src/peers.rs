@@ -51,6 +51,11 @@ pub struct Peer {
     /// Refusals and bad signatures counted against it (a stranger is shunned at
     /// [`crate::limits::STRIKES_TO_SHUN`]).
     pub strikes: u64,
+    /// Where the next page of its evidence starts (a round that stopped at the page limit
+    /// resumes here).
+    pub evidence_after: Option<web4fed_core::ledger::EvidenceCursor>,
+    /// Pages of evidence asked of it in the current sync round.
+    pub evidence_pages: u32,
 }
 
 impl Peer {
@@ -74,6 +79,8 @@ impl Peer {
             budget: None,
             over_budget: 0,
             strikes: 0,
+            evidence_after: None,
+            evidence_pages: 0,
         }
     }
 

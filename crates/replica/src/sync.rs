@@ -3,17 +3,18 @@
 
 use crate::io::{Counters, Event, Source};
 use crate::limits::{
-    MAX_EVIDENCE_ITEMS, MAX_EXCHANGED_PEERS, MAX_PUSH_BATCH_BYTES, MAX_RANGES_IN_FLIGHT,
-    MAX_SUMMARY_FEEDS, MAX_SYNC_BATCH_BYTES, MAX_SYNC_BATCH_EVENTS, MAX_SYNC_CERTIFICATES,
-    PEER_EXCHANGE_FANOUT, PEER_EXCHANGE_PERIOD_MS, PENDING_CERTS_MAX, SYNC_BUFFER_MAX_BYTES,
-    SYNC_MIN_INTERVAL_MS, SYNC_PERIOD_MS,
+    MAX_EVIDENCE_BYTES, MAX_EVIDENCE_ITEMS, MAX_EVIDENCE_PAGES_PER_ROUND, MAX_EXCHANGED_PEERS,
+    MAX_PUSH_BATCH_BYTES, MAX_RANGES_IN_FLIGHT, MAX_SUMMARY_FEEDS, MAX_SYNC_BATCH_BYTES,
+    MAX_SYNC_BATCH_EVENTS, MAX_SYNC_CERTIFICATES, PEER_EXCHANGE_FANOUT, PEER_EXCHANGE_PERIOD_MS,
+    PENDING_CERTS_MAX, SYNC_BUFFER_MAX_BYTES, SYNC_MIN_INTERVAL_MS, SYNC_PERIOD_MS,
 };
 use crate::replica::Replica;
 use crate::wire::{Request, RequestId, Response};
 use serde_bytes::ByteBuf;
-use web4fed_core::event::{Body, Event as SignedEvent, Evidence, Kind};
+use web4fed_core::event::{Body, Event as SignedEvent, Kind};
 use web4fed_core::finality::Certificate;
 use web4fed_core::identity::MemberId;
+use web4fed_core::ledger::EvidenceCursor;
 
 fn member(bytes: &[u8]) -> Option<MemberId> {
     <[u8; 32]>::try_from(bytes).ok().map(MemberId)
@@ -48,7 +49,7 @@ impl Replica {
             }
             return;
         }
-        self.send_request(now_ms, peer, Request::Evidence);
+        self.ask_evidence(now_ms, peer, true);
         let after = self.ledger.final_epoch();
         self.send_request(now_ms, peer, Request::Certificates { after });
     }
@@ -194,19 +195,14 @@ impl Replica {
                     message: "author must be 32 bytes".into(),
                 },
             },
-            Request::Evidence => {
-                let mut items: Vec<ByteBuf> = self
-                    .ledger
-                    .proofs()
-                    .map(|e| ByteBuf::from(Body::Evidence(Box::new(e.clone())).encode()))
-                    .collect();
-                items.extend(self.ledger.forgeries().map(|env| {
-                    ByteBuf::from(
-                        Body::Evidence(Box::new(Evidence::ForgedEnvelope(env.clone()))).encode(),
-                    )
-                }));
-                items.truncate(MAX_EVIDENCE_ITEMS);
-                Response::Evidence { items }
+            Request::Evidence { after } => {
+                match after.as_deref().map(|b| EvidenceCursor::from_bytes(b)) {
+                    Some(None) => Response::Error {
+                        message: "evidence cursor must be 33 bytes of a known kind".into(),
+                    },
+                    Some(Some(c)) => self.evidence_page(Some(c)),
+                    None => self.evidence_page(None),
+                }
             }
             Request::Peers => Response::Peers {
                 peers: self
@@ -351,7 +347,7 @@ impl Replica {
         match resp {
             Response::Summary { feeds } => self.on_summary(now_ms, from, feeds),
             Response::Events { events } => self.on_events(now_ms, from, events),
-            Response::Evidence { items } => self.on_evidence(now_ms, items),
+            Response::Evidence { items, next } => self.on_evidence(now_ms, from, items, next),
             Response::Peers { peers } => self.on_peers(now_ms, peers),
             Response::Certificates { items } => {
                 for item in items.iter().take(MAX_SYNC_CERTIFICATES) {
@@ -446,7 +442,65 @@ impl Replica {
         }
     }
 
-    fn on_evidence(&mut self, now_ms: u64, items: Vec<ByteBuf>) {
+    /// One page of the evidence held, after `after` (see [`MAX_EVIDENCE_ITEMS`]).
+    fn evidence_page(&self, after: Option<EvidenceCursor>) -> Response {
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        let mut last = None;
+        let mut rest = self.ledger.evidence_after(after).peekable();
+        while let Some((cursor, e)) = rest.next_if(|_| items.len() < MAX_EVIDENCE_ITEMS) {
+            let item = Body::Evidence(Box::new(e)).encode();
+            if !items.is_empty() && bytes + item.len() > MAX_EVIDENCE_BYTES {
+                // This one starts the next page.
+                let next = last.map(|c: EvidenceCursor| ByteBuf::from(c.0.to_vec()));
+                return Response::Evidence { items, next };
+            }
+            bytes += item.len();
+            items.push(ByteBuf::from(item));
+            last = Some(cursor);
+        }
+        let next = match rest.peek() {
+            Some(_) => last.map(|c| ByteBuf::from(c.0.to_vec())),
+            None => None,
+        };
+        Response::Evidence { items, next }
+    }
+
+    /// Asks a peer for its next page of evidence: a new round resumes where the last one
+    /// stopped, and a round asks at most [`MAX_EVIDENCE_PAGES_PER_ROUND`] pages.
+    pub(crate) fn ask_evidence(&mut self, now_ms: u64, peer: MemberId, new_round: bool) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if new_round {
+            p.evidence_pages = 0;
+        }
+        if p.evidence_pages >= MAX_EVIDENCE_PAGES_PER_ROUND {
+            return;
+        }
+        p.evidence_pages += 1;
+        let after = p.evidence_after.map(|c| ByteBuf::from(c.0.to_vec()));
+        self.send_request(now_ms, peer, Request::Evidence { after });
+    }
+
+    fn on_evidence(
+        &mut self,
+        now_ms: u64,
+        from: MemberId,
+        items: Vec<ByteBuf>,
+        next: Option<ByteBuf>,
+    ) {
+        let next = next.as_deref().and_then(|b| EvidenceCursor::from_bytes(b));
+        let mut more = false;
+        if let Some(p) = self.peers.get_mut(&from) {
+            // A cursor must move forward, or a peer could keep us asking for one page.
+            let forward = next.filter(|n| p.evidence_after.is_none_or(|a| *n > a));
+            more = forward.is_some();
+            p.evidence_after = forward;
+        }
+        if more {
+            self.ask_evidence(now_ms, from, false);
+        }
         let mut added = false;
         for item in items.iter().take(MAX_EVIDENCE_ITEMS) {
             if let Ok(Body::Evidence(e)) = Body::decode(Kind::Evidence, item) {

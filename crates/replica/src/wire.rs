@@ -101,8 +101,12 @@ pub enum Request {
         /// Most events wanted.
         max: u32,
     },
-    /// "Send me the evidence you hold" (equivocation proofs and forged envelopes).
-    Evidence,
+    /// "Send me the evidence you hold" (equivocation proofs, double votes and forged
+    /// envelopes), one page starting after a cursor from an earlier answer.
+    Evidence {
+        /// Where the previous page ended (33 bytes), or none for the first page.
+        after: Option<ByteBuf>,
+    },
     /// "Which peers do you know, and where?"
     Peers,
     /// "Send me the certificates after this epoch" (in chain order).
@@ -130,7 +134,7 @@ impl Request {
         match self {
             Request::Summary => "summary",
             Request::Range { .. } => "range",
-            Request::Evidence => "evidence",
+            Request::Evidence { .. } => "evidence",
             Request::Peers => "peers",
             Request::Certificates { .. } => "certificates",
             Request::Push { .. } => "push",
@@ -152,10 +156,12 @@ pub enum Response {
         /// Event wire bytes.
         events: Vec<ByteBuf>,
     },
-    /// Evidence bodies (encoded `Evidence` event bodies).
+    /// One page of evidence bodies (encoded `Evidence` event bodies).
     Evidence {
         /// Encoded evidence.
         items: Vec<ByteBuf>,
+        /// The cursor to ask for the next page with, if there is more.
+        next: Option<ByteBuf>,
     },
     /// Known peers.
     Peers {
@@ -222,12 +228,13 @@ impl Message {
                         (id_object.len() + secret.len()) as u64
                     }
                     Request::Range { .. } => 48,
+                    Request::Evidence { .. } => 42,
                     _ => 8,
                 },
                 Message::Response { body, .. } => match body {
                     Response::Summary { feeds } => feeds.len() as u64 * 76,
                     Response::Events { events } => bufs(events),
-                    Response::Evidence { items } => bufs(items),
+                    Response::Evidence { items, .. } => bufs(items) + 36,
                     Response::Certificates { items } => bufs(items),
                     Response::Peers { peers } => peers
                         .iter()

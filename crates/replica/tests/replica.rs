@@ -740,3 +740,73 @@ fn a_stranger_that_keeps_going_over_budget_is_disconnected_and_shunned() {
     assert!(net.nodes[0].poll_event().is_none());
     assert!(net.nodes[0].peers().get(&stranger).is_some());
 }
+
+/// Evidence is served in pages with a cursor, and a client pages through all of it: a
+/// node holding more proofs than fit one answer still hands every one on.
+#[test]
+fn evidence_is_served_in_pages_and_a_client_takes_every_page() {
+    use web4fed_replica::limits::MAX_EVIDENCE_ITEMS;
+    let g = genesis();
+    let n = MAX_EVIDENCE_ITEMS + 100;
+    let mut forkers: Vec<Author> = (0..n)
+        .map(|i| Author::from_seed(&g, 10_000 + i as u64))
+        .collect();
+    let regs: Vec<_> = forkers
+        .iter_mut()
+        .enumerate()
+        .map(|(i, a)| a.register(&g, &format!("f{i}"), T0))
+        .collect();
+    let mut server = Ledger::new(g.clone());
+    let mut client = Ledger::new(g.clone());
+    for l in [&mut server, &mut client] {
+        l.handle_batch(T0, regs.clone());
+        while l.poll_output().is_some() {}
+    }
+    for a in &mut forkers {
+        let (one, other, _) = a.equivocate(T0 + 1, &sentence(1), &sentence(2));
+        server.handle_batch(T0 + 1, vec![one, other]);
+    }
+    while server.poll_output().is_some() {}
+    assert_eq!(server.proofs().count(), n);
+    let keys: Vec<Keypair> = (0..2).map(|i| Keypair::from_secret([60 + i; 32])).collect();
+    let cfg = |kp: &Keypair| Config {
+        keypair: kp.clone(),
+        heartbeat_ms: HEARTBEAT_MS,
+        bootstrap: Vec::new(),
+        last_vote: None,
+        has_tpm: false,
+    };
+    let (s_id, c_id) = (keys[0].id(), keys[1].id());
+    let mut s = Replica::new(cfg(&keys[0]), server, T0);
+    let mut c = Replica::new(cfg(&keys[1]), client, T0);
+    // The client connects (a sync round starts) and the two talk until quiet.
+    c.handle_connected(T0 + 2, s_id, None);
+    s.handle_connected(T0 + 2, c_id, None);
+    let mut pages = 0;
+    for _ in 0..200 {
+        let mut quiet = true;
+        while let Some(t) = c.poll_transmit() {
+            quiet = false;
+            if let Destination::Peer(_) = t.to {
+                s.handle_message(T0 + 3, c_id, t.message);
+            }
+        }
+        while let Some(t) = s.poll_transmit() {
+            quiet = false;
+            if let (Destination::Peer(_), Message::Response { body, .. }) = (&t.to, &t.message) {
+                if let Response::Evidence { items, .. } = body {
+                    assert!(items.len() <= MAX_EVIDENCE_ITEMS);
+                    pages += 1;
+                }
+                c.handle_message(T0 + 3, s_id, t.message);
+            }
+        }
+        while c.poll_event().is_some() {}
+        while s.poll_event().is_some() {}
+        if quiet {
+            break;
+        }
+    }
+    assert_eq!(pages, 2, "{n} proofs take two pages");
+    assert_eq!(c.ledger().proofs().count(), n, "the client has every proof");
+}

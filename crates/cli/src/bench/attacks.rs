@@ -173,13 +173,31 @@ fn outcome(c: Class, m: &Measured) -> String {
                 n(&m.victim_status["waiting"]["future"]),
                 m.peers_listed
             ));
+            if let Some(h) = a.get("handshakes").filter(|h| !h.is_null()) {
+                s.push_str(&format!(
+                    "; {} handshakes accepted, {} refused",
+                    n(&h["accepted"]),
+                    n(&h["refused"])
+                ));
+            }
             if let Some(e) = a.get("ejected_writer").filter(|e| !e.is_null()) {
                 s.push_str(&format!(
-                    "; ejected at seq {}, wrote {} more, victim holds {}",
+                    "; ejected by seq {}, wrote {} more, victim serves {}",
                     n(&e["seq_at_ejection"]),
                     n(&e["written_after"]),
                     n(&e["held_by_victim"])
                 ));
+                let me = a["member"].as_str();
+                let acct = m.victim_state["accounts"]
+                    .as_array()
+                    .and_then(|v| v.iter().find(|x| x["member"].as_str() == me));
+                if let Some(x) = acct.filter(|x| !x["feed_closed_at"].is_null()) {
+                    s.push_str(&format!(
+                        " (stores {}, feed closed at {})",
+                        n(&x["feed_len"]),
+                        n(&x["feed_closed_at"])
+                    ));
+                }
             }
             s
         }

@@ -106,5 +106,51 @@ fn state_root(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, primitives, admission, state_root);
+/// What one late event costs the receiver: a corpus of 10,000 thoughts by 100 members over
+/// 100 s of event time, then a thought dated 60 s back, which re-folds from the snapshot
+/// before it and recomputes every epoch root since (up to 64).
+fn late_event(c: &mut Criterion) {
+    let g = Genesis {
+        corpus_max_thoughts: 20_000,
+        rate_base_thoughts: 1_000_000,
+        rate_base_bytes: 1_000_000_000,
+        ..Genesis::with_pow_bits(4)
+    };
+    let mut authors: Vec<Author> = (0..100).map(|i| Author::from_seed(&g, i)).collect();
+    let mut evs: Vec<Event> = authors
+        .iter_mut()
+        .enumerate()
+        .map(|(i, a)| a.register(&g, &format!("m{i}"), T0))
+        .collect();
+    let late_author = Author::from_seed(&g, 10_000);
+    let mut late_author = late_author;
+    evs.push(late_author.register(&g, "late", T0));
+    for i in 0..10_000u64 {
+        let a = &mut authors[(i % 100) as usize];
+        evs.push(a.thought(T0 + 1 + i * 10, &sentence(i)));
+    }
+    let late = late_author.thought(T0 + 40_000, &sentence(99_999));
+    let now = T0 + 100_000;
+    let mut group = c.benchmark_group("late_event");
+    group.sample_size(10);
+    group.bench_function("dated_60s_back_10k_corpus", |b| {
+        b.iter_batched(
+            || {
+                let mut l = Ledger::new(g.clone());
+                l.handle_batch(now, evs.clone());
+                while l.poll_output().is_some() {}
+                l
+            },
+            |mut l| {
+                let _ = l.handle_event(now, late.clone());
+                while l.poll_output().is_some() {}
+                l
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, primitives, admission, state_root, late_event);
 criterion_main!(benches);

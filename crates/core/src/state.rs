@@ -235,11 +235,23 @@ impl CorpusEntry {
     }
 }
 
+/// Buckets the corpus root is built from: thoughts are grouped by the first byte of their id
+/// and each bucket's root is kept up to date as thoughts change, so a state root hashes 256
+/// bucket roots rather than the whole corpus. An epoch root (and each of the epoch roots a
+/// late event recomputes) then costs O(accounts + 256), not O(accounts + corpus).
+pub const CORPUS_BUCKETS: usize = 256;
+
 /// The accounts and the live corpus.
 #[derive(Debug, Clone, Default)]
 pub struct State {
     accounts: BTreeMap<MemberId, Account>,
     corpus: BTreeMap<EventId, CorpusEntry>,
+    /// The Merkle root of each corpus bucket (see [`CORPUS_BUCKETS`]), kept up to date as
+    /// thoughts come, go and are rated; empty until the first thought.
+    corpus_buckets: Vec<[u8; 32]>,
+    /// The root over the bucket roots, computed once per change of the corpus (epoch roots
+    /// between two changes reuse it).
+    corpus_top: std::sync::OnceLock<[u8; 32]>,
     by_key: HashMap<[u8; 32], EventId>,
     corpus_bytes: u64,
     /// Latest logical time folded.
@@ -606,6 +618,7 @@ impl State {
                     if let Some(entry) = self.corpus.get_mut(&v.thought) {
                         entry.ratings.push((author, v.score_micro));
                         entry.refresh_leaf(&v.thought);
+                        self.rehash_bucket(&v.thought);
                     }
                 }
                 Body::Transfer { to, amount_milli } => {
@@ -719,6 +732,7 @@ impl State {
         };
         entry.refresh_leaf(&id);
         self.corpus.insert(id, entry);
+        self.rehash_bucket(&id);
         self.by_key.insert(key, id);
         self.corpus_bytes += bytes;
         for old in evict {
@@ -727,8 +741,39 @@ impl State {
         self.prune_if_needed(g, t);
     }
 
+    /// Recomputes the root of the corpus bucket `id` falls in.
+    fn rehash_bucket(&mut self, id: &EventId) {
+        if self.corpus_buckets.is_empty() {
+            self.corpus_buckets = vec![merkle::EMPTY_ROOT; CORPUS_BUCKETS];
+        }
+        let b = id.0[0];
+        let mut lo = [0u8; 32];
+        lo[0] = b;
+        let mut hi = [0xffu8; 32];
+        hi[0] = b;
+        let leaves = self
+            .corpus
+            .range(EventId(lo)..=EventId(hi))
+            .map(|(_, e)| e.leaf)
+            .collect();
+        self.corpus_buckets[usize::from(b)] = merkle::root(leaves);
+        self.corpus_top = std::sync::OnceLock::new();
+    }
+
+    /// The corpus root: the Merkle root over the bucket roots.
+    fn corpus_root(&self) -> [u8; 32] {
+        *self.corpus_top.get_or_init(|| {
+            if self.corpus_buckets.is_empty() {
+                merkle::root(vec![merkle::EMPTY_ROOT; CORPUS_BUCKETS])
+            } else {
+                merkle::root(self.corpus_buckets.clone())
+            }
+        })
+    }
+
     fn remove_thought(&mut self, id: &EventId) {
         if let Some(e) = self.corpus.remove(id) {
+            self.rehash_bucket(id);
             self.corpus_bytes -= e.bytes;
             if self.by_key.get(&e.key) == Some(id) {
                 self.by_key.remove(&e.key);
@@ -804,7 +849,7 @@ impl State {
                 .map(|(id, a)| a.leaf(id, g, t))
                 .collect(),
         );
-        let corpus = merkle::root(self.corpus.values().map(|e| e.leaf).collect());
+        let corpus = self.corpus_root();
         let mut both = Vec::with_capacity(68);
         both.extend_from_slice(b"root");
         both.extend_from_slice(&accounts);
@@ -834,5 +879,63 @@ pub fn check_evidence(network: &[u8; 32], e: &Evidence) -> Result<(), String> {
         }
         Evidence::ForgedEnvelope(env) => env.proves_forgery(network),
         Evidence::DoubleVote(a, b) => crate::finality::check_double_vote(network, a, b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Ledger;
+    use crate::testkit::{sentence, Author};
+
+    /// The bucket roots kept up to date equal those computed from the corpus afresh, through
+    /// thoughts accepted, rated, pruned (layer 7) and removed by an ejection.
+    #[test]
+    fn corpus_buckets_kept_up_to_date_equal_a_fresh_computation() {
+        let g = Genesis {
+            corpus_max_thoughts: 120,
+            ..Genesis::with_pow_bits(4)
+        };
+        const T0: u64 = 1_767_225_600_000;
+        let mut authors: Vec<Author> = (0..4).map(|i| Author::from_seed(&g, 300 + i)).collect();
+        let mut evs: Vec<Event> = authors
+            .iter_mut()
+            .enumerate()
+            .map(|(i, a)| a.register(&g, &format!("m{i}"), T0))
+            .collect();
+        let mut last = None;
+        for i in 0..400u64 {
+            let t = T0 + 1 + i * 2_000;
+            let k = (i % 3) as usize;
+            let ev = authors[k].thought(t, &sentence(i));
+            if i % 5 == 0 {
+                if let Some(id) = last {
+                    evs.push(authors[(k + 1) % 3].validate(t, id, 800_000));
+                }
+            }
+            last = Some(ev.id());
+            evs.push(ev);
+        }
+        // The fourth member spams until ejected: its thoughts leave the corpus.
+        for i in 0..20u64 {
+            evs.push(authors[3].thought(T0 + 1_000 + i * 50, &sentence(1_000 + i)));
+        }
+        let mut l = Ledger::new(g.clone());
+        l.handle_batch(T0 + 10_000_000, evs);
+        let st = l.state();
+        assert!(st.corpus_len() > 0);
+        assert!(st.pruned_total > 0, "layer 7 pruned some thoughts");
+        let fresh: Vec<[u8; 32]> = (0..=255u8)
+            .map(|b| {
+                merkle::root(
+                    st.corpus
+                        .iter()
+                        .filter(|(id, _)| id.0[0] == b)
+                        .map(|(_, e)| e.leaf)
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(st.corpus_buckets, fresh);
     }
 }

@@ -30,8 +30,8 @@ pub enum Class {
     Heartbeats,
     /// Sync requests (summary, range, evidence, certificates, peers) as fast as possible.
     Requests,
-    /// New connections with fresh keys from one address, 16 at a time, as fast as possible:
-    /// each costs the victim a Noise handshake.
+    /// New connections with fresh keys from one address, 16 at a time, 2,000 spread over
+    /// the run: each costs the victim a Noise handshake.
     Handshakes,
     /// A registered member's thoughts dated ten years ahead: the future pool.
     Future,

@@ -5,7 +5,6 @@
 //! This is a real TPM 2.0 implementation (libtpms) reached over TCP, not a stand-in: every
 //! key, quote and activation is computed by it.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,19 +41,6 @@ pub struct SwTpm {
     pub tcti: String,
     /// The TPM state directory.
     pub state: PathBuf,
-}
-
-/// A free port whose successor is free too: the swtpm TCTI expects the control channel on
-/// the server port + 1.
-fn free_port_pair() -> std::io::Result<u16> {
-    for _ in 0..100 {
-        let a = TcpListener::bind("127.0.0.1:0")?;
-        let port = a.local_addr()?.port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err(std::io::Error::other("no free pair of ports"))
 }
 
 impl SwTpm {
@@ -131,25 +117,27 @@ impl SwTpm {
 
     /// Starts swtpm on a manufactured state directory.
     pub fn start(state: &Path) -> std::io::Result<Self> {
-        let port = free_port_pair()?;
-        let ctrl = port + 1;
+        // Unix sockets in the state directory: TCP ports would compete with every other
+        // test process for free pairs (the swtpm TCTI wants the control port next to the
+        // server port), and a loaded machine can run out of them.
+        let sock = state.join("swtpm.sock");
+        let ctrl = state.join("swtpm.sock.ctrl");
+        for p in [&sock, &ctrl] {
+            let _ = std::fs::remove_file(p);
+        }
         let child = Command::new("swtpm")
             .args(["socket", "--tpm2", "--tpmstate"])
             .arg(format!("dir={}", state.display()))
-            .args([
-                "--server",
-                &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
-            ])
-            .args([
-                "--ctrl",
-                &format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"),
-            ])
+            .arg("--server")
+            .arg(format!("type=unixio,path={}", sock.display()))
+            .arg("--ctrl")
+            .arg(format!("type=unixio,path={}", ctrl.display()))
             .args(["--flags", "not-need-init,startup-clear"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
         let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
             if start.elapsed() > Duration::from_secs(10) {
                 return Err(std::io::Error::other("swtpm did not start listening"));
             }
@@ -157,7 +145,7 @@ impl SwTpm {
         }
         Ok(Self {
             child,
-            tcti: format!("swtpm:host=127.0.0.1,port={port}"),
+            tcti: format!("swtpm:path={}", sock.display()),
             state: state.into(),
         })
     }

@@ -123,6 +123,30 @@ pub fn submit(api: &Api, content: &str, json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// `web4fed transfer`: the API checks the amount and the recipient, and the node refuses a
+/// transfer above its member's balance (layer 9) before signing anything.
+pub fn transfer(api: &Api, to: &str, atp: f64, json: bool) -> Result<(), String> {
+    let v = ok_or_fail(
+        api.post(
+            "/v1/transfers",
+            &serde_json::json!({ "to": to, "atp": atp }),
+        )?,
+        json,
+    )?;
+    if json {
+        print_json(&v);
+    } else {
+        println!(
+            "{} {} (seq {}): {atp} ATP to {}",
+            text(&v["verdict"], "?"),
+            text(&v["id"], "?"),
+            v["seq"],
+            text(&v["to"], "?")
+        );
+    }
+    Ok(())
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -139,6 +163,11 @@ pub fn status(api: &Api, json: bool) -> Result<(), String> {
     println!(
         "events      {}  members {}  corpus {}",
         v["events"], v["members"], v["corpus"]
+    );
+    let d = &v["network_density"];
+    println!(
+        "density     {} of {} active members hardware-verified (L5)",
+        d["verified"], d["active"]
     );
     println!("state root  {}", text(&v["state_root"], "?"));
     println!(

@@ -198,6 +198,17 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Transfer some of this node's member's ATP to another member.
+    Transfer {
+        /// The recipient's member id (64 hex digits; `web4fed state` lists them).
+        #[arg(long)]
+        to: String,
+        /// How much, in ATP (thousandths allowed).
+        #[arg(long)]
+        atp: f64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Prints the address that opens a node's dashboard in a browser (with the token in the
     /// fragment, which the page exchanges for a session cookie).
     Dashboard {
@@ -381,6 +392,9 @@ fn main() -> ExitCode {
         }),
         Command::Submit { content, api } => {
             client::submit(&api.client(), &content, api.json).map_err(Into::into)
+        }
+        Command::Transfer { to, atp, api } => {
+            client::transfer(&api.client(), &to, atp, api.json).map_err(Into::into)
         }
         Command::Dashboard { api } => api
             .client()

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use web4fed_core::event::{Event, MAX_CONTENT_BYTES, MAX_EVENT_BYTES};
 use web4fed_core::finality::Vote;
+use web4fed_core::identity::MemberId;
 use web4fed_core::ledger::VerifiedEvent;
 use web4fed_core::verdict::{Ignored, Rule};
 use web4fed_replica::limits::MAX_VOTE_BYTES;
@@ -71,6 +72,7 @@ impl ApiError {
         );
         e.body["layer"] = json!(rule.layer());
         e.body["rule"] = json!(rule.name());
+        e.body["detail"] = serde_json::to_value(rule).unwrap_or(Value::Null);
         e.body["detail"] = serde_json::to_value(rule).unwrap_or(Value::Null);
         e
     }
@@ -174,6 +176,7 @@ pub fn router(
         .route("/", get(dashboard))
         .route("/v1/session", post(session))
         .route("/v1/thoughts", post(submit).get(thoughts))
+        .route("/v1/transfers", post(transfer))
         .route("/v1/state", get(|s: State<AppState>| ask(s, Query::State)))
         .route(
             "/v1/status",
@@ -404,6 +407,87 @@ async fn submit(
         .map_err(|_| ApiError::internal("node stopped"))?
         .map_err(|e| ApiError::from_command(&e))?;
     Ok((StatusCode::CREATED, Json(submitted_json(&done))).into_response())
+}
+
+/// Most ATP one transfer may name: far above any balance (the cap is 10,000 by default),
+/// low enough that thousandths of it fit any integer on the way.
+pub const MAX_TRANSFER_ATP: f64 = 1e12;
+
+/// `POST /v1/transfers` `{"to": MEMBER, "atp": N}`: signs, persists and publishes a transfer
+/// of this node's member's ATP. 201 once it is on disk; 400 naming a malformed field; 422
+/// for a recipient that is not another active member, or (layer 9) an amount above the
+/// balance, with the balance in `detail`.
+async fn transfer(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    content_type(&headers, "application/json")?;
+    let body = body.map_err(|e| body_error(&e, MAX_REQUEST_BYTES))?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))?;
+    let to = match v.get("to") {
+        Some(Value::String(t)) => MemberId::from_hex(t)
+            .ok_or_else(|| ApiError::bad_request("to", "must be a member id (64 hex digits)"))?,
+        Some(_) => return Err(ApiError::bad_request("to", "must be a string")),
+        None => return Err(ApiError::bad_request("to", "missing")),
+    };
+    let amount_milli = atp_milli(v.get("atp"))?;
+    let (reply, rx) = oneshot::channel();
+    s.tx.try_send(Command::Transfer {
+        to,
+        amount_milli,
+        reply,
+    })
+    .map_err(|_| busy())?;
+    let done = rx
+        .await
+        .map_err(|_| ApiError::internal("node stopped"))?
+        .map_err(|e| match e {
+            CommandError::Ignored(Ignored::BadRecipient) => {
+                let mut e = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "bad_recipient",
+                    "the recipient is not an active member other than this node's own",
+                );
+                e.body["field"] = json!("to");
+                e
+            }
+            other => ApiError::from_command(&other),
+        })?;
+    let mut answer = submitted_json(&done);
+    answer["to"] = json!(to.to_hex());
+    answer["atp_milli"] = json!(amount_milli);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// An ATP amount from JSON: a positive number with at most three decimals (the ledger
+/// counts thousandths), in thousandths.
+fn atp_milli(v: Option<&Value>) -> Result<u64, ApiError> {
+    let Some(v) = v else {
+        return Err(ApiError::bad_request("atp", "missing"));
+    };
+    let Some(atp) = v.as_f64() else {
+        return Err(ApiError::bad_request("atp", "must be a number"));
+    };
+    if !atp.is_finite() || atp <= 0.0 {
+        return Err(ApiError::bad_request("atp", "must be more than 0"));
+    }
+    if atp > MAX_TRANSFER_ATP {
+        return Err(ApiError::bad_request(
+            "atp",
+            format!("must be at most {MAX_TRANSFER_ATP}"),
+        ));
+    }
+    let milli = atp * 1_000.0;
+    if (milli - milli.round()).abs() > 1e-6 {
+        return Err(ApiError::bad_request(
+            "atp",
+            "at most three decimals (the ledger counts thousandths of an ATP)",
+        ));
+    }
+    // Finite, positive and bounded above: the cast cannot saturate.
+    Ok(milli.round() as u64)
 }
 
 /// A submitted thought as the API answers it.

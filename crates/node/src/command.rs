@@ -36,7 +36,7 @@ pub enum Query {
     History,
 }
 
-/// A thought signed, persisted and published.
+/// A thought or transfer signed, persisted and published.
 #[derive(Debug, Clone)]
 pub struct Submitted {
     /// Its id.
@@ -58,6 +58,15 @@ pub enum Command {
     Submit {
         /// The thought's content.
         content: String,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Submitted, CommandError>>,
+    },
+    /// Sign, persist and publish a transfer of this member's ATP.
+    Transfer {
+        /// The recipient.
+        to: web4fed_core::identity::MemberId,
+        /// The amount in thousandths of an ATP.
+        amount_milli: u64,
         /// Where the answer goes.
         reply: oneshot::Sender<Result<Submitted, CommandError>>,
     },

@@ -631,6 +631,14 @@ impl Node {
                 let r = self.submit(content);
                 let _ = reply.send(r);
             }
+            Command::Transfer {
+                to,
+                amount_milli,
+                reply,
+            } => {
+                let r = self.publish(ReplicaCommand::Transfer { to, amount_milli });
+                let _ = reply.send(r);
+            }
             Command::Ingest { events, reply } => {
                 let r = match self.command(ReplicaCommand::Ingest { events }) {
                     Ok(Reply::Ingested(report)) => report,
@@ -674,7 +682,13 @@ impl Node {
         if let Some(a) = self.settings.adversary {
             return Ok(crate::adversary::submit(self, a, content));
         }
-        match self.command(ReplicaCommand::Submit { content }) {
+        self.publish(ReplicaCommand::Submit { content })
+    }
+
+    /// Has the replica sign, persist and publish an event of ours (a thought or a transfer);
+    /// refusals by a defence layer are counted.
+    fn publish(&mut self, cmd: ReplicaCommand) -> Result<Submitted, CommandError> {
+        match self.command(cmd) {
             Ok(Reply::Submitted(ev)) => Ok(Submitted {
                 id: ev.id(),
                 seq: ev.seq(),

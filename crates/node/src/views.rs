@@ -235,6 +235,7 @@ impl Node {
             "peers_connected": peers.connected().len(),
             "peers_agreeing": peers.iter().filter(|(_, p)| p.root_matches == Some(true) && !p.is_down(now, hb)).count(),
             "waiting": {"orphans": orphans, "future": future},
+            "network_density": density_json(l.state()),
             "adversary": self.settings.adversary.map(|a| format!("{a:?}").to_lowercase()),
             "me": self.account_json(&me, now),
         })
@@ -338,4 +339,18 @@ impl Node {
         }
         json!({ "peers": out.into_values().collect::<Vec<_>>(), "partitions_seen": self.replica.counters().partitions_seen })
     }
+}
+
+/// The seed's network density: hardware-verified (L5) members among the active ones.
+fn density_json(st: &web4fed_core::state::State) -> Value {
+    let active: Vec<_> = st
+        .accounts()
+        .filter(|(_, a)| a.status == web4fed_core::state::Status::Active)
+        .collect();
+    let verified = active.iter().filter(|(_, a)| a.level == Level::L5).count();
+    json!({
+        "verified": verified,
+        "active": active.len(),
+        "density": if active.is_empty() { 0.0 } else { verified as f64 / active.len() as f64 },
+    })
 }

@@ -166,6 +166,15 @@ pub enum Command {
         /// The text.
         content: String,
     },
+    /// Sign, admit and publish a transfer of our ATP, if the defence layers accept it (a
+    /// transfer above our balance is refused at layer 9; one to an unknown, ejected or
+    /// self recipient would change nothing and is not signed).
+    Transfer {
+        /// The recipient.
+        to: MemberId,
+        /// The amount in thousandths of an ATP.
+        amount_milli: u64,
+    },
     /// Admit pre-signed events (each checked like any network input but for the signature,
     /// which the driver checked off its task) and push the admitted ones to connected peers.
     Ingest {
@@ -223,7 +232,8 @@ pub struct Challenge {
 /// The replica's answer to a command.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    /// The thought was signed, persisted (once the driver drains) and published.
+    /// The thought (or transfer) was signed, persisted (once the driver drains) and
+    /// published.
     Submitted(Arc<SignedEvent>),
     /// What an ingest did.
     Ingested(IngestReport),

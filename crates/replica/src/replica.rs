@@ -442,6 +442,9 @@ impl Replica {
             Command::Submit { content } => self
                 .publish_own(now_ms, Body::Thought(content))
                 .map(Reply::Submitted),
+            Command::Transfer { to, amount_milli } => self
+                .publish_own(now_ms, Body::Transfer { to, amount_milli })
+                .map(Reply::Submitted),
             Command::Ingest { events } => Ok(Reply::Ingested(self.ingest_batch(now_ms, events))),
             Command::Votes { votes } => Ok(Reply::Votes(self.votes_batch(now_ms, votes))),
             Command::Dial { addr } => {

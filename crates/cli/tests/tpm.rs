@@ -134,7 +134,11 @@ fn seed_test5_two_tpm_members_are_l5_on_every_node_and_forgeries_stay_l4() {
         }
         // The network density: two of the three active members are hardware-verified.
         let d = &n.status().unwrap()["network_density"];
-        assert_eq!((d["verified"].as_u64(), d["active"].as_u64()), (Some(2), Some(3)), "{d}");
+        assert_eq!(
+            (d["verified"].as_u64(), d["active"].as_u64()),
+            (Some(2), Some(3)),
+            "{d}"
+        );
         // Trust now equals the starting trust (no thought posted yet).
         let state = n.get("/v1/state").unwrap();
         for a in state["accounts"].as_array().unwrap() {

@@ -21,8 +21,12 @@ fn atp_milli(n: &Node, m: &str) -> u64 {
 }
 
 fn transfer(n: &Node, body: &Value) -> (u16, Value) {
-    n.post("/v1/transfers", "application/json", body.to_string().as_bytes())
-        .unwrap()
+    n.post(
+        "/v1/transfers",
+        "application/json",
+        body.to_string().as_bytes(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -36,7 +40,11 @@ fn transfers_move_their_amount_everywhere_and_refusals_are_typed() {
     let ids: Vec<String> = nodes.iter().map(member).collect();
     // No member here has a TPM: a network density of none of three.
     let d = &nodes[0].status().unwrap()["network_density"];
-    assert_eq!((d["verified"].as_u64(), d["active"].as_u64()), (Some(0), Some(3)), "{d}");
+    assert_eq!(
+        (d["verified"].as_u64(), d["active"].as_u64()),
+        (Some(0), Some(3)),
+        "{d}"
+    );
     let (a0, b0, c0) = (
         atp_milli(&nodes[0], &ids[0]),
         atp_milli(&nodes[0], &ids[1]),
@@ -125,9 +133,7 @@ fn transfers_move_their_amount_everywhere_and_refusals_are_typed() {
         .post("/v1/transfers", "application/json", b"{not json")
         .unwrap();
     assert_eq!((st, v["field"].as_str()), (400, Some("body")));
-    let (st, _) = nodes[0]
-        .post("/v1/transfers", "text/plain", b"{}")
-        .unwrap();
+    let (st, _) = nodes[0].post("/v1/transfers", "text/plain", b"{}").unwrap();
     assert_eq!(st, 415);
     assert_eq!(nodes[0].events().unwrap(), events_before);
 
@@ -147,12 +153,18 @@ fn transfers_move_their_amount_everywhere_and_refusals_are_typed() {
             other => panic!("{other}: {v}"),
         }
     }
-    assert_eq!(ok, balance / 3_000, "accepted exactly what the balance covered");
+    assert_eq!(
+        ok,
+        balance / 3_000,
+        "accepted exactly what the balance covered"
+    );
     assert_eq!(ok + refused, 60);
     let left = atp_milli(&nodes[0], &ids[0]);
     assert!(left < 3_000 + RECHARGE_SLACK_MILLI, "left {left}");
     let (events, _) = nodes[0].head().unwrap();
-    wait("every node holds every transfer, at one root", &refs, || {
-        agree(&refs, Some(events))
-    });
+    wait(
+        "every node holds every transfer, at one root",
+        &refs,
+        || agree(&refs, Some(events)),
+    );
 }

@@ -1,6 +1,7 @@
-//! The replica under a hostile peer: any bytes on any gossip topic, any request, any answer to
-//! requests it made or never made, connections coming and going, time jumping. Never panics;
-//! the peer book, the requests in flight and the queues stay within their limits.
+//! The replica under a hostile peer: any bytes on any gossip topic, any request (evidence
+//! pages after any cursor among them), any answer to requests it made or never made,
+//! connections coming and going, time jumping. Never panics; the peer book, the requests in
+//! flight and the queues stay within their limits.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use serde_bytes::ByteBuf;
@@ -43,6 +44,29 @@ fuzz_target!(|data: &[u8]| {
         };
         let from = if kind & 0x80 == 0 { peer } else { stranger };
         let id = RequestId(u64::from(rest.first().copied().unwrap_or(0)));
+        // Evidence pages: a request after any cursor, or an answer with any items and any
+        // cursor (requests the replica made are numbered from 0, so some ids match).
+        if kind & 0x40 != 0 {
+            let cursor = rest.get(1..34).map(|c| ByteBuf::from(c.to_vec()));
+            let msg = if kind & 0x20 == 0 {
+                Message::Request {
+                    id,
+                    body: Request::Evidence { after: cursor },
+                }
+            } else {
+                Message::Response {
+                    id,
+                    body: Response::Evidence {
+                        items: bufs(rest),
+                        next: cursor,
+                    },
+                }
+            };
+            r.handle_message(now, from, msg);
+            while r.poll_event().is_some() {}
+            while r.poll_transmit().is_some() {}
+            continue;
+        }
         match kind & 0x0f {
             0..=3 => {
                 let topic = Topic::ALL[(kind & 3) as usize];

@@ -3,7 +3,8 @@
 //! software key. Every node must report L5, L5, L4 with starting trust 0.30, 0.30, 0.10, the
 //! matching ceilings, and one state root. Then two members try to get L5 without a TPM of
 //! their own (a replayed quote, and no evidence), and a TPM whose EK certificate chains to
-//! an unknown CA is refused at `init`.
+//! an unknown CA is refused at `init`. A second federation has all three members on their
+//! own swtpm, as the seed's Test 5 states it: all L5 at 0.30 and a network density of 100 %.
 //!
 //! Without swtpm the test says so and passes, unless `WEB4FED_REQUIRE_TPM=1` (set by
 //! `.ci/run`, which installs it).
@@ -38,6 +39,40 @@ fn levels(n: &Node) -> Option<Vec<Level>> {
     Some(v)
 }
 
+/// `web4fed init --attest tpm` for a member backed by `tpm` (EK certificate chain in
+/// `chain_pem`).
+fn init_tpm(
+    root: &std::path::Path,
+    name: &str,
+    genesis: &std::path::Path,
+    tpm: &SwTpm,
+    chain_pem: &std::path::Path,
+) -> Node {
+    let chain = chain_pem.display().to_string();
+    let args = [
+        "--attest",
+        "tpm",
+        "--tcti",
+        &tpm.tcti,
+        "--tpm-chain",
+        &chain,
+    ];
+    Node::init_with(root, name, Some(genesis), &args)
+}
+
+/// A genesis (PoW 8) listing the local CA's root, as production lists TPM vendors' roots.
+fn genesis_with_root(root: &std::path::Path, root_pem: &std::path::Path) -> std::path::PathBuf {
+    let genesis = root.join("genesis.toml");
+    run_ok(
+        web4fed()
+            .args(["genesis", "--pow-bits", "8", "--out"])
+            .arg(&genesis)
+            .arg("--attest-root")
+            .arg(root_pem),
+    );
+    genesis
+}
+
 fn level_of(n: &Node, name: &str) -> Option<(String, String)> {
     levels(n)?
         .into_iter()
@@ -58,45 +93,14 @@ fn seed_test5_two_tpm_members_are_l5_on_every_node_and_forgeries_stay_l4() {
     let root_pem = root.join("ca/swtpm-localca-rootca-cert.pem");
     let chain_pem = root.join("ca/issuercert.pem");
 
-    // The network's genesis lists the CA's root, as production lists TPM vendors' roots.
-    let genesis = root.join("genesis.toml");
-    run_ok(
-        web4fed()
-            .args(["genesis", "--pow-bits", "8", "--out"])
-            .arg(&genesis)
-            .arg("--attest-root")
-            .arg(&root_pem),
-    );
-
-    let tpm_args = |tcti: &str| -> Vec<String> {
-        vec![
-            "--attest".into(),
-            "tpm".into(),
-            "--tcti".into(),
-            tcti.into(),
-            "--tpm-chain".into(),
-            chain_pem.display().to_string(),
-        ]
-    };
+    let genesis = genesis_with_root(root, &root_pem);
     let init_started = Instant::now();
-    let a = tpm_args(&tpm_legion.tcti);
-    let legion = Node::init_with(
-        root,
-        "legion",
-        Some(&genesis),
-        &a.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let legion = init_tpm(root, "legion", &genesis, &tpm_legion, &chain_pem);
     eprintln!(
         "init --attest tpm (swtpm, PoW 8): {:?}",
         init_started.elapsed()
     );
-    let a = tpm_args(&tpm_thor.tcti);
-    let thor = Node::init_with(
-        root,
-        "thor",
-        Some(&genesis),
-        &a.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let thor = init_tpm(root, "thor", &genesis, &tpm_thor, &chain_pem);
     let sprout = Node::init(root, "sprout", Some(&genesis));
 
     let mut nodes = vec![legion, thor, sprout];
@@ -319,4 +323,54 @@ fn init_accepts_listed_boot_states_and_refuses_others() {
         !root.join("odd/tpm-evidence.bin").exists(),
         "nothing written on refusal"
     );
+}
+
+/// Test 5 as the seed states it: three hardware-backed members, all L5 on every node with
+/// starting trust 0.30 and one root, and a network density of 100 %.
+#[test]
+fn seed_test5_three_tpm_members_are_all_l5_and_density_is_full() {
+    if !SwTpm::available_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let ca = LocalCa::new(&root.join("ca"));
+    let names = ["legion", "sprout", "thor"];
+    let tpms: Vec<SwTpm> = names
+        .iter()
+        .map(|n| SwTpm::manufacture(&root.join(format!("tpm-{n}")), &ca).unwrap())
+        .collect();
+    let genesis = genesis_with_root(root, &root.join("ca/swtpm-localca-rootca-cert.pem"));
+    let chain_pem = root.join("ca/issuercert.pem");
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .zip(&tpms)
+        .map(|(n, t)| init_tpm(root, n, &genesis, t, &chain_pem))
+        .collect();
+    start_federation(&mut nodes, &[]);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let all_l5 = |n: &Node| {
+        levels(n).is_some_and(|l| {
+            l.len() == 3
+                && l.iter().all(|(_, level, start, ceiling, _)| {
+                    level == "L5" && *start == 0.30 && *ceiling == 1.0
+                })
+        })
+    };
+    wait("L5, L5, L5 on every node with one root", &refs, || {
+        refs.iter().all(|n| all_l5(n)) && agree(&refs, None)
+    });
+    for n in &nodes {
+        let d = &n.status().unwrap()["network_density"];
+        assert_eq!(
+            (d["verified"].as_u64(), d["active"].as_u64()),
+            (Some(3), Some(3)),
+            "{d}"
+        );
+        assert_eq!(d["density"].as_f64(), Some(1.0));
+        let state = n.get("/v1/state").unwrap();
+        for a in state["accounts"].as_array().unwrap() {
+            assert_eq!(a["trust"].as_f64(), Some(0.30), "{a}");
+        }
+    }
 }

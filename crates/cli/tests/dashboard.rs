@@ -285,6 +285,25 @@ fn dashboard_shows_members_roots_and_live_thoughts_in_a_browser() {
         delays[delays.len() / 2]
     );
 
+    // A transfer made on Thor appears on Legion's dashboard, amount and recipient named.
+    let legion = nodes[0].status().unwrap()["member"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, v) = nodes[1]
+        .post(
+            "/v1/transfers",
+            "application/json",
+            json!({"to": legion, "atp": 2.5}).to_string().as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(st, 201, "{v}");
+    b.wait_for(
+        "the transfer on the dashboard",
+        "window.__seen['2.5 ATP to legion'] ?? null",
+        |v| v.is_u64(),
+    );
+
     // A few seconds of traffic from all three so the charts have a shape in the screenshot.
     for i in 0..24u64 {
         // 429 is layer 2 (thoughts per window) doing its job; anything else is a failure.

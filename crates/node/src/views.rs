@@ -31,6 +31,11 @@ impl Node {
     ) -> Value {
         let content = match &ev.body {
             Body::Thought(c) => Some(c.chars().take(LIVE_CONTENT_CHARS).collect::<String>()),
+            Body::Transfer { to, amount_milli } => Some(format!(
+                "{} ATP to {}",
+                atp_text(*amount_milli),
+                self.member_name(to)
+            )),
             _ => None,
         };
         json!({
@@ -353,4 +358,25 @@ fn density_json(st: &web4fed_core::state::State) -> Value {
         "active": active.len(),
         "density": if active.is_empty() { 0.0 } else { verified as f64 / active.len() as f64 },
     })
+}
+
+/// An amount of thousandths of an ATP as people write it: `12.5`, `3`, `0.25`.
+fn atp_text(milli: u64) -> String {
+    let (whole, frac) = (milli / 1_000, milli % 1_000);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:03}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn atp_amounts_read_as_written() {
+        assert_eq!(super::atp_text(12_500), "12.5");
+        assert_eq!(super::atp_text(3_000), "3");
+        assert_eq!(super::atp_text(250), "0.25");
+        assert_eq!(super::atp_text(1), "0.001");
+    }
 }

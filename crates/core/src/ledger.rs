@@ -869,7 +869,12 @@ impl Ledger {
     /// then would make what a node holds depend on arrival order.
     fn final_closure(&self, member: &MemberId) -> Option<u64> {
         let closed_at = self.state.closed_at(member)?;
-        let cp = self.checkpoint(self.final_epoch()?)?;
+        let e = self.final_epoch()?;
+        // A fold that has not passed the certified epoch's end folded certified events only.
+        if self.fold_ms < self.epoch_end(e) {
+            return Some(closed_at);
+        }
+        let cp = self.checkpoints.get(&e)?;
         (cp.atp.contains_key(member) && !cp.weights.contains_key(member)).then_some(closed_at)
     }
 

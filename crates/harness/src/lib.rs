@@ -1,17 +1,20 @@
 //! One harness for child `web4fed run` processes, shared by the bench, the demo and the
 //! tests: free ports, network namespaces on a bridge, starting and killing nodes (natively,
 //! inside a namespace, or through a runner such as qemu), their HTTP API (with the bearer
-//! token off loopback), waits with a deadline, agreement checks and percentiles.
+//! token off loopback), slow links (a delaying relay), waits with a deadline, agreement
+//! checks and percentiles.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod netns;
 mod node;
+mod relay;
 mod siege;
 mod stats;
 
 pub use netns::{run_cmd, Netns};
 pub use node::{agent, Node};
+pub use relay::{LinkSpec, Relay};
 pub use siege::{besiege, Measured};
 pub use stats::median_p99;
 

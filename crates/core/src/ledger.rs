@@ -1454,6 +1454,16 @@ impl Ledger {
         self.events.len() + self.history.pruned
     }
 
+    /// Events held past the closure of an ejected member's feed (admitted before the
+    /// ejection was certified; never served or folded). Two nodes may hold different numbers
+    /// of them for ever, so comparisons of logs leave them out (see [`Ledger::served_len`]).
+    pub fn dead_events(&self) -> usize {
+        self.state
+            .closures()
+            .map(|(m, c)| self.feed_len(m).saturating_sub(*c) as usize)
+            .sum()
+    }
+
     /// True when the log is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

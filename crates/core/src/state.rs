@@ -351,6 +351,11 @@ impl State {
         self.closures.get(member).copied()
     }
 
+    /// Every closed feed: member and the seq it closed at.
+    pub fn closures(&self) -> impl Iterator<Item = (&MemberId, &u64)> {
+        self.closures.iter()
+    }
+
     /// Records that `author`'s event at `seq` was folded.
     pub fn note_folded(&mut self, author: MemberId, seq: u64) {
         let f = self.frontier.entry(author).or_insert(0);

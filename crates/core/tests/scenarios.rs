@@ -162,6 +162,9 @@ fn a_closed_feed_is_the_same_whether_its_dead_events_are_held_or_not() {
     assert_eq!(lean.state().closed_at(&spammer), Some(closed));
     assert!(holder.feed_len(&spammer) > closed);
     assert_eq!(holder.served_len(&spammer), closed);
+    assert!(holder.dead_events() > 0);
+    assert_eq!(lean.dead_events(), 0);
+    assert_eq!(holder.len() - holder.dead_events(), lean.len());
     assert_eq!(holder.feed_heads(), lean.feed_heads());
     assert_eq!(holder.state_root(), lean.state_root());
     assert_eq!(holder.state().frontier(), lean.state().frontier());

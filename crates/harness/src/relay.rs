@@ -161,16 +161,12 @@ mod tests {
         addr
     }
 
-    #[test]
-    fn bytes_arrive_whole_in_order_and_no_sooner_than_the_delay() {
-        let spec = LinkSpec {
-            delay: Duration::from_millis(60),
-            jitter: Duration::from_millis(20),
-            bytes_per_sec: None,
-        };
+    /// Sends `len` bytes out through a relay to an echo server and reads them back:
+    /// (time taken, whether they came back whole and in order).
+    fn round_trip(spec: LinkSpec, len: u32) -> (Duration, bool) {
         let relay = Relay::start(echo(), spec).unwrap();
         let mut s = TcpStream::connect(relay.addr()).unwrap();
-        let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let sent: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let t = Instant::now();
         let mut w = s.try_clone().unwrap();
         let out = sent.clone();
@@ -178,13 +174,20 @@ mod tests {
         let mut got = vec![0u8; sent.len()];
         s.read_exact(&mut got).unwrap();
         writer.join().unwrap();
+        (t.elapsed(), got == sent)
+    }
+
+    #[test]
+    fn bytes_arrive_whole_in_order_and_no_sooner_than_the_delay() {
+        let spec = LinkSpec {
+            delay: Duration::from_millis(60),
+            jitter: Duration::from_millis(20),
+            bytes_per_sec: None,
+        };
+        let (took, intact) = round_trip(spec, 200_000);
         // Out and back: two delays at least.
-        assert!(
-            t.elapsed() >= Duration::from_millis(120),
-            "{:?}",
-            t.elapsed()
-        );
-        assert_eq!(got, sent);
+        assert!(took >= Duration::from_millis(120), "{took:?}");
+        assert!(intact);
     }
 
     #[test]
@@ -193,23 +196,10 @@ mod tests {
             bytes_per_sec: Some(200_000),
             ..LinkSpec::default()
         };
-        let relay = Relay::start(echo(), spec).unwrap();
-        let mut s = TcpStream::connect(relay.addr()).unwrap();
-        let sent = vec![7u8; 100_000];
-        let t = Instant::now();
-        let mut w = s.try_clone().unwrap();
-        let out = sent.clone();
-        let writer = std::thread::spawn(move || w.write_all(&out).unwrap());
-        let mut got = vec![0u8; sent.len()];
-        s.read_exact(&mut got).unwrap();
-        writer.join().unwrap();
         // 100 kB each way at 200 kB/s: half a second out, half a second back (pipelined,
         // so at least the one-way time).
-        assert!(
-            t.elapsed() >= Duration::from_millis(500),
-            "{:?}",
-            t.elapsed()
-        );
-        assert_eq!(got, sent);
+        let (took, intact) = round_trip(spec, 100_000);
+        assert!(took >= Duration::from_millis(500), "{took:?}");
+        assert!(intact);
     }
 }

@@ -376,15 +376,23 @@ fn body_error(e: &axum::extract::rejection::BytesRejection, limit: usize) -> Api
     }
 }
 
+/// A JSON request body: declared as JSON, within [`MAX_REQUEST_BYTES`], and parsed.
+fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Value, ApiError> {
+    content_type(headers, "application/json")?;
+    let body = body.map_err(|e| body_error(&e, MAX_REQUEST_BYTES))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))
+}
+
 async fn submit(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    content_type(&headers, "application/json")?;
-    let body = body.map_err(|e| body_error(&e, MAX_REQUEST_BYTES))?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))?;
+    let v = json_body(&headers, body)?;
     let content = match v.get("content") {
         Some(Value::String(c)) => c.clone(),
         Some(_) => return Err(ApiError::bad_request("content", "must be a string")),
@@ -422,10 +430,7 @@ async fn transfer(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    content_type(&headers, "application/json")?;
-    let body = body.map_err(|e| body_error(&e, MAX_REQUEST_BYTES))?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))?;
+    let v = json_body(&headers, body)?;
     let to = match v.get("to") {
         Some(Value::String(t)) => MemberId::from_hex(t)
             .ok_or_else(|| ApiError::bad_request("to", "must be a member id (64 hex digits)"))?,
@@ -633,9 +638,7 @@ async fn dial(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    content_type(&headers, "application/json")?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("body", format!("not JSON: {e}")))?;
+    let v = json_body(&headers, Ok(body))?;
     let Some(addr) = v.get("addr").and_then(Value::as_str) else {
         return Err(ApiError::bad_request("addr", "missing or not a string"));
     };

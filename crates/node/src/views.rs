@@ -222,6 +222,7 @@ impl Node {
         let me = self.replica.me();
         let hb = self.replica.heartbeat_ms();
         let peers = self.replica.peers();
+        let dead = l.dead_events();
         json!({
             "name": self.config.name,
             "member": me.to_hex(),
@@ -230,8 +231,8 @@ impl Node {
             "network": hex::encode(self.replica.network()),
             "listen": listen,
             "uptime_s": self.started.elapsed().as_secs(),
-            "events": l.len() - l.dead_events(),
-            "events_dead": l.dead_events(),
+            "events": l.len() - dead,
+            "events_dead": dead,
             "events_in_memory": l.len() - l.pruned(),
             "members": l.state().accounts().count(),
             "corpus": l.state().corpus_len(),
@@ -271,14 +272,15 @@ impl Node {
                 a
             })
             .collect();
+        let dead = l.dead_events();
         json!({
             "epoch": epoch,
             "final_epoch": fin,
             "epoch_root": l.epoch_root(epoch).map(hex::encode),
             "state_root": hex::encode(l.state_root()),
             "head_ms": l.state().head_ms(),
-            "events": l.len() - l.dead_events(),
-            "events_dead": l.dead_events(),
+            "events": l.len() - dead,
+            "events_dead": dead,
             "corpus": {"thoughts": l.state().corpus_len(), "bytes": l.state().corpus_bytes(), "pruned_total": l.state().pruned_total},
             "accounts": accounts,
         })

@@ -133,13 +133,16 @@ pub fn init_quiet(
     hardware: Option<Hardware>,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let nd = NodeDir::new(dir);
-    if nd.key().exists() {
+    if nd.config().exists() {
         return Err(format!(
-            "{} already holds a node key; refusing to overwrite it",
+            "{} already holds an initialised node; refusing to overwrite it",
             dir.display()
         )
         .into());
     }
+    // A key made beforehand by `web4fed keygen` (so the member could be named a founder in
+    // the genesis) is used; otherwise a new one is made.
+    let existing_key = nd.key().exists();
     let genesis = match genesis_file {
         Some(p) => load_genesis(p)?,
         None => {
@@ -153,7 +156,11 @@ pub fn init_quiet(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let keypair: Keypair = keyfile::generate()?;
+    let keypair: Keypair = if existing_key {
+        keyfile::read(&nd.key())?
+    } else {
+        keyfile::generate()?
+    };
     let member = keypair.id();
     let network = genesis.network_id();
     let (claimed_level, attestation, tpm_config) = match &hardware {
@@ -257,7 +264,9 @@ pub fn init_quiet(
         .map_err(|e| format!("registration refused: {e}"))?;
 
     save_genesis(&nd.genesis(), &genesis)?;
-    keyfile::write_new(&nd.key(), &keypair)?;
+    if !existing_key {
+        keyfile::write_new(&nd.key(), &keypair)?;
+    }
     let mut store = Store::open(&nd.db(), &genesis)?;
     store.persist_outputs(&mut ledger)?;
     store.record_root(&ledger.state_root())?;
@@ -279,6 +288,39 @@ pub fn init_quiet(
     );
     eprintln!("network {}", hex::encode(network));
     Ok(member.lct(entity_type))
+}
+
+/// `web4fed keygen`: a member key alone, made before the genesis so that the genesis can
+/// name the member a founder; `init --dir` on the same directory then uses it.
+pub fn keygen(dir: &Path) -> CmdResult {
+    let nd = NodeDir::new(dir);
+    if nd.key().exists() {
+        return Err(format!(
+            "{} already holds a node key; refusing to overwrite it",
+            dir.display()
+        )
+        .into());
+    }
+    std::fs::create_dir_all(dir)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let keypair: Keypair = keyfile::generate()?;
+    keyfile::write_new(&nd.key(), &keypair)?;
+    println!("{}", hex::encode(keypair.id().0));
+    Ok(())
+}
+
+/// A founder as given on the command line: 64 hex digits, or an LCT id ending in them.
+fn parse_founder(s: &str) -> Result<String, String> {
+    let hex_part = s.rsplit(':').next().unwrap_or(s).trim().to_lowercase();
+    match hex::decode(&hex_part) {
+        Ok(b) if b.len() == 32 => Ok(hex_part),
+        _ => Err(format!(
+            "--founder {s}: expected a member id (64 hex digits, as `web4fed keygen` prints)"
+        )),
+    }
 }
 
 /// Layer 6 settings of a new genesis: which TPMs are believed, and in which boot states.
@@ -313,10 +355,21 @@ pub fn genesis(
     network_name: Option<String>,
     set: &[String],
     attest: &AttestPolicyArgs,
+    founders: &[String],
 ) -> CmdResult {
     let mut g = Genesis::with_pow_bits(pow_bits);
     if let Some(n) = network_name {
         g.network_name = n;
+    }
+    g.founders = founders
+        .iter()
+        .map(|f| parse_founder(f))
+        .collect::<Result<_, _>>()?;
+    if g.founders.is_empty() {
+        eprintln!(
+            "warning: no --founder named: every member will vote with its whole trust, so \
+             enough proof of work can stop finality (fine for experiments, not for a federation)"
+        );
     }
     g.attest_pcrs = attest.pcrs.clone();
     g.attest_pcr_digests = attest

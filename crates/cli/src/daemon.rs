@@ -129,10 +129,36 @@ pub fn demo(
     let names = ["legion", "thor", "sprout"];
     let mut members: Vec<Node> = Vec::new();
     println!("web4fed demo: three nodes under {}", base.display());
+    // Keys first, so the genesis can name the three as founders (their voting weight is
+    // their trust; anyone else's only what it earns).
+    let genesis_file = base.join("genesis.toml");
+    if !genesis_file.exists() {
+        let mut founders = Vec::new();
+        for name in names {
+            let d = base.join(name);
+            std::fs::create_dir_all(&d)?;
+            let key = NodeDir::new(&d).key();
+            let kp = if key.exists() {
+                web4fed_store::keyfile::read(&key)?
+            } else {
+                let kp = web4fed_store::keyfile::generate()?;
+                web4fed_store::keyfile::write_new(&key, &kp)?;
+                kp
+            };
+            founders.push(hex::encode(kp.id().0));
+        }
+        let g = web4fed_core::genesis::Genesis {
+            network_name: "web4fed-demo".into(),
+            founders,
+            ..web4fed_core::genesis::Genesis::with_pow_bits(12)
+        };
+        g.validate()?;
+        web4fed_store::node_dir::save_genesis(&genesis_file, &g)?;
+    }
     for name in names {
         let d = base.join(name);
-        if !NodeDir::new(&d).key().exists() {
-            crate::commands::init_quiet(&d, name, 12, None, "ai", None)?;
+        if !NodeDir::new(&d).config().exists() {
+            crate::commands::init_quiet(&d, name, 12, Some(&genesis_file), "ai", None)?;
         }
         let _ = std::fs::remove_file(d.join("node.log"));
         let mut node = Node::new(&exe, &d, name);

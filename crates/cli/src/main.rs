@@ -59,6 +59,13 @@ enum Command {
         #[arg(long, conflicts_with = "attest", hide = true)]
         claim_l5_with: Option<PathBuf>,
     },
+    /// Make a member key alone (mode 0600) and print the member id, so the federation's
+    /// genesis can name the member a founder; `init` with the same --dir then uses the key.
+    Keygen {
+        /// The node directory to create.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Print the SHA-256 digest of this machine's PCR values: the boot state to list in a
     /// genesis with `--attest-pcr-digest` (run it on each known-good machine).
     TpmPcrDigest {
@@ -83,6 +90,11 @@ enum Command {
         /// Hardware attestation (layer 6): roots and boot-state policy.
         #[command(flatten)]
         attest: commands::AttestPolicyArgs,
+        /// A founding member (repeatable): its member id as `web4fed keygen` printed it.
+        /// Founders vote with their whole trust; everyone else only with trust earned
+        /// above the start, so voting weight cannot be bought with proof of work.
+        #[arg(long = "founder", value_name = "MEMBER_ID")]
+        founders: Vec<String>,
         /// Any other parameter, as `name=integer` (repeatable), e.g. `rate_base_thoughts=1000`.
         /// Names are the fields of genesis.toml; an unknown name is refused.
         #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -352,7 +364,9 @@ fn main() -> ExitCode {
             network_name,
             set,
             attest,
-        } => commands::genesis(&out, pow_bits, network_name, &set, &attest),
+            founders,
+        } => commands::genesis(&out, pow_bits, network_name, &set, &attest, &founders),
+        Command::Keygen { dir } => commands::keygen(&dir),
         Command::TpmPcrDigest { tcti, pcrs } => commands::tpm_pcr_digest(&tcti, &pcrs),
         Command::Inspect { dir, json } => commands::inspect(&dir, json),
         Command::Run {

@@ -87,6 +87,9 @@ pub enum Kind {
     Evidence = 4,
     /// The author ran TPM credential activation with a member claiming L5, and it passed.
     Vouch = 5,
+    /// The author's node is running: a sign of life in the log when its feed is otherwise
+    /// silent, which keeps the member's voting weight from leaking (see `state`).
+    Presence = 6,
 }
 
 impl Kind {
@@ -98,6 +101,7 @@ impl Kind {
             3 => Self::Transfer,
             4 => Self::Evidence,
             5 => Self::Vouch,
+            6 => Self::Presence,
             _ => {
                 return Err(DecodeError::Invalid {
                     field: "kind",
@@ -114,6 +118,7 @@ impl Kind {
             Self::Validate => "validate",
             Self::Transfer => "transfer",
             Self::Vouch => "vouch",
+            Self::Presence => "presence",
             Self::Evidence => "evidence",
         }
     }
@@ -311,6 +316,10 @@ pub enum Body {
         /// The member whose TPM answered.
         subject: MemberId,
     },
+    /// A sign of life with no content: a running node writes one when its member's feed has
+    /// been silent for `presence_every_ms`, so that only members whose nodes are down lose
+    /// voting weight to the inactivity leak.
+    Presence,
 }
 
 fn valid_entity_type(s: &str) -> bool {
@@ -329,6 +338,7 @@ impl Body {
             Self::Validate(_) => Kind::Validate,
             Self::Transfer { .. } => Kind::Transfer,
             Self::Vouch { .. } => Kind::Vouch,
+            Self::Presence => Kind::Presence,
             Self::Evidence(_) => Kind::Evidence,
         }
     }
@@ -357,6 +367,7 @@ impl Body {
                 w.u64(*amount_milli);
             }
             Self::Vouch { subject } => w.raw(&subject.0),
+            Self::Presence => {}
             Self::Evidence(e) => e.write(&mut w),
         }
         w.finish()
@@ -452,6 +463,7 @@ impl Body {
                 let subject = MemberId(r.array("subject")?);
                 Self::Vouch { subject }
             }
+            Kind::Presence => Self::Presence,
             Kind::Evidence => {
                 Self::Evidence(Box::new(Evidence::read(&mut r, MAX_CARRIED_EVENT_BYTES)?))
             }

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Version of the genesis encoding that is hashed into the network id.
-pub const GENESIS_VERSION: u8 = 1;
+pub const GENESIS_VERSION: u8 = 2;
+
+/// Most founders a genesis names: one per member of the largest federation we plan for.
+pub const MAX_FOUNDERS: usize = 4_096;
 
 /// The network's consensus parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +118,27 @@ pub struct Genesis {
     /// machine's). Empty: any boot state.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attest_pcr_digests: Vec<String>,
+    /// Finality: the founding members (hex member ids), whose voting weight is their whole
+    /// trust. Every other member votes only with what it earned above the starting trust,
+    /// so weight cannot be bought with proof of work (docs/PROTOCOL.md, "Voting weight").
+    /// Empty: every member votes with its whole trust — a setting for local experiments
+    /// only, since then enough proof of work stops finality.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub founders: Vec<String>,
+    /// Finality: a member younger than this (since registration) is *young*; founders never are.
+    pub weight_maturity_ms: u64,
+    /// Finality: the most of the total voting weight all young members together hold,
+    /// millionths (their weights are scaled down together to fit). Below a third, so that
+    /// no number of fresh identities can stop or fork finality before they mature.
+    pub young_weight_cap_micro: u64,
+    /// Finality: a member with no event in the log for this long starts to lose voting
+    /// weight (the inactivity leak); running nodes write presence events well before.
+    pub inactivity_grace_ms: u64,
+    /// Finality: after the grace, voting weight falls linearly to zero over this long.
+    pub inactivity_leak_ms: u64,
+    /// A running node writes a presence event when its member's feed has been silent this
+    /// long; one sooner than half of it after the previous event is a layer-2 violation.
+    pub presence_every_ms: u64,
 }
 
 impl Default for Genesis {
@@ -163,6 +187,12 @@ impl Default for Genesis {
             attest_roots: Vec::new(),
             attest_pcrs: Vec::new(),
             attest_pcr_digests: Vec::new(),
+            founders: Vec::new(),
+            weight_maturity_ms: 7 * DAY_MS,
+            young_weight_cap_micro: 200_000,
+            inactivity_grace_ms: 5 * 60_000,
+            inactivity_leak_ms: 10 * 60_000,
+            presence_every_ms: 60_000,
         }
     }
 }
@@ -269,7 +299,35 @@ impl Genesis {
                 )));
             }
         }
+        if self.founders.len() > MAX_FOUNDERS {
+            return err("more than 4,096 founders");
+        }
+        let founders = self.founder_ids();
+        if founders.len() != self.founders.len() {
+            return err("founders must be distinct member ids (64 hex digits each)");
+        }
+        if self.young_weight_cap_micro >= MICRO / 3 {
+            return err("young_weight_cap_micro must be below a third (333,333)");
+        }
+        if self.inactivity_leak_ms == 0 || self.presence_every_ms == 0 {
+            return err("inactivity_leak_ms and presence_every_ms must be positive");
+        }
+        if self.presence_every_ms.saturating_mul(2) > self.inactivity_grace_ms {
+            return err("presence_every_ms must be at most half of inactivity_grace_ms");
+        }
         Ok(())
+    }
+
+    /// The founders as member ids (entries that do not parse are left out; `validate`
+    /// refuses them).
+    pub fn founder_ids(&self) -> std::collections::BTreeSet<crate::identity::MemberId> {
+        self.founders
+            .iter()
+            .filter_map(|h| {
+                let b: [u8; 32] = hex::decode(h).ok()?.try_into().ok()?;
+                Some(crate::identity::MemberId(b))
+            })
+            .collect()
     }
 
     /// The canonical encoding that is hashed into the network id. Field order is fixed here;
@@ -322,6 +380,20 @@ impl Genesis {
         w.u32(self.eject_violations);
         w.u32(self.committee_size);
         w.u64(self.finality_every_epochs);
+        for v in [
+            self.weight_maturity_ms,
+            self.young_weight_cap_micro,
+            self.inactivity_grace_ms,
+            self.inactivity_leak_ms,
+            self.presence_every_ms,
+        ] {
+            w.u64(v);
+        }
+        let founders = self.founder_ids();
+        w.u32(founders.len() as u32);
+        for f in &founders {
+            w.raw(&f.0);
+        }
         // Appended only when present, so networks without TPM roots keep their ids.
         let roots = self.attest_roots_der();
         if !roots.is_empty() {

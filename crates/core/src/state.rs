@@ -47,6 +47,9 @@ pub struct Account {
     recharged_days: u64,
     /// Logical time of the member's latest event (trust decay counts from here).
     pub last_active_ms: u64,
+    /// Logical time of the member's latest event of any kind, presence included (the
+    /// inactivity leak of voting weight counts from here).
+    pub last_seen_ms: u64,
     /// Violations counted.
     pub violations: u32,
     /// Active or ejected.
@@ -173,6 +176,7 @@ impl Account {
         b.extend_from_slice(&self.violations.to_be_bytes());
         b.extend_from_slice(&self.trust_at(g, t).to_be_bytes());
         b.extend_from_slice(&self.atp_at(g, t).to_be_bytes());
+        b.extend_from_slice(&self.last_seen_ms.to_be_bytes());
         // Only hardware-backed accounts carry this, so other accounts' leaves are unchanged.
         if let Some(h) = &self.hardware {
             b.extend_from_slice(b"hw");
@@ -362,13 +366,60 @@ impl State {
         *f = (*f).max(seq + 1);
     }
 
-    /// Every active member's trust at `t`: the weights of finality votes.
+    /// Every active member's voting weight at `t` (members with none are left out): the
+    /// weights of finality votes. The rule, in docs/PROTOCOL.md ("Voting weight"):
+    /// - a founder (named in the genesis) weighs its trust; any other member weighs only the
+    ///   trust it holds above the L4 starting trust (verified hardware's higher start counts:
+    ///   vouches from more than a third of the trust stand behind it);
+    /// - a member with no event in the log for `inactivity_grace_ms` loses weight linearly
+    ///   to zero over `inactivity_leak_ms` (the inactivity leak);
+    /// - members younger than `weight_maturity_ms` together hold at most
+    ///   `young_weight_cap_micro` of the total: their weights are scaled down together.
+    ///
+    /// A genesis naming no founders makes every member a founder (experiments only).
     pub fn weights_at(&self, g: &Genesis, t: u64) -> BTreeMap<MemberId, u64> {
-        self.accounts
-            .iter()
-            .filter(|(_, a)| a.status == Status::Active)
-            .map(|(m, a)| (*m, a.trust_at(g, t)))
-            .collect()
+        let founders = g.founder_ids();
+        let open = founders.is_empty();
+        let mut young = BTreeMap::new();
+        let mut mature = BTreeMap::new();
+        for (m, a) in &self.accounts {
+            if a.status != Status::Active {
+                continue;
+            }
+            let founder = open || founders.contains(m);
+            let trust = a.trust_at(g, t);
+            let base = if founder {
+                trust
+            } else {
+                trust.saturating_sub(g.trust_start_l4_micro)
+            };
+            let w = leak(g, base, t.saturating_sub(a.last_seen_ms));
+            if w == 0 {
+                continue;
+            }
+            if !founder && t.saturating_sub(a.registered_ms) < g.weight_maturity_ms {
+                young.insert(*m, w);
+            } else {
+                mature.insert(*m, w);
+            }
+        }
+        let y: u128 = young.values().map(|w| u128::from(*w)).sum();
+        let old: u128 = mature.values().map(|w| u128::from(*w)).sum();
+        let cap = u128::from(g.young_weight_cap_micro);
+        let micro = u128::from(MICRO);
+        // Young weight y may be at most cap·(old + y), i.e. y·(1 − cap) ≤ cap·old.
+        if y * (micro - cap) > cap * old {
+            let (num, den) = (cap * old, y * (micro - cap));
+            for (m, w) in young {
+                let scaled = (u128::from(w) * num / den) as u64;
+                if scaled > 0 {
+                    mature.insert(m, scaled);
+                }
+            }
+        } else {
+            mature.extend(young);
+        }
+        mature
     }
 
     /// Adds a registered member. Registration validity (PoW, encoding, signature) is checked
@@ -409,6 +460,7 @@ impl State {
                 atp_milli: g.atp_start_milli,
                 recharged_days: 0,
                 last_active_ms: t,
+                last_seen_ms: t,
                 violations: 0,
                 status: Status::Active,
                 eject_cause: None,
@@ -497,6 +549,14 @@ impl State {
         match &ev.body {
             Body::Register(_) => Verdict::Ignored(Ignored::AuthorEjected),
             Body::Vouch { subject } => self.judge_vouch(ev.author(), subject),
+            Body::Presence => {
+                let gap_ms = t.saturating_sub(acct.last_seen_ms);
+                let min_ms = g.presence_every_ms / 2;
+                if gap_ms < min_ms {
+                    return Verdict::Refused(Rule::PresenceTooOften { gap_ms, min_ms });
+                }
+                Verdict::Accepted
+            }
             Body::Thought(content) => self.judge_thought(g, acct, ev.author(), content, t),
             Body::Validate(v) => {
                 let Some(entry) = self.corpus.get(&v.thought) else {
@@ -613,7 +673,12 @@ impl State {
         if acct.status == Status::Ejected {
             return;
         }
-        acct.touch(g, t);
+        acct.last_seen_ms = acct.last_seen_ms.max(t);
+        // Presence keeps voting weight from leaking; it is not activity that holds off
+        // trust decay (layer 8) or earns anything.
+        if !matches!(ev.body, Body::Presence) {
+            acct.touch(g, t);
+        }
         match verdict {
             Verdict::Ignored(_) => {}
             Verdict::Refused(rule) => self.penalize(g, author, t, rule),
@@ -658,7 +723,7 @@ impl State {
                     }
                 },
                 Body::Vouch { subject } => self.apply_vouch(g, author, *subject, t),
-                Body::Register(_) => {}
+                Body::Register(_) | Body::Presence => {}
             },
         }
     }
@@ -861,6 +926,17 @@ impl State {
         both.extend_from_slice(&corpus);
         merkle::leaf(&both)
     }
+}
+
+/// The inactivity leak: weight `w` of a member last seen `idle` ms ago.
+fn leak(g: &Genesis, w: u64, idle: u64) -> u64 {
+    let Some(over) = idle.checked_sub(g.inactivity_grace_ms) else {
+        return w;
+    };
+    if over >= g.inactivity_leak_ms {
+        return 0;
+    }
+    mul_div(w, g.inactivity_leak_ms - over, g.inactivity_leak_ms)
 }
 
 /// Checks an equivocation proof: two validly signed, different headers of one author at one

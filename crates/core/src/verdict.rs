@@ -65,13 +65,23 @@ pub enum Rule {
         /// What failed.
         reason: String,
     },
+    /// Layer 2: a presence event sooner after the author's previous event than half of
+    /// `presence_every_ms` (an honest node writes one only after a silence that long).
+    PresenceTooOften {
+        /// Milliseconds since the author's previous event.
+        gap_ms: u64,
+        /// The least gap allowed.
+        min_ms: u64,
+    },
 }
 
 impl Rule {
     /// The defence layer the rule belongs to.
     pub fn layer(&self) -> u8 {
         match self {
-            Self::ThoughtsPerWindow { .. } | Self::BytesPerWindow { .. } => 2,
+            Self::ThoughtsPerWindow { .. }
+            | Self::BytesPerWindow { .. }
+            | Self::PresenceTooOften { .. } => 2,
             Self::TooShort { .. }
             | Self::TooLong { .. }
             | Self::Incoherent { .. }
@@ -96,6 +106,7 @@ impl Rule {
             Self::TransferBeyondBalance { .. } => "transfer_beyond_balance",
             Self::InvalidEvidence { .. } => "invalid_evidence",
             Self::ForgedEnvelope { .. } => "forged_envelope",
+            Self::PresenceTooOften { .. } => "presence_too_often",
         }
     }
 }

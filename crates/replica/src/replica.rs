@@ -84,6 +84,9 @@ pub struct Replica {
     pub(crate) catch_up_turn: usize,
     /// Members already reported ejected.
     pub(crate) ejected: BTreeSet<MemberId>,
+    /// When this replica last published an event of its own member (presence is written
+    /// only after a silence of `presence_every_ms`).
+    pub(crate) last_own_event_ms: u64,
 }
 
 impl std::fmt::Debug for Replica {
@@ -137,6 +140,7 @@ impl Replica {
             answering: 0,
             catch_up_turn: 0,
             ejected: BTreeSet::new(),
+            last_own_event_ms: 0,
         };
         r.note_ejections();
         r
@@ -338,6 +342,23 @@ impl Replica {
         self.periodic_sync(now_ms);
         self.report_liveness(now_ms);
         self.challenge_claimants(now_ms);
+        self.announce_presence(now_ms);
+    }
+
+    /// Writes a presence event when our member's feed has been silent for the genesis's
+    /// `presence_every_ms`, so that a running node's voting weight does not leak.
+    fn announce_presence(&mut self, now_ms: u64) {
+        let every = self.ledger.genesis().presence_every_ms;
+        let Some(seen) = self.ledger.state().account(&self.me).map(|a| a.last_seen_ms) else {
+            return; // not registered (yet), or ejected and forgotten
+        };
+        if now_ms < seen.max(self.last_own_event_ms).saturating_add(every) {
+            return;
+        }
+        // Whatever the outcome, wait a full period before trying again.
+        self.last_own_event_ms = now_ms;
+        // Refused only when our member is ejected or its feed is not live here: nothing to do.
+        let _ = self.publish_own(now_ms, Body::Presence);
     }
 
     /// A message from a peer. For gossip the answer is the validation verdict the transport
@@ -624,6 +645,7 @@ impl Replica {
         now_ms: u64,
         body: Body,
     ) -> Result<Arc<SignedEvent>, CommandError> {
+        self.last_own_event_ms = self.last_own_event_ms.max(now_ms);
         let ev = self.ledger.author_event(&self.keypair, now_ms, body);
         match self.ledger.preview(&ev) {
             Verdict::Accepted => {}

@@ -176,7 +176,12 @@ impl Account {
         b.extend_from_slice(&self.violations.to_be_bytes());
         b.extend_from_slice(&self.trust_at(g, t).to_be_bytes());
         b.extend_from_slice(&self.atp_at(g, t).to_be_bytes());
-        b.extend_from_slice(&self.last_seen_ms.to_be_bytes());
+        // What the inactivity leak reads; an ejected member has no weight to leak (and
+        // nodes holding different branches of an equivocator's feed saw it last at
+        // different times).
+        if self.status == Status::Active {
+            b.extend_from_slice(&self.last_seen_ms.to_be_bytes());
+        }
         // Only hardware-backed accounts carry this, so other accounts' leaves are unchanged.
         if let Some(h) = &self.hardware {
             b.extend_from_slice(b"hw");

@@ -349,7 +349,12 @@ impl Replica {
     /// `presence_every_ms`, so that a running node's voting weight does not leak.
     fn announce_presence(&mut self, now_ms: u64) {
         let every = self.ledger.genesis().presence_every_ms;
-        let Some(seen) = self.ledger.state().account(&self.me).map(|a| a.last_seen_ms) else {
+        let Some(seen) = self
+            .ledger
+            .state()
+            .account(&self.me)
+            .map(|a| a.last_seen_ms)
+        else {
             return; // not registered (yet), or ejected and forgotten
         };
         if now_ms < seen.max(self.last_own_event_ms).saturating_add(every) {

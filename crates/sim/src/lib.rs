@@ -108,6 +108,11 @@ impl Behaviour {
     pub fn is_honest(self) -> bool {
         self == Self::Honest
     }
+    /// True for identities made to attack from outside (Sybils): they register after the
+    /// genesis and are not among its founders.
+    pub fn is_outsider(self) -> bool {
+        matches!(self, Self::Sybil | Self::SybilNoPow)
+    }
 }
 
 /// A partition of the network during part of the faulty phase.
@@ -883,7 +888,22 @@ impl Sim {
 pub fn run(cfg: &Config, seed: u64) -> Outcome {
     let mut rng = Rng::new(seed);
     let n = cfg.behaviours.len();
-    let genesis = cfg.genesis.clone();
+    let key_of = |i: usize| {
+        let mut secret = [0u8; 32];
+        secret[..8].copy_from_slice(&seed.to_be_bytes());
+        secret[8..16].copy_from_slice(&(i as u64).to_be_bytes());
+        secret[16] = 0x77;
+        Keypair::from_secret(secret)
+    };
+    // The members present at genesis (honest or not) are its founders; Sybils join later,
+    // as outsiders do (unless the scenario's genesis names founders itself).
+    let mut genesis = cfg.genesis.clone();
+    if genesis.founders.is_empty() {
+        genesis.founders = (0..n)
+            .filter(|i| !cfg.behaviours[*i].is_outsider())
+            .map(|i| hex::encode(key_of(i).id().0))
+            .collect();
+    }
     let network = genesis.network_id();
     let mut setup_rng = rng.fork();
     let nodes: Vec<Node> = cfg
@@ -891,16 +911,12 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            let mut secret = [0u8; 32];
-            secret[..8].copy_from_slice(&seed.to_be_bytes());
-            secret[8..16].copy_from_slice(&(i as u64).to_be_bytes());
-            secret[16] = 0x77;
             let skew = if cfg.max_skew_ms == 0 {
                 0
             } else {
                 setup_rng.range(0, 2 * cfg.max_skew_ms) as i64 - cfg.max_skew_ms as i64
             };
-            let keypair = Keypair::from_secret(secret);
+            let keypair = key_of(i);
             let now = (T0 as i64 + skew).max(0) as u64;
             let config = web4fed_replica::Config {
                 keypair: keypair.clone(),
@@ -936,7 +952,10 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
         .map(|(i, x)| (x.keypair.id(), i))
         .collect();
     let mut sim = Sim {
-        cfg: cfg.clone(),
+        cfg: Config {
+            genesis: genesis.clone(),
+            ..cfg.clone()
+        },
         rng,
         now: T0,
         seq: 0,

@@ -154,7 +154,7 @@ fn finding(s: &Summary) -> String {
         ),
         "eclipse-partial" => format!("With one honest link the victim heals: {} of {} honest nodes converged.", s.converged.0, s.converged.1),
         "sybil" => format!(
-            "{} of {} Sybil registrations admitted: every one with a valid PoW, none without. PoW prices identities (2^D hashes each; at the production D = 22 about 4 M hashes, ~3 s of one core here) but does not stop a patient attacker; each Sybil is then rate-limited on its own. FINALITY DOES NOT HOLD here: admitted Sybils start at trust 0.10 like anyone, so five silent ones hold more than a third of the weight and no epoch certifies ({} certified).",
+            "{} of {} Sybil registrations admitted: every one with a valid PoW, none without. PoW prices identities (2^D hashes each; at the production D = 22 about 4 M hashes, ~3 s of one core here) but does not stop a patient attacker; each Sybil is then rate-limited on its own. Finality holds ({} epochs certified): the admitted Sybils are not founders and earned no trust above the start, so they weigh nothing (docs/PROTOCOL.md, \"Voting weight\").",
             s.sybils.1, s.sybils.0, s.certified
         ),
         "finality-partition" => format!("{} epochs certified over the runs; none during the partition (no side holds two thirds), finality resumes after the heal.", s.certified),

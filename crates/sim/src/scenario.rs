@@ -95,7 +95,7 @@ pub fn describe(name: &str) -> &'static str {
         "forger" => "Seed Test 4: a member relays events with forged signatures in envelopes it signs.",
         "faults" => "Loss 5 %, duplication 2 %, 50 ms jitter, 2 s clock skew, a crash and restart, a one-way partition.",
         "garbage" => "Corpus poisoning: low-quality and near-duplicate thoughts at the full rate.",
-        "sybil" => "Sybil swarm: five registrations with valid PoW, five without.",
+        "sybil" => "Sybil swarm: twelve silent registrations with valid PoW (4:1 against three honest founders), five without.",
         "equivocator" => "Two different events at one seq, each sent to half the peers.",
         "atp-forger" => "Transfers beyond the balance, and transfers claiming another member as author.",
         "timing" => "Future-dated (+1 h) and back-dated events, bursts at the rate window's edge.",
@@ -150,20 +150,13 @@ pub fn config(name: &str) -> Option<Config> {
         }
         "garbage" => base(name, with(honest(3), &[Garbage])),
         "sybil" => {
-            let mut c = base(
-                name,
-                with(
-                    honest(3),
-                    &[
-                        Sybil, Sybil, Sybil, Sybil, Sybil, SybilNoPow, SybilNoPow, SybilNoPow,
-                        SybilNoPow, SybilNoPow,
-                    ],
-                ),
-            );
-            // Five admitted, silent Sybils hold 5/8 of the trust weight (every member starts
-            // at 0.10): finality stalls. Reported as a finding, not asserted away.
-            c.expect_finality = false;
-            c
+            // Twelve admitted Sybils against three honest founders (4:1), five more without
+            // PoW. Admitted Sybils are not founders and earned nothing: they weigh nothing,
+            // and finality must hold.
+            let mut b = honest(3);
+            b.extend([Sybil; 12]);
+            b.extend([SybilNoPow; 5]);
+            base(name, b)
         }
         "equivocator" => base(name, with(honest(4), &[Equivocator])),
         "atp-forger" => base(name, with(honest(3), &[AtpForger])),

@@ -361,6 +361,7 @@ pub fn genesis(
     if let Some(n) = network_name {
         g.network_name = n;
     }
+    g.genesis_time_ms = now_ms();
     g.founders = founders
         .iter()
         .map(|f| parse_founder(f))

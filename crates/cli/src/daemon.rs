@@ -150,6 +150,7 @@ pub fn demo(
         let g = web4fed_core::genesis::Genesis {
             network_name: "web4fed-demo".into(),
             founders,
+            genesis_time_ms: web4fed_node::now_ms(),
             ..web4fed_core::genesis::Genesis::with_pow_bits(12)
         };
         g.validate()?;

@@ -125,6 +125,12 @@ pub struct Genesis {
     /// only, since then enough proof of work stops finality.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub founders: Vec<String>,
+    /// Finality: when the network was founded (ms since the Unix epoch; `web4fed genesis`
+    /// writes the time it ran). A founder whose registration a node has not seen yet weighs
+    /// the L4 starting trust, leaking from this time on: so no node certifies alone before
+    /// the other founders' registrations reach it, and founders who never join stop
+    /// counting after the inactivity leak.
+    pub genesis_time_ms: u64,
     /// Finality: a member younger than this (since registration) is *young*; founders never are.
     pub weight_maturity_ms: u64,
     /// Finality: the most of the total voting weight all young members together hold,
@@ -188,6 +194,7 @@ impl Default for Genesis {
             attest_pcrs: Vec::new(),
             attest_pcr_digests: Vec::new(),
             founders: Vec::new(),
+            genesis_time_ms: 0,
             weight_maturity_ms: 7 * DAY_MS,
             young_weight_cap_micro: 200_000,
             inactivity_grace_ms: 5 * 60_000,
@@ -381,6 +388,7 @@ impl Genesis {
         w.u32(self.committee_size);
         w.u64(self.finality_every_epochs);
         for v in [
+            self.genesis_time_ms,
             self.weight_maturity_ms,
             self.young_weight_cap_micro,
             self.inactivity_grace_ms,

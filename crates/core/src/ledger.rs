@@ -418,8 +418,11 @@ pub struct Checkpoint {
     pub root: [u8; 32],
     /// Events covered per feed.
     pub frontier: crate::finality::Frontier,
-    /// Active members' trust: the weights of votes.
+    /// Active members' voting weight (see `State::weights_at`; members with none are left
+    /// out): the weights of votes.
     pub weights: BTreeMap<MemberId, u64>,
+    /// Every active member's trust at the end of the epoch (final once it is certified).
+    pub trust: BTreeMap<MemberId, u64>,
     /// Every member's ATP at the end of the epoch (final once the epoch is certified).
     pub atp: BTreeMap<MemberId, u64>,
     /// The certified epoch the fold built on.
@@ -875,7 +878,7 @@ impl Ledger {
             return Some(closed_at);
         }
         let cp = self.checkpoints.get(&e)?;
-        (cp.atp.contains_key(member) && !cp.weights.contains_key(member)).then_some(closed_at)
+        (cp.atp.contains_key(member) && !cp.trust.contains_key(member)).then_some(closed_at)
     }
 
     /// Appends the next event of a feed after checking the chain (and PoW at seq 0).
@@ -1204,6 +1207,12 @@ impl Ledger {
             root: self.state.root_at(&self.genesis, end),
             frontier: self.state.frontier().clone(),
             weights: self.state.weights_at(&self.genesis, end),
+            trust: self
+                .state
+                .accounts()
+                .filter(|(_, a)| a.status == crate::state::Status::Active)
+                .map(|(m, a)| (*m, a.trust_at(&self.genesis, end)))
+                .collect(),
             atp: self
                 .state
                 .accounts()

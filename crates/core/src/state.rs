@@ -378,6 +378,9 @@ impl State {
     ///   vouches from more than a third of the trust stand behind it);
     /// - a member with no event in the log for `inactivity_grace_ms` loses weight linearly
     ///   to zero over `inactivity_leak_ms` (the inactivity leak);
+    /// - a founder whose registration is not folded yet weighs the L4 starting trust,
+    ///   leaking from `genesis_time_ms` (so a node does not certify alone before the other
+    ///   founders' registrations reach it);
     /// - members younger than `weight_maturity_ms` together hold at most
     ///   `young_weight_cap_micro` of the total: their weights are scaled down together.
     ///
@@ -406,6 +409,17 @@ impl State {
                 young.insert(*m, w);
             } else {
                 mature.insert(*m, w);
+            }
+        }
+        // Founders not registered here yet (or never) weigh the starting trust, leaking
+        // from the genesis time.
+        for f in &founders {
+            if !self.accounts.contains_key(f) {
+                let idle = t.saturating_sub(g.genesis_time_ms);
+                let w = leak(g, g.trust_start_l4_micro, idle);
+                if w > 0 {
+                    mature.insert(*f, w);
+                }
             }
         }
         let y: u128 = young.values().map(|w| u128::from(*w)).sum();

@@ -24,6 +24,7 @@ fn federation(n: u64, founders: u64) -> (Genesis, Vec<Author>, Vec<Event>) {
         .collect();
     let g = Genesis {
         founders: ids.iter().map(|m| hex::encode(m.0)).collect(),
+        genesis_time_ms: T0,
         inactivity_grace_ms: 20 * SEC,
         inactivity_leak_ms: 20 * SEC,
         presence_every_ms: 10 * SEC,
@@ -90,6 +91,25 @@ fn fresh_identities_weigh_nothing_and_founders_their_trust() {
     };
     let lo = ledger_with(&open, T0 + 60 * SEC, regs);
     assert_eq!(weights(&lo, T0 + 5 * SEC).len(), 15);
+}
+
+#[test]
+fn a_node_that_has_seen_no_other_founder_does_not_certify_alone() {
+    // Found by the simulator's `eclipse` scenario: a victim that never heard the other
+    // founders' registrations held all the weight in its own view and certified alone.
+    let (g, authors, regs) = federation(3, 3);
+    let mut l = ledger_with(&g, T0 + 60 * SEC, regs[..1].to_vec());
+    let e = (T0 + 5 * SEC) / SEC;
+    assert_eq!(
+        weights(&l, e * SEC).len(),
+        3,
+        "unseen founders weigh the start"
+    );
+    assert!(vote(&mut l, &authors, &[0], e).is_none());
+    // Founders that never join leak from the genesis time like anyone silent.
+    let late = T0 + g.inactivity_grace_ms + g.inactivity_leak_ms;
+    let w = weights(&l, late);
+    assert!(!w.contains_key(&authors[1].id()) && !w.contains_key(&authors[2].id()));
 }
 
 #[test]

@@ -11,6 +11,15 @@ use web4fed_core::identity::MemberId;
 use web4fed_core::verdict::Verdict;
 use web4fed_replica::Source;
 
+/// Voting weights and founders at one time, for the account views (see
+/// `State::weights_at`).
+pub(crate) struct WeightView {
+    t: u64,
+    weights: BTreeMap<MemberId, u64>,
+    founders: std::collections::BTreeSet<MemberId>,
+    open: bool,
+}
+
 impl Node {
     pub(crate) fn member_name(&self, m: &MemberId) -> String {
         self.replica
@@ -91,6 +100,7 @@ impl Node {
     pub(crate) fn snapshot_json(&self, point: &HistoryPoint, now: u64) -> Value {
         let l = self.replica.ledger();
         let t = now.max(l.state().head_ms());
+        let view = self.weight_view(t);
         let hb = self.replica.heartbeat_ms();
         let me = self.replica.me();
         let online: HashMap<MemberId, (bool, Option<bool>)> = self
@@ -103,7 +113,7 @@ impl Node {
             .state()
             .accounts()
             .map(|(m, _)| {
-                let mut a = self.account_json(m, t);
+                let mut a = self.account_json(m, &view);
                 let (up, matches) = if *m == me {
                     (true, Some(true))
                 } else {
@@ -185,7 +195,22 @@ impl Node {
         })
     }
 
-    pub(crate) fn account_json(&self, m: &MemberId, t: u64) -> Value {
+    /// Every member's voting weight at `t` and the founders: computed once per view, not
+    /// per account.
+    pub(crate) fn weight_view(&self, t: u64) -> WeightView {
+        let l = self.replica.ledger();
+        let founders = l.genesis().founder_ids();
+        WeightView {
+            t,
+            weights: l.state().weights_at(l.genesis(), t),
+            open: founders.is_empty(),
+            founders,
+        }
+    }
+
+    /// A member's account at the view's time.
+    pub(crate) fn account_json(&self, m: &MemberId, view: &WeightView) -> Value {
+        let (t, weights) = (view.t, &view.weights);
         let l = self.replica.ledger();
         let Some(a) = l.state().account(m) else {
             return Value::Null;
@@ -204,6 +229,10 @@ impl Node {
             "trust_micro": a.trust_at(g, t),
             "atp": a.atp_at(g, t) as f64 / 1e3,
             "atp_milli": a.atp_at(g, t),
+            "vote_weight": weights.get(m).copied().unwrap_or(0) as f64 / 1e6,
+            "vote_weight_micro": weights.get(m).copied().unwrap_or(0),
+            "founder": view.open || view.founders.contains(m),
+            "last_seen_ms": a.last_seen_ms,
             "violations": a.violations,
             "status": a.status,
             "eject_cause": a.eject_cause,
@@ -244,7 +273,7 @@ impl Node {
             "waiting": {"orphans": orphans, "future": future},
             "network_density": density_json(l.state()),
             "adversary": self.settings.adversary.map(|a| format!("{a:?}").to_lowercase()),
-            "me": self.account_json(&me, now),
+            "me": self.account_json(&me, &self.weight_view(now)),
         })
     }
 
@@ -252,19 +281,21 @@ impl Node {
         let l = self.replica.ledger();
         let epoch = self.replica.settled_epoch(now);
         let t = now.max(l.state().head_ms());
+        let view = self.weight_view(t);
         let fin = l.final_epoch();
         let cp = fin.and_then(|e| l.checkpoint(e));
         let accounts: Vec<Value> = l
             .state()
             .accounts()
             .map(|(m, _)| {
-                let mut a = self.account_json(m, t);
+                let mut a = self.account_json(m, &view);
                 // The figures above are optimistic (every event held); these are final.
                 a["optimistic"] = json!(true);
                 a["final"] = match &cp {
                     Some(cp) => json!({
                         "epoch": fin,
-                        "trust_micro": cp.weights.get(m),
+                        "trust_micro": cp.trust.get(m),
+                        "vote_weight_micro": cp.weights.get(m).copied().unwrap_or(0),
                         "atp_milli": cp.atp.get(m),
                     }),
                     None => Value::Null,

@@ -903,6 +903,7 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
             .filter(|i| !cfg.behaviours[*i].is_outsider())
             .map(|i| hex::encode(key_of(i).id().0))
             .collect();
+        genesis.genesis_time_ms = T0;
     }
     let network = genesis.network_id();
     let mut setup_rng = rng.fork();

@@ -159,3 +159,37 @@ pub fn genesis(root: &Path, name: &str, set: &[&str]) -> std::path::PathBuf {
     assert!(cmd.status().unwrap().success());
     path
 }
+
+/// `web4fed keygen` for node `name` under `root`: its member id (hex), for `--founder`.
+pub fn keygen(root: &Path, name: &str) -> String {
+    let out = run_ok(web4fed().args(["keygen", "--dir"]).arg(root.join(name)));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `web4fed genesis` like [`genesis`], naming `founders` (member ids from [`keygen`]).
+pub fn genesis_founded(
+    root: &Path,
+    name: &str,
+    set: &[&str],
+    founders: &[String],
+) -> std::path::PathBuf {
+    let path = root.join(name);
+    let mut cmd = web4fed();
+    cmd.args([
+        "genesis",
+        "--pow-bits",
+        "8",
+        "--network-name",
+        name,
+        "--out",
+    ])
+    .arg(&path);
+    for s in set {
+        cmd.args(["--set", s]);
+    }
+    for f in founders {
+        cmd.args(["--founder", f]);
+    }
+    run_ok(&mut cmd);
+    path
+}

@@ -1,0 +1,156 @@
+//! Voting weight on real processes (docs/PROTOCOL.md, "Voting weight"): silent identities
+//! that paid the proof of work do not stop finality in a federation whose genesis names its
+//! founders (and do stop it in one that names none: the open setting), and finality resumes
+//! within the stated bound after two of five founders die while the federation is idle.
+
+mod common;
+
+use common::{start_federation, wait, NodeExt};
+use std::time::{Duration, Instant};
+use web4fed_core::testkit::Author;
+use web4fed_harness::Node;
+
+fn framed(events: &[web4fed_core::event::Event]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in events {
+        out.extend_from_slice(&(e.bytes().len() as u32).to_be_bytes());
+        out.extend_from_slice(e.bytes());
+    }
+    out
+}
+
+/// Three nodes on a genesis (founded or open), then twelve registrations with valid PoW
+/// that never speak; returns the nodes and the final epoch once all fifteen are known.
+fn federation_with_silent_sybils(root: &std::path::Path, founded: bool) -> (Vec<Node>, u64) {
+    std::fs::create_dir_all(root).unwrap();
+    let names = ["legion", "thor", "sprout"];
+    let set = ["epoch_ms=200", "finality_every_epochs=1"];
+    let g = if founded {
+        let ids: Vec<String> = names.iter().map(|n| common::keygen(root, n)).collect();
+        common::genesis_founded(root, "founded", &set, &ids)
+    } else {
+        common::genesis(root, "open", &set)
+    };
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .map(|n| Node::init(root, n, Some(&g)))
+        .collect();
+    start_federation(&mut nodes, &[]);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait("first certificate", &refs, || {
+        nodes.iter().all(|n| n.final_epoch().is_some())
+    });
+    let genesis = web4fed_store::node_dir::load_genesis(&g).unwrap();
+    let t0 = web4fed_node::now_ms();
+    let regs: Vec<_> = (0..12u64)
+        .map(|k| Author::from_seed(&genesis, 900 + k).register(&genesis, &format!("sybil-{k}"), t0))
+        .collect();
+    let (st, v) = nodes[0].post_bytes("/v1/events", "application/octet-stream", &framed(&regs));
+    assert_eq!((st, &v["admitted"]), (200, &serde_json::json!(12)), "{v}");
+    wait("fifteen members everywhere", &refs, || {
+        nodes.iter().all(|n| n.status().unwrap()["members"] == 15)
+    });
+    let f = nodes.iter().filter_map(Node::final_epoch).max().unwrap();
+    (nodes, f)
+}
+
+/// Twelve silent PoW identities against three founders (4:1): finality keeps advancing on
+/// every node. The same attack on an open genesis stops it (so the test can fail).
+#[test]
+fn silent_pow_identities_do_not_stop_finality_when_the_genesis_names_founders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, f0) = federation_with_silent_sybils(&tmp.path().join("founded"), true);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    // Ten more checkpoints certified everywhere, with the Sybils registered.
+    wait(
+        "ten more certified checkpoints on every node",
+        &refs,
+        || {
+            nodes
+                .iter()
+                .all(|n| n.final_epoch().is_some_and(|f| f >= f0 + 10))
+        },
+    );
+    let sybil = nodes[0].get("/v1/state").unwrap()["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "sybil-0")
+        .cloned()
+        .unwrap();
+    assert_eq!(sybil["vote_weight"], 0.0, "{sybil}");
+    drop(nodes);
+
+    let (open, f1) = federation_with_silent_sybils(&tmp.path().join("open"), false);
+    // Registrations settle and checkpoints before them may still certify; after that the
+    // twelve hold 12/15 of the weight and nothing more is final.
+    std::thread::sleep(Duration::from_secs(2));
+    let stalled = open.iter().filter_map(Node::final_epoch).max().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = open.iter().filter_map(Node::final_epoch).max().unwrap();
+    assert_eq!(after, stalled, "open genesis: silent Sybils stop finality");
+    assert!(stalled < f1 + 15, "{stalled} vs {f1}");
+}
+
+/// Five founders, idle (no thoughts): two are killed. Three of five is under two thirds, so
+/// finality stops; the dead founders' weight leaks (grace 10 s, leak 10 s) and the three
+/// certify alone, within the bound of docs/PROTOCOL.md: grace + leak + (every + 2) epochs +
+/// one heartbeat after the deaths.
+#[test]
+fn finality_resumes_within_the_bound_after_two_of_five_founders_die() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["legion", "thor", "sprout", "nova", "ember"];
+    let ids: Vec<String> = names
+        .iter()
+        .map(|n| common::keygen(tmp.path(), n))
+        .collect();
+    let set = [
+        "epoch_ms=200",
+        "finality_every_epochs=1",
+        "inactivity_grace_ms=10000",
+        "inactivity_leak_ms=10000",
+        "presence_every_ms=4000",
+    ];
+    let g = common::genesis_founded(tmp.path(), "five", &set, &ids);
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .map(|n| Node::init(tmp.path(), n, Some(&g)))
+        .collect();
+    start_federation(&mut nodes, &[]);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    // Idle long enough that every node has written presence events.
+    wait("presence events from every node", &refs, || {
+        nodes
+            .iter()
+            .all(|n| n.status().unwrap()["events"].as_u64() >= Some(10))
+    });
+    let f0 = nodes[0]
+        .final_epoch()
+        .expect("finality while all five live");
+    for n in &mut nodes[3..] {
+        n.kill();
+    }
+    let died = Instant::now();
+    let died_epoch = web4fed_node::now_ms() / 200;
+    let live: Vec<&Node> = nodes[..3].iter().collect();
+    // Stopped: nothing dated well after the deaths is final within the grace.
+    std::thread::sleep(Duration::from_secs(5));
+    let stalled = live.iter().filter_map(|n| n.final_epoch()).max().unwrap();
+    assert!(stalled >= f0);
+    assert!(
+        stalled <= died_epoch + 5,
+        "three of five certified epoch {stalled} (deaths at {died_epoch})"
+    );
+    wait("finality to resume on the three", &live, || {
+        live.iter()
+            .all(|n| n.final_epoch().is_some_and(|f| f > died_epoch + 10))
+    });
+    let took = died.elapsed();
+    // grace + leak + (1 + 2) epochs + a heartbeat of 250 ms, and slack for a loaded machine.
+    let bound = Duration::from_millis(10_000 + 10_000 + 3 * 200 + 250);
+    eprintln!("finality resumed {took:.2?} after the deaths (bound {bound:.2?})");
+    assert!(
+        took <= bound + Duration::from_secs(10),
+        "resumed after {took:.2?}, bound {bound:.2?}"
+    );
+}

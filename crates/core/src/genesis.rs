@@ -104,6 +104,13 @@ pub struct Genesis {
     pub committee_size: u32,
     /// Checkpoint every this many epochs: members sign roots and certificates form only there.
     pub finality_every_epochs: u64,
+    /// Finality: members sign their vote for a checkpoint this long after its epoch ends.
+    /// It must cover the time an event dated just before the end takes to reach every node
+    /// (propagation and clock differences): an event that arrives later is left out of the
+    /// votes of the nodes that had not seen it, and if that splits the votes the checkpoint
+    /// does not certify (the next one does). Shorter is faster finality; 500 ms suits a LAN
+    /// or a continent.
+    pub vote_delay_ms: u64,
     /// Layer 6: root certificates (PEM) that TPM endorsement certificates must chain to.
     /// Empty: no TPM is verified and every L5 claim counts as L4. In production, the TPM
     /// vendors' EK roots; in tests, the swtpm local CA.
@@ -190,6 +197,7 @@ impl Default for Genesis {
             epoch_ms: 1_000,
             committee_size: 3,
             finality_every_epochs: 5,
+            vote_delay_ms: 500,
             attest_roots: Vec::new(),
             attest_pcrs: Vec::new(),
             attest_pcr_digests: Vec::new(),
@@ -316,6 +324,9 @@ impl Genesis {
         if self.young_weight_cap_micro >= MICRO / 3 {
             return err("young_weight_cap_micro must be below a third (333,333)");
         }
+        if self.vote_delay_ms > 60_000 {
+            return err("vote_delay_ms above a minute");
+        }
         if self.inactivity_leak_ms == 0 || self.presence_every_ms == 0 {
             return err("inactivity_leak_ms and presence_every_ms must be positive");
         }
@@ -388,6 +399,7 @@ impl Genesis {
         w.u32(self.committee_size);
         w.u64(self.finality_every_epochs);
         for v in [
+            self.vote_delay_ms,
             self.genesis_time_ms,
             self.weight_maturity_ms,
             self.young_weight_cap_micro,

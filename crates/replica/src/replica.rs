@@ -87,6 +87,8 @@ pub struct Replica {
     /// When this replica last published an event of its own member (presence is written
     /// only after a silence of `presence_every_ms`).
     pub(crate) last_own_event_ms: u64,
+    /// When the next checkpoint becomes votable (see [`Replica::settled_checkpoint`]).
+    pub(crate) next_vote_due: u64,
 }
 
 impl std::fmt::Debug for Replica {
@@ -141,6 +143,7 @@ impl Replica {
             catch_up_turn: 0,
             ejected: BTreeSet::new(),
             last_own_event_ms: 0,
+            next_vote_due: now_ms,
         };
         r.note_ejections();
         r
@@ -277,10 +280,19 @@ impl Replica {
         self.ledger.final_epoch().is_none_or(|f| f < behind)
     }
 
-    /// The latest checkpoint settled enough to vote on.
+    /// The latest checkpoint settled enough to vote on: its epoch ended at least the
+    /// genesis's `vote_delay_ms` ago.
     pub fn settled_checkpoint(&self, now_ms: u64) -> u64 {
-        let settled = self.settled_epoch(now_ms);
-        settled - settled % self.genesis().finality_every_epochs
+        let g = self.genesis();
+        let ended = (now_ms.saturating_sub(g.vote_delay_ms) / g.epoch_ms).saturating_sub(1);
+        ended - ended % g.finality_every_epochs
+    }
+
+    /// When the checkpoint after `settled_checkpoint(now_ms)` becomes votable.
+    fn next_vote_ms(&self, now_ms: u64) -> u64 {
+        let g = self.genesis();
+        let next = self.settled_checkpoint(now_ms) + g.finality_every_epochs;
+        (next + 1) * g.epoch_ms + g.vote_delay_ms
     }
 
     // ---- outputs -----------------------------------------------------------------------
@@ -298,6 +310,8 @@ impl Replica {
     /// When [`Replica::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> u64 {
         let mut t = self.next_heartbeat_ms.min(self.next_tick_ms);
+        // Votes go out when their checkpoint is due, not at the next heartbeat.
+        t = t.min(self.next_vote_due);
         if let Some(since) = self.sync_buffer_since_ms {
             t = t.min(since + SYNC_BUFFER_MAX_AGE_MS);
         }
@@ -320,6 +334,10 @@ impl Replica {
         if now_ms >= self.next_tick_ms {
             self.next_tick_ms = now_ms + TICK_MS;
             self.tick(now_ms);
+        }
+        if now_ms >= self.next_vote_due {
+            self.next_vote_due = self.next_vote_ms(now_ms);
+            self.vote(now_ms);
         }
         if now_ms >= self.next_heartbeat_ms {
             self.next_heartbeat_ms = now_ms + self.heartbeat_ms;

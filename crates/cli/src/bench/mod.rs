@@ -65,6 +65,15 @@ pub struct BenchArgs {
     /// write the `perf report` here.
     #[arg(long)]
     pub perf: Option<PathBuf>,
+    /// Seconds of light load over which finality latency (checkpoint epoch end →
+    /// certificate held) is measured on the three nodes (0 skips it).
+    #[arg(long, default_value_t = 60)]
+    pub finality_secs: u64,
+    /// Run only these phases (repeatable; the latency phase always runs, it starts the
+    /// nodes): agreement, finality, durable-floor, pow, corpus-sync, partition-heal,
+    /// throughput, sustained.
+    #[arg(long)]
+    pub only: Vec<String>,
     /// Instead of the figures above, run every attack class of `web4fed attack` against a
     /// fresh three-node federation and table what the victim suffered.
     #[arg(long)]
@@ -185,14 +194,32 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         first,
         submit_median_ms: f64::NAN,
     };
+    let want = |phase: &str| args.only.is_empty() || args.only.iter().any(|o| o == phase);
     b.latency()?;
-    b.agreement()?;
-    b.durable_floor()?;
-    b.pow()?;
-    b.corpus_sync()?;
-    b.partition_heal()?;
-    b.throughput()?;
-    b.sustained()?;
+    if want("agreement") {
+        b.agreement()?;
+    }
+    if want("finality") {
+        b.finality_latency()?;
+    }
+    if want("durable-floor") {
+        b.durable_floor()?;
+    }
+    if want("pow") {
+        b.pow()?;
+    }
+    if want("corpus-sync") {
+        b.corpus_sync()?;
+    }
+    if want("partition-heal") {
+        b.partition_heal()?;
+    }
+    if want("throughput") {
+        b.throughput()?;
+    }
+    if want("sustained") {
+        b.sustained()?;
+    }
     b.report()?;
     for n in &mut b.nodes {
         n.stop();

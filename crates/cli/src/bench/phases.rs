@@ -125,6 +125,80 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// Finality latency: from a checkpoint epoch's end until each node holds its
+    /// certificate, over a stretch of light load (a thought every 500 ms, round robin).
+    pub(super) fn finality_latency(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        let Bench {
+            args, nodes, rows, g, ..
+        } = self;
+        if args.finality_secs == 0 {
+            return Ok(());
+        }
+        let from_ms = now_ms();
+        let until = Instant::now() + Duration::from_secs(args.finality_secs);
+        let mut i = 0u64;
+        while Instant::now() < until {
+            nodes[(i % 3) as usize].post_json(
+                "/v1/thoughts",
+                &json!({ "content": sentence(4_000_000 + i) }),
+            )?;
+            i += 1;
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let until_ms = now_ms();
+        // Let the last checkpoint of the stretch be voted and certified.
+        std::thread::sleep(Duration::from_millis(
+            g.vote_delay_ms + 2 * g.epoch_ms * g.finality_every_epochs,
+        ));
+        let every_ms = g.epoch_ms * g.finality_every_epochs;
+        // Checkpoints whose epoch ended inside the stretch (after a first full epoch).
+        let first_end = from_ms + g.epoch_ms;
+        let expected = (first_end..until_ms)
+            .filter(|t| t % every_ms == g.epoch_ms % every_ms && t % g.epoch_ms == 0)
+            .count();
+        let mut lat = Vec::new();
+        let mut held = Vec::new();
+        for n in nodes.iter() {
+            let v = n.get("/v1/finality?limit=1000").ok_or("GET /v1/finality")?;
+            let mut count = 0;
+            for c in v["certificates"].as_array().into_iter().flatten() {
+                let (Some(end), Some(adopted)) =
+                    (c["epoch_end_ms"].as_u64(), c["adopted_ms"].as_u64())
+                else {
+                    continue;
+                };
+                if end < first_end || end > until_ms {
+                    continue;
+                }
+                count += 1;
+                lat.push(adopted.saturating_sub(end) as f64);
+            }
+            held.push(count);
+        }
+        if lat.is_empty() {
+            return Err("no certificate formed during the finality stretch".into());
+        }
+        let (m, p) = median_p99(&mut lat);
+        let max = lat.iter().cloned().fold(0.0, f64::max);
+        eprintln!("finality: epoch end → certificate, median {m:.0} ms, p99 {p:.0} ms");
+        rows.push(row(
+            "finality: checkpoint epoch end → certificate held, each of 3 nodes, light load",
+            "ATP consensus < 2 s",
+            "p99 < 1 s",
+            format!(
+                "median {m:.0} ms, p99 {p:.0} ms, max {max:.0} ms ({} samples over {} s; certified per node {:?} of {expected} checkpoints)",
+                lat.len(),
+                args.finality_secs,
+                held
+            ),
+            format!(
+                "floor: the genesis's vote delay, {} ms after the epoch end (votes wait that long for events in flight)",
+                g.vote_delay_ms
+            ),
+        ));
+        Ok(())
+    }
+
     /// The durable-commit floor: one event appended with fsync, as a submit does.
     pub(super) fn durable_floor(&mut self) -> Result<(), Box<dyn std::error::Error>> {
         let Bench {

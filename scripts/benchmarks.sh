@@ -9,19 +9,21 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p web4fed
 bin=target/release/web4fed
 out=$(mktemp -d)
-"$bin" bench --out "$out/loopback.md"
+"$bin" bench --finality-secs 0 --out "$out/loopback.md"
+"$bin" bench --only finality --samples 50 --finality-secs 120 --out "$out/finality.md"
+{ grep -E '^Machine' "$out/finality.md"; echo; grep -E '^\| figure|^\|---|^\| finality' "$out/finality.md"; } > "$out/finality-row.md"
 if [ "$(id -u)" = 0 ]; then
-    "$bin" bench --netns --out "$out/netns.md"
+    "$bin" bench --netns --finality-secs 0 --out "$out/netns.md"
 else
     echo "(not root: the network-namespace run is skipped)" > "$out/netns.md"
 fi
 if [ "${SUSTAIN:-1}" != 0 ]; then
-    "$bin" bench --samples 50 --sustain-secs 600 --sustain-rate 2000 --out "$out/sustain.md"
+    "$bin" bench --finality-secs 0 --samples 50 --sustain-secs 600 --sustain-rate 2000 --out "$out/sustain.md"
     grep -E '^\| figure|^\|---|^\| sustained for' "$out/sustain.md" > "$out/sustain-row.md"
     { echo; grep -E '^Sustained run' "$out/sustain.md" || true; } >> "$out/sustain-row.md"
 fi
 if command -v perf >/dev/null 2>&1; then
-    "$bin" bench --samples 20 --perf "$out/profile.txt" --out "$out/perf-run.md"
+    "$bin" bench --finality-secs 0 --samples 20 --perf "$out/profile.txt" --out "$out/perf-run.md"
     grep -E '^ +[0-9.]+%' "$out/profile.txt" | head -25 | cut -c1-160 > "$out/profile-top.txt"
 fi
 {
@@ -30,6 +32,10 @@ fi
     cat "$out/loopback.md"
     echo
     cat "$out/netns.md"
+    echo
+    echo "## Finality latency (loopback)"
+    echo
+    cat "$out/finality-row.md"
     if [ -f "$out/sustain-row.md" ]; then
         echo
         echo "## Ten minutes (loopback)"

@@ -352,6 +352,9 @@ impl EvidenceCursor {
 
 /// The log and its fold. See the module docs.
 pub struct Ledger {
+    /// Certificates this ledger adopted and later set aside for a competing chain (fork
+    /// choice): each is a "final" root that was re-computed here.
+    set_aside_total: u64,
     genesis: Genesis,
     network: [u8; 32],
     verifier: Box<dyn Verifier>,
@@ -452,6 +455,7 @@ impl Ledger {
         Self {
             genesis,
             network,
+            set_aside_total: 0,
             verifier,
             events: HashMap::new(),
             feeds: HashMap::new(),
@@ -1364,9 +1368,16 @@ impl Ledger {
             self.settle();
             return Err(err);
         }
+        self.set_aside_total += set_aside.len() as u64;
         self.push_output(Output::Certificate(Box::new(cert)));
         self.prune();
         Ok(())
+    }
+
+    /// How many certificates this ledger adopted and then set aside for a competing chain
+    /// (docs/PROTOCOL.md, "Competing certificate chains"): the simulator reports it.
+    pub fn certificates_set_aside(&self) -> u64 {
+        self.set_aside_total
     }
 
     fn certified_frontier(&self) -> BTreeMap<MemberId, u64> {

@@ -250,6 +250,9 @@ pub struct Stats {
     pub finality_ms: Vec<u64>,
     /// Certified epochs on the reference node.
     pub finalized: Vec<u64>,
+    /// Certificates honest nodes adopted and later set aside for a competing chain (summed
+    /// over them): "final" roots that were re-computed.
+    pub set_aside: u64,
 }
 
 /// The outcome of one run.
@@ -1185,6 +1188,10 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
         }
     }
     sim.stats.finalized = sim.finalized[reference].keys().copied().collect();
+    sim.stats.set_aside = honest
+        .iter()
+        .map(|i| sim.nodes[*i].replica.ledger().certificates_set_aside())
+        .sum();
     // 2. No acknowledged event lost; 3. honest members never penalised.
     let honest_ids: Vec<MemberId> = honest.iter().map(|i| sim.nodes[*i].keypair.id()).collect();
     for &i in &checked {

@@ -40,6 +40,8 @@ pub struct Summary {
     pub finality: (u64, u64),
     /// Certified epochs on the reference node, summed over seeds.
     pub certified: u64,
+    /// Certificates honest nodes adopted and later set aside for a competing chain.
+    pub set_aside: u64,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -113,6 +115,7 @@ pub fn summarise(name: &str, outcomes: &[Outcome]) -> Summary {
             .iter()
             .map(|o| o.stats.finalized.len() as u64)
             .sum(),
+        set_aside: outcomes.iter().map(|o| o.stats.set_aside).sum(),
     }
 }
 
@@ -226,6 +229,13 @@ pub fn markdown(summaries: &[Summary], command: &str) -> String {
         }
         if let Some(e) = s.eject_ms {
             let _ = writeln!(m, "- time to eject (median): {e} ms");
+        }
+        if s.certified > 0 {
+            let _ = writeln!(
+                m,
+                "- certificates adopted and later set aside by fork choice, over honest nodes: {}",
+                s.set_aside
+            );
         }
         let _ = writeln!(
             m,

@@ -129,7 +129,11 @@ impl Bench<'_> {
     /// certificate, over a stretch of light load (a thought every 500 ms, round robin).
     pub(super) fn finality_latency(&mut self) -> Result<(), Box<dyn std::error::Error>> {
         let Bench {
-            args, nodes, rows, g, ..
+            args,
+            nodes,
+            rows,
+            g,
+            ..
         } = self;
         if args.finality_secs == 0 {
             return Ok(());

@@ -154,3 +154,69 @@ fn finality_resumes_within_the_bound_after_two_of_five_founders_die() {
         "resumed after {took:.2?}, bound {bound:.2?}"
     );
 }
+
+/// Presence events attacked on real processes: a member that floods them (sooner than half
+/// the period apart) commits a layer-2 violation with each and is ejected on every node at
+/// the third; the same events replayed are known and change nothing; one with a forged
+/// signature is rejected with its reason and costs its claimed author nothing.
+#[test]
+fn presence_floods_forgeries_and_replays_cost_the_sender_not_the_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["legion", "thor"];
+    let ids: Vec<String> = names
+        .iter()
+        .map(|n| common::keygen(tmp.path(), n))
+        .collect();
+    let set = [
+        "inactivity_grace_ms=10000",
+        "inactivity_leak_ms=10000",
+        "presence_every_ms=4000",
+    ];
+    let g = common::genesis_founded(tmp.path(), "presence", &set, &ids);
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .map(|n| Node::init(tmp.path(), n, Some(&g)))
+        .collect();
+    start_federation(&mut nodes, &[]);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let genesis = web4fed_store::node_dir::load_genesis(&g).unwrap();
+    let t0 = web4fed_node::now_ms();
+    let mut flooder = Author::from_seed(&genesis, 950);
+    let mut events = vec![flooder.register(&genesis, "flooder", t0)];
+    for k in 1..=3 {
+        events.push(flooder.next(t0 + k * 100, web4fed_core::event::Body::Presence));
+    }
+    let (st, v) = nodes[0].post_bytes("/v1/events", "application/octet-stream", &framed(&events));
+    assert_eq!((st, &v["admitted"]), (200, &serde_json::json!(4)), "{v}");
+    let account = |n: &Node, name: &str| {
+        n.get("/v1/state").unwrap()["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .cloned()
+    };
+    wait("the flooder ejected on both nodes", &refs, || {
+        nodes.iter().all(|n| {
+            account(n, "flooder").is_some_and(|a| a["status"] == "ejected" && a["violations"] == 3)
+        })
+    });
+    // Replayed: known, nothing new, nothing counted twice.
+    let (_, v) = nodes[1].post_bytes("/v1/events", "application/octet-stream", &framed(&events));
+    assert_eq!(v["admitted"], 0, "{v}");
+    // Forged: a presence event whose signature does not verify is rejected with a reason.
+    let mut honest = Author::from_seed(&genesis, 951);
+    let reg = honest.register(&genesis, "steady", t0);
+    let mut forged = honest.next(t0 + 5_000, web4fed_core::event::Body::Presence).bytes().to_vec();
+    forged[web4fed_core::event::HEADER_LEN] ^= 1;
+    let mut bytes = framed(&[reg]);
+    bytes.extend_from_slice(&(forged.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(&forged);
+    let (st, v) = nodes[1].post_bytes("/v1/events", "application/octet-stream", &bytes);
+    assert_eq!((st, &v["rejected"]), (200, &serde_json::json!(1)), "{v}");
+    assert!(v["first_error"].as_str().is_some(), "{v}");
+    let alive = nodes
+        .iter()
+        .all(|n| account(n, "steady").is_some_and(|a| a["status"] == "active"));
+    assert!(alive, "a rejected forgery costs its claimed author nothing");
+}

@@ -215,8 +215,10 @@ fn presence_floods_forgeries_and_replays_cost_the_sender_not_the_node() {
     let (st, v) = nodes[1].post_bytes("/v1/events", "application/octet-stream", &bytes);
     assert_eq!((st, &v["rejected"]), (200, &serde_json::json!(1)), "{v}");
     assert!(v["first_error"].as_str().is_some(), "{v}");
-    let alive = nodes
-        .iter()
-        .all(|n| account(n, "steady").is_some_and(|a| a["status"] == "active"));
-    assert!(alive, "a rejected forgery costs its claimed author nothing");
+    // A rejected forgery costs its claimed author nothing: registered and clean everywhere.
+    wait("the forger's victim active and clean on both nodes", &refs, || {
+        nodes.iter().all(|n| {
+            account(n, "steady").is_some_and(|a| a["status"] == "active" && a["violations"] == 0)
+        })
+    });
 }

@@ -179,3 +179,40 @@ pub(super) fn utc_now() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
 }
+
+/// Finality latency on each node: for every certificate whose checkpoint epoch ended in
+/// `[first_end, until_ms]`, ms from the epoch's end until the node adopted it (from `GET
+/// /v1/finality`). Also how many such certificates each node holds, and how many checkpoints
+/// ended in that span.
+pub(super) fn finality_samples(
+    nodes: &[NodeProc],
+    g: &Genesis,
+    first_end: u64,
+    until_ms: u64,
+) -> Result<(Vec<f64>, Vec<usize>, usize), Box<dyn std::error::Error>> {
+    let every_ms = g.epoch_ms * g.finality_every_epochs;
+    // A checkpoint epoch e (a multiple of `finality_every_epochs`) ends at (e + 1)·epoch_ms.
+    let expected = (first_end.div_ceil(g.epoch_ms)..=until_ms / g.epoch_ms)
+        .filter(|end_epoch| (end_epoch * g.epoch_ms) % every_ms == g.epoch_ms % every_ms)
+        .count();
+    let mut lat = Vec::new();
+    let mut held = Vec::new();
+    for n in nodes {
+        let v = n.get("/v1/finality?limit=1000").ok_or("GET /v1/finality")?;
+        let mut count = 0;
+        for c in v["certificates"].as_array().into_iter().flatten() {
+            let (Some(end), Some(adopted)) =
+                (c["epoch_end_ms"].as_u64(), c["adopted_ms"].as_u64())
+            else {
+                continue;
+            };
+            if end < first_end || end > until_ms {
+                continue;
+            }
+            count += 1;
+            lat.push(adopted.saturating_sub(end) as f64);
+        }
+        held.push(count);
+    }
+    Ok((lat, held, expected))
+}

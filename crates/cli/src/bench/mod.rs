@@ -12,6 +12,7 @@ mod figures;
 mod load;
 mod phases;
 mod procs;
+mod sweep;
 
 use figures::{row, Row};
 use procs::{agree, ms, wait_every, wait_until, Host, NodeProc, LONG_POLL};
@@ -74,6 +75,14 @@ pub struct BenchArgs {
     /// throughput, sustained.
     #[arg(long)]
     pub only: Vec<String>,
+    /// Instead of the figures above, the latency sweep: three nodes over relays adding 10 ms,
+    /// 100 ms and 1 s per link, beside the simulator's runs for the same delays; writes the
+    /// table to --out and an SVG plot beside it.
+    #[arg(long)]
+    pub latency_sweep: bool,
+    /// With --latency-sweep: seconds of load at each delay.
+    #[arg(long, default_value_t = 40)]
+    pub sweep_secs: u64,
     /// Instead of the figures above, run every attack class of `web4fed attack` against a
     /// fresh three-node federation and table what the victim suffered.
     #[arg(long)]
@@ -140,6 +149,9 @@ struct Bench<'a> {
 pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.attacks {
         return attacks::run(&args);
+    }
+    if args.latency_sweep {
+        return sweep::run(&args);
     }
     let tmp;
     let root = match &args.dir {

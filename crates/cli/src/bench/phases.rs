@@ -1,7 +1,9 @@
 //! The bench's phases, in the order they run: each measures one figure (or a few that share
 //! a setup) on the running nodes and adds its rows and notes.
 
-use super::figures::{bare_crypto_us, commit, gossip_floor, machine, submit_latency, utc_now};
+use super::figures::{
+    bare_crypto_us, commit, finality_samples, gossip_floor, machine, submit_latency, utc_now,
+};
 use super::load::{inject, stream_load, vote_for, workload};
 use super::*;
 
@@ -154,31 +156,8 @@ impl Bench<'_> {
         std::thread::sleep(Duration::from_millis(
             g.vote_delay_ms + 2 * g.epoch_ms * g.finality_every_epochs,
         ));
-        let every_ms = g.epoch_ms * g.finality_every_epochs;
-        // Checkpoints whose epoch ended inside the stretch (after a first full epoch).
         let first_end = from_ms + g.epoch_ms;
-        let expected = (first_end..until_ms)
-            .filter(|t| t % every_ms == g.epoch_ms % every_ms && t % g.epoch_ms == 0)
-            .count();
-        let mut lat = Vec::new();
-        let mut held = Vec::new();
-        for n in nodes.iter() {
-            let v = n.get("/v1/finality?limit=1000").ok_or("GET /v1/finality")?;
-            let mut count = 0;
-            for c in v["certificates"].as_array().into_iter().flatten() {
-                let (Some(end), Some(adopted)) =
-                    (c["epoch_end_ms"].as_u64(), c["adopted_ms"].as_u64())
-                else {
-                    continue;
-                };
-                if end < first_end || end > until_ms {
-                    continue;
-                }
-                count += 1;
-                lat.push(adopted.saturating_sub(end) as f64);
-            }
-            held.push(count);
-        }
+        let (mut lat, held, expected) = finality_samples(nodes, g, first_end, until_ms)?;
         if lat.is_empty() {
             return Err("no certificate formed during the finality stretch".into());
         }

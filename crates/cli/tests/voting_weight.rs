@@ -207,7 +207,10 @@ fn presence_floods_forgeries_and_replays_cost_the_sender_not_the_node() {
     // Forged: a presence event whose signature does not verify is rejected with a reason.
     let mut honest = Author::from_seed(&genesis, 951);
     let reg = honest.register(&genesis, "steady", t0);
-    let mut forged = honest.next(t0 + 5_000, web4fed_core::event::Body::Presence).bytes().to_vec();
+    let mut forged = honest
+        .next(t0 + 5_000, web4fed_core::event::Body::Presence)
+        .bytes()
+        .to_vec();
     forged[web4fed_core::event::HEADER_LEN] ^= 1;
     let mut bytes = framed(&[reg]);
     bytes.extend_from_slice(&(forged.len() as u32).to_be_bytes());
@@ -216,9 +219,14 @@ fn presence_floods_forgeries_and_replays_cost_the_sender_not_the_node() {
     assert_eq!((st, &v["rejected"]), (200, &serde_json::json!(1)), "{v}");
     assert!(v["first_error"].as_str().is_some(), "{v}");
     // A rejected forgery costs its claimed author nothing: registered and clean everywhere.
-    wait("the forger's victim active and clean on both nodes", &refs, || {
-        nodes.iter().all(|n| {
-            account(n, "steady").is_some_and(|a| a["status"] == "active" && a["violations"] == 0)
-        })
-    });
+    wait(
+        "the forger's victim active and clean on both nodes",
+        &refs,
+        || {
+            nodes.iter().all(|n| {
+                account(n, "steady")
+                    .is_some_and(|a| a["status"] == "active" && a["violations"] == 0)
+            })
+        },
+    );
 }

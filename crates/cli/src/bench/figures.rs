@@ -201,8 +201,7 @@ pub(super) fn finality_samples(
         let v = n.get("/v1/finality?limit=1000").ok_or("GET /v1/finality")?;
         let mut count = 0;
         for c in v["certificates"].as_array().into_iter().flatten() {
-            let (Some(end), Some(adopted)) =
-                (c["epoch_end_ms"].as_u64(), c["adopted_ms"].as_u64())
+            let (Some(end), Some(adopted)) = (c["epoch_end_ms"].as_u64(), c["adopted_ms"].as_u64())
             else {
                 continue;
             };

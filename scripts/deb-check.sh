@@ -20,6 +20,17 @@ if [ -x target/aarch64-unknown-linux-gnu/release/web4fed ]; then
     cargo deb -p web4fed --no-build --strip --target aarch64-unknown-linux-gnu --output target/debian/
 fi
 ls -l target/debian/
+# The arm64 package: its architecture, and its binary runs (under qemu-user when present).
+arm=$(ls target/debian/web4fed_*_arm64.deb 2>/dev/null || true)
+if [ -n "$arm" ]; then
+    dpkg-deb --field "$arm" Architecture | grep -qx arm64
+    x=$(mktemp -d)
+    dpkg-deb -x "$arm" "$x"
+    if command -v qemu-aarch64 >/dev/null 2>&1 && [ -d /usr/aarch64-linux-gnu ]; then
+        qemu-aarch64 -L /usr/aarch64-linux-gnu "$x/usr/bin/web4fed" --version
+    fi
+    rm -rf "$x"
+fi
 deb=$(ls target/debian/web4fed_*_amd64.deb)
 dpkg-deb --contents "$deb"
 

@@ -180,16 +180,24 @@ pub(super) fn utc_now() -> String {
         .unwrap_or_default()
 }
 
-/// Finality latency on each node: for every certificate whose checkpoint epoch ended in
-/// `[first_end, until_ms]`, ms from the epoch's end until the node adopted it (from `GET
-/// /v1/finality`). Also how many such certificates each node holds, and how many checkpoints
-/// ended in that span.
+/// Finality figures of a span of checkpoints, read from every node.
+pub(super) struct FinalitySamples {
+    /// Per certificate and node: ms from the checkpoint epoch's end until the node adopted it.
+    pub latency_ms: Vec<f64>,
+    /// Certificates of the span each node holds.
+    pub held: Vec<usize>,
+    /// Checkpoints whose epoch ended in the span.
+    pub expected: usize,
+}
+
+/// Finality latency on each node (from `GET /v1/finality`) for every certificate whose
+/// checkpoint epoch ended in `[first_end, until_ms]`.
 pub(super) fn finality_samples(
     nodes: &[NodeProc],
     g: &Genesis,
     first_end: u64,
     until_ms: u64,
-) -> Result<(Vec<f64>, Vec<usize>, usize), Box<dyn std::error::Error>> {
+) -> Result<FinalitySamples, Box<dyn std::error::Error>> {
     let every_ms = g.epoch_ms * g.finality_every_epochs;
     // A checkpoint epoch e (a multiple of `finality_every_epochs`) ends at (e + 1)·epoch_ms.
     let expected = (first_end.div_ceil(g.epoch_ms)..=until_ms / g.epoch_ms)
@@ -213,5 +221,9 @@ pub(super) fn finality_samples(
         }
         held.push(count);
     }
-    Ok((lat, held, expected))
+    Ok(FinalitySamples {
+        latency_ms: lat,
+        held,
+        expected,
+    })
 }

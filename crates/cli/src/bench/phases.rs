@@ -3,6 +3,7 @@
 
 use super::figures::{
     bare_crypto_us, commit, finality_samples, gossip_floor, machine, submit_latency, utc_now,
+    FinalitySamples,
 };
 use super::load::{inject, stream_load, vote_for, workload};
 use super::*;
@@ -157,7 +158,11 @@ impl Bench<'_> {
             g.vote_delay_ms + 2 * g.epoch_ms * g.finality_every_epochs,
         ));
         let first_end = from_ms + g.epoch_ms;
-        let (mut lat, held, expected) = finality_samples(nodes, g, first_end, until_ms)?;
+        let FinalitySamples {
+            latency_ms: mut lat,
+            held,
+            expected,
+        } = finality_samples(nodes, g, first_end, until_ms)?;
         if lat.is_empty() {
             return Err("no certificate formed during the finality stretch".into());
         }

@@ -6,7 +6,7 @@
 //! the simulator runs its scenario for the same delay. The report is a table (delivery to
 //! both other nodes, finality latency) and an SVG plot.
 
-use super::figures::{commit, finality_samples, machine, utc_now};
+use super::figures::{commit, finality_samples, machine, utc_now, FinalitySamples};
 use super::*;
 use web4fed_harness::{LinkSpec, Relay};
 
@@ -183,7 +183,11 @@ fn real_run(args: &BenchArgs, delay_ms: u64) -> Result<Figures, Box<dyn std::err
     std::thread::sleep(Duration::from_millis(
         g.vote_delay_ms + 2 * g.epoch_ms * g.finality_every_epochs + 2 * delay_ms,
     ));
-    let (mut fin, held, expected) = finality_samples(&nodes, &g, from_ms + g.epoch_ms, until_ms)?;
+    let FinalitySamples {
+        latency_ms: mut fin,
+        held,
+        expected,
+    } = finality_samples(&nodes, &g, from_ms + g.epoch_ms, until_ms)?;
     for n in &mut nodes {
         n.stop();
     }

@@ -45,7 +45,7 @@ impl Bench<'_> {
         "median ≤ 0.8 ms, p99 ≤ 2 ms",
         format!("median {m1:.2} ms, p99 {p1:.2} ms ({} samples)", one.len()),
         format!(
-            "bare signed gossipsub, same hosts, same run: median {fm:.2} ms, p99 {fp:.2} ms → ratio {:.1}× / {:.1}×; of the median, {ack1:.2} ms is the submit's own HTTP round trip (sign, judge, fsync)",
+            "bare gossipsub, same hosts, same run: median {fm:.2} ms, p99 {fp:.2} ms → ratio {:.1}× / {:.1}×; of the median, {ack1:.2} ms is the submit's own HTTP round trip (sign, judge, fsync)",
             m1 / fm,
             p1 / fp
         ),

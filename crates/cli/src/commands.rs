@@ -312,9 +312,10 @@ pub fn keygen(dir: &Path) -> CmdResult {
     Ok(())
 }
 
-/// A founder as given on the command line: 64 hex digits, or an LCT id ending in them.
+/// A founder as given on the command line: the member id, 64 hex digits (`web4fed keygen`
+/// prints it; an LCT id holds only a digest of it, so it cannot name a founder).
 fn parse_founder(s: &str) -> Result<String, String> {
-    let hex_part = s.rsplit(':').next().unwrap_or(s).trim().to_lowercase();
+    let hex_part = s.trim().to_lowercase();
     match hex::decode(&hex_part) {
         Ok(b) if b.len() == 32 => Ok(hex_part),
         _ => Err(format!(

@@ -98,3 +98,84 @@ fn nodes_initialised_separately_with_the_same_flags_share_a_network() {
         .success());
     assert_eq!(inspect_json(&dir)["network"], id.trim());
 }
+
+/// Founders: keys made first (`keygen`), named in the genesis (`--founder`), then `init` on
+/// the same directories uses those keys. Bad input is refused with the flag named; a key is
+/// never overwritten.
+#[test]
+fn founders_are_named_from_keys_made_before_the_genesis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keygen = |name: &str| {
+        let out = run_ok(
+            web4fed()
+                .args(["keygen", "--dir"])
+                .arg(tmp.path().join(name)),
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let ids: Vec<String> = ["legion", "thor"].iter().map(|n| keygen(n)).collect();
+    for id in &ids {
+        assert_eq!(id.len(), 64, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    }
+    let again = web4fed()
+        .args(["keygen", "--dir"])
+        .arg(tmp.path().join("legion"))
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
+
+    let g = tmp.path().join("genesis.toml");
+    let genesis = |founders: &[&str]| {
+        let mut cmd = web4fed();
+        cmd.args([
+            "genesis",
+            "--pow-bits",
+            "8",
+            "--network-name",
+            "founded",
+            "--out",
+        ])
+        .arg(&g);
+        for f in founders {
+            cmd.args(["--founder", f]);
+        }
+        cmd.output().unwrap()
+    };
+    for bad in ["xyz", "lct:web4:ai:0123456789abcdef", &ids[0][..62]] {
+        let out = genesis(&[bad]);
+        assert!(!out.status.success(), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--founder"),
+            "{bad}"
+        );
+    }
+    let out = genesis(&[&ids[0], &ids[0]]);
+    assert!(!out.status.success(), "a founder named twice");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("distinct"));
+    let out = genesis(&[&ids[0], &ids[1].to_uppercase()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&g).unwrap();
+    assert!(text.contains(&ids[0]) && text.contains(&ids[1]), "{text}");
+
+    for (name, id) in ["legion", "thor"].iter().zip(&ids) {
+        let dir = tmp.path().join(name);
+        run_ok(
+            web4fed()
+                .args(["init", "--name", name, "--dir"])
+                .arg(&dir)
+                .arg("--genesis")
+                .arg(&g),
+        );
+        assert_eq!(
+            inspect_json(&dir)["member"],
+            id.as_str(),
+            "init used the key"
+        );
+    }
+}

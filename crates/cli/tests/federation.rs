@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{agent, agree, sentence, start_federation, wait, web4fed, Node, NodeExt};
+use common::{agent, agree, framed, sentence, start_federation, wait, web4fed, Node, NodeExt};
 use serde_json::Value;
 use std::path::Path;
 
@@ -331,16 +331,6 @@ fn metrics_parse_and_move() {
     );
     assert_eq!(sample(&after, "web4fed_peers_connected"), 2.0);
     assert!(sample(&after, "web4fed_replication_latency_seconds_count") >= 3.0);
-}
-
-/// Frames events for `POST /v1/events`: a 4-byte big-endian length, then the wire bytes.
-fn framed(events: &[web4fed_core::event::Event]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in events {
-        out.extend_from_slice(&(e.bytes().len() as u32).to_be_bytes());
-        out.extend_from_slice(e.bytes());
-    }
-    out
 }
 
 /// Bulk ingest: pre-signed events of new members posted to one node are validated, stored,

@@ -5,19 +5,10 @@
 
 mod common;
 
-use common::{start_federation, wait, NodeExt};
+use common::{founded_nodes, framed, start_federation, wait, NodeExt};
 use std::time::{Duration, Instant};
 use web4fed_core::testkit::Author;
 use web4fed_harness::Node;
-
-fn framed(events: &[web4fed_core::event::Event]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in events {
-        out.extend_from_slice(&(e.bytes().len() as u32).to_be_bytes());
-        out.extend_from_slice(e.bytes());
-    }
-    out
-}
 
 /// Three nodes on a genesis (founded or open), then twelve registrations with valid PoW
 /// that never speak; returns the nodes and the final epoch once all fifteen are known.
@@ -25,16 +16,16 @@ fn federation_with_silent_sybils(root: &std::path::Path, founded: bool) -> (Vec<
     std::fs::create_dir_all(root).unwrap();
     let names = ["legion", "thor", "sprout"];
     let set = ["epoch_ms=200", "finality_every_epochs=1"];
-    let g = if founded {
-        let ids: Vec<String> = names.iter().map(|n| common::keygen(root, n)).collect();
-        common::genesis_founded(root, "founded", &set, &ids)
+    let (mut nodes, g) = if founded {
+        founded_nodes(root, &names, &set)
     } else {
-        common::genesis(root, "open", &set)
+        let g = common::genesis(root, "open", &set);
+        let nodes = names
+            .iter()
+            .map(|n| Node::init(root, n, Some(&g)))
+            .collect();
+        (nodes, g)
     };
-    let mut nodes: Vec<Node> = names
-        .iter()
-        .map(|n| Node::init(root, n, Some(&g)))
-        .collect();
     start_federation(&mut nodes, &[]);
     let refs: Vec<&Node> = nodes.iter().collect();
     wait("first certificate", &refs, || {
@@ -100,10 +91,6 @@ fn silent_pow_identities_do_not_stop_finality_when_the_genesis_names_founders() 
 fn finality_resumes_within_the_bound_after_two_of_five_founders_die() {
     let tmp = tempfile::tempdir().unwrap();
     let names = ["legion", "thor", "sprout", "nova", "ember"];
-    let ids: Vec<String> = names
-        .iter()
-        .map(|n| common::keygen(tmp.path(), n))
-        .collect();
     let set = [
         "epoch_ms=200",
         "finality_every_epochs=1",
@@ -111,11 +98,7 @@ fn finality_resumes_within_the_bound_after_two_of_five_founders_die() {
         "inactivity_leak_ms=10000",
         "presence_every_ms=4000",
     ];
-    let g = common::genesis_founded(tmp.path(), "five", &set, &ids);
-    let mut nodes: Vec<Node> = names
-        .iter()
-        .map(|n| Node::init(tmp.path(), n, Some(&g)))
-        .collect();
+    let (mut nodes, _) = founded_nodes(tmp.path(), &names, &set);
     start_federation(&mut nodes, &[]);
     let refs: Vec<&Node> = nodes.iter().collect();
     // Idle long enough that every node has written presence events.
@@ -163,20 +146,12 @@ fn finality_resumes_within_the_bound_after_two_of_five_founders_die() {
 fn presence_floods_forgeries_and_replays_cost_the_sender_not_the_node() {
     let tmp = tempfile::tempdir().unwrap();
     let names = ["legion", "thor"];
-    let ids: Vec<String> = names
-        .iter()
-        .map(|n| common::keygen(tmp.path(), n))
-        .collect();
     let set = [
         "inactivity_grace_ms=10000",
         "inactivity_leak_ms=10000",
         "presence_every_ms=4000",
     ];
-    let g = common::genesis_founded(tmp.path(), "presence", &set, &ids);
-    let mut nodes: Vec<Node> = names
-        .iter()
-        .map(|n| Node::init(tmp.path(), n, Some(&g)))
-        .collect();
+    let (mut nodes, g) = founded_nodes(tmp.path(), &names, &set);
     start_federation(&mut nodes, &[]);
     let refs: Vec<&Node> = nodes.iter().collect();
     let genesis = web4fed_store::node_dir::load_genesis(&g).unwrap();

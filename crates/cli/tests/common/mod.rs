@@ -140,24 +140,10 @@ pub fn median_p99(samples: &mut [Duration]) -> (f64, f64) {
     web4fed_harness::median_p99(&mut ms)
 }
 
-/// `web4fed genesis` for a named network with PoW 8 and `--set KEY=VALUE` overrides.
+/// `web4fed genesis` for a named network with PoW 8 and `--set KEY=VALUE` overrides (no
+/// founders: the open setting).
 pub fn genesis(root: &Path, name: &str, set: &[&str]) -> std::path::PathBuf {
-    let path = root.join(name);
-    let mut cmd = web4fed();
-    cmd.args([
-        "genesis",
-        "--pow-bits",
-        "8",
-        "--network-name",
-        name,
-        "--out",
-    ])
-    .arg(&path);
-    for s in set {
-        cmd.args(["--set", s]);
-    }
-    assert!(cmd.status().unwrap().success());
-    path
+    genesis_founded(root, name, set, &[])
 }
 
 /// `web4fed keygen` for node `name` under `root`: its member id (hex), for `--founder`.
@@ -192,4 +178,29 @@ pub fn genesis_founded(
     }
     run_ok(&mut cmd);
     path
+}
+
+/// Events framed as `POST /v1/events` takes them: each as a 4-byte big-endian length and
+/// its bytes.
+pub fn framed(events: &[web4fed_core::event::Event]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in events {
+        out.extend_from_slice(&(e.bytes().len() as u32).to_be_bytes());
+        out.extend_from_slice(e.bytes());
+    }
+    out
+}
+
+/// A federation whose genesis names every node a founder: keys first (`keygen`), then the
+/// genesis (`set` as `NAME=VALUE` overrides), then `init` with it. Returns the nodes (not
+/// started) and the genesis file.
+pub fn founded_nodes(root: &Path, names: &[&str], set: &[&str]) -> (Vec<Node>, std::path::PathBuf) {
+    std::fs::create_dir_all(root).unwrap();
+    let ids: Vec<String> = names.iter().map(|n| keygen(root, n)).collect();
+    let g = genesis_founded(root, "genesis.toml", set, &ids);
+    let nodes = names
+        .iter()
+        .map(|n| Node::init(root, n, Some(&g)))
+        .collect();
+    (nodes, g)
 }

@@ -151,11 +151,7 @@ pub fn init_quiet(
             g
         }
     };
-    std::fs::create_dir_all(dir)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
+    create_node_dir(dir)?;
     let keypair: Keypair = if existing_key {
         keyfile::read(&nd.key())?
     } else {
@@ -290,6 +286,13 @@ pub fn init_quiet(
     Ok(member.lct(entity_type))
 }
 
+/// Creates a node directory readable by its owner only (it holds the secret key).
+fn create_node_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// `web4fed keygen`: a member key alone, made before the genesis so that the genesis can
 /// name the member a founder; `init --dir` on the same directory then uses it.
 pub fn keygen(dir: &Path) -> CmdResult {
@@ -301,11 +304,7 @@ pub fn keygen(dir: &Path) -> CmdResult {
         )
         .into());
     }
-    std::fs::create_dir_all(dir)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
+    create_node_dir(dir)?;
     let keypair: Keypair = keyfile::generate()?;
     keyfile::write_new(&nd.key(), &keypair)?;
     println!("{}", hex::encode(keypair.id().0));

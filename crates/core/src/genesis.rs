@@ -16,6 +16,10 @@ use sha2::{Digest, Sha256};
 /// Version of the genesis encoding that is hashed into the network id.
 pub const GENESIS_VERSION: u8 = 2;
 
+/// Longest vote delay a genesis may set: longer would hold finality back by more than a
+/// minute after every checkpoint, far beyond any link delay we plan for.
+pub const MAX_VOTE_DELAY_MS: u64 = 60_000;
+
 /// Most founders a genesis names: one per member of the largest federation we plan for.
 pub const MAX_FOUNDERS: usize = 4_096;
 
@@ -324,7 +328,7 @@ impl Genesis {
         if self.young_weight_cap_micro >= MICRO / 3 {
             return err("young_weight_cap_micro must be below a third (333,333)");
         }
-        if self.vote_delay_ms > 60_000 {
+        if self.vote_delay_ms > MAX_VOTE_DELAY_MS {
             return err("vote_delay_ms above a minute");
         }
         if self.inactivity_leak_ms == 0 || self.presence_every_ms == 0 {

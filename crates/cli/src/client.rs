@@ -147,6 +147,30 @@ pub fn transfer(api: &Api, to: &str, atp: f64, json: bool) -> Result<(), String>
     Ok(())
 }
 
+/// `web4fed rate`: the node signs the rating only if its member is on the thought's
+/// committee and has not rated it yet.
+pub fn rate(api: &Api, thought: &str, score: f64, json: bool) -> Result<(), String> {
+    let v = ok_or_fail(
+        api.post(
+            "/v1/ratings",
+            &serde_json::json!({ "thought": thought, "score": score }),
+        )?,
+        json,
+    )?;
+    if json {
+        print_json(&v);
+    } else {
+        println!(
+            "{} {} (seq {}): rated {} at {score}",
+            text(&v["verdict"], "?"),
+            text(&v["id"], "?"),
+            v["seq"],
+            text(&v["thought"], "?")
+        );
+    }
+    Ok(())
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

@@ -273,6 +273,7 @@ pub fn init_quiet(
         api: "127.0.0.1:8080".into(),
         peers: Vec::new(),
         tpm: tpm_config,
+        rate_thoughts: true,
     };
     config.save(&nd.config())?;
     let rate = hashes as f64 / elapsed.as_secs_f64().max(1e-9);

@@ -221,6 +221,18 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Rate, by hand, a thought this node's member is on the committee of (for nodes with
+    /// `rate_thoughts = false` in node.toml; otherwise the node rates with its scorer).
+    Rate {
+        /// The thought's id (64 hex digits; `web4fed thoughts` lists them).
+        #[arg(long)]
+        thought: String,
+        /// The rating, from 0 to 1.
+        #[arg(long)]
+        score: f64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Prints the address that opens a node's dashboard in a browser (with the token in the
     /// fragment, which the page exchanges for a session cookie).
     Dashboard {
@@ -407,6 +419,11 @@ fn main() -> ExitCode {
         Command::Submit { content, api } => {
             client::submit(&api.client(), &content, api.json).map_err(Into::into)
         }
+        Command::Rate {
+            thought,
+            score,
+            api,
+        } => client::rate(&api.client(), &thought, score, api.json).map_err(Into::into),
         Command::Transfer { to, atp, api } => {
             client::transfer(&api.client(), &to, atp, api.json).map_err(Into::into)
         }

@@ -304,6 +304,14 @@ fn dashboard_shows_members_roots_and_live_thoughts_in_a_browser() {
         |v| v.is_u64(),
     );
 
+    // Thor's thoughts have Legion and Sprout on their committees: the nodes rate them, and
+    // the settled verdicts (both seats rated, a median) appear in the committee table.
+    b.wait_for(
+        "a settled committee verdict",
+        "document.querySelectorAll('#verdicts tbody td .ok').length",
+        |v| v.as_u64().is_some_and(|n| n > 0),
+    );
+
     // A few seconds of traffic from all three so the charts have a shape in the screenshot.
     for i in 0..24u64 {
         // 429 is layer 2 (thoughts per window) doing its job; anything else is a failure.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Version of the genesis encoding that is hashed into the network id.
-pub const GENESIS_VERSION: u8 = 2;
+pub const GENESIS_VERSION: u8 = 3;
 
 /// Longest vote delay a genesis may set: longer would hold finality back by more than a
 /// minute after every checkpoint, far beyond any link delay we plan for.
@@ -156,6 +156,19 @@ pub struct Genesis {
     /// A running node writes a presence event when its member's feed has been silent this
     /// long; one sooner than half of it after the previous event is a layer-2 violation.
     pub presence_every_ms: u64,
+    /// Layer 9: ATP a thought's author earns once its whole committee has rated it, times
+    /// the committee's median rating (on top of the reward at acceptance).
+    pub rating_reward_milli: u64,
+    /// Layer 5: trust a thought's author gains once its committee has rated it, times the
+    /// median rating.
+    pub rating_trust_gain_micro: u64,
+    /// Layer 5/9: a rating within this distance of its committee's median agrees with it.
+    pub rating_tolerance_micro: u64,
+    /// Layer 9: ATP a rater earns for a rating that agrees with its committee's median.
+    pub rater_reward_milli: u64,
+    /// Layer 5: trust a rater loses for a rating that strays from its committee's median
+    /// (small: a fiftieth of a violation's by default, so only a habit of straying costs).
+    pub rater_stray_penalty_micro: u64,
 }
 
 impl Default for Genesis {
@@ -212,6 +225,11 @@ impl Default for Genesis {
             inactivity_grace_ms: 5 * 60_000,
             inactivity_leak_ms: 10 * 60_000,
             presence_every_ms: 60_000,
+            rating_reward_milli: 2 * MILLI,
+            rating_trust_gain_micro: 5_000,
+            rating_tolerance_micro: 250_000,
+            rater_reward_milli: MILLI / 10,
+            rater_stray_penalty_micro: 1_000,
         }
     }
 }
@@ -265,6 +283,9 @@ impl Genesis {
             ),
             ("decay_floor_micro", self.decay_floor_micro),
             ("atp_high_coherence_micro", self.atp_high_coherence_micro),
+            ("rating_trust_gain_micro", self.rating_trust_gain_micro),
+            ("rating_tolerance_micro", self.rating_tolerance_micro),
+            ("rater_stray_penalty_micro", self.rater_stray_penalty_micro),
         ] {
             if v > MICRO {
                 return Err(GenesisError(format!("{name} is above 1.0")));
@@ -410,6 +431,11 @@ impl Genesis {
             self.inactivity_grace_ms,
             self.inactivity_leak_ms,
             self.presence_every_ms,
+            self.rating_reward_milli,
+            self.rating_trust_gain_micro,
+            self.rating_tolerance_micro,
+            self.rater_reward_milli,
+            self.rater_stray_penalty_micro,
         ] {
             w.u64(v);
         }

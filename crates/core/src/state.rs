@@ -215,6 +215,25 @@ pub struct CorpusEntry {
 }
 
 impl CorpusEntry {
+    /// True once every member of the committee has rated the thought: its author and
+    /// raters have been paid or charged (see [`State::apply`]).
+    pub fn settled(&self) -> bool {
+        !self.committee.is_empty() && self.ratings.len() == self.committee.len()
+    }
+
+    /// The median of the ratings received so far, millionths (the mean of the two middle
+    /// ones for an even count); `None` before the first.
+    pub fn median_rating(&self) -> Option<u64> {
+        let mut s: Vec<u64> = self.ratings.iter().map(|(_, r)| u64::from(*r)).collect();
+        s.sort_unstable();
+        let n = s.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(s[n / 2]),
+            _ => Some((s[n / 2 - 1] + s[n / 2]) / 2),
+        }
+    }
+
     /// Coherence blended with the committee's ratings, millionths.
     pub fn effective_coherence(&self) -> u64 {
         let sum: u64 = self.ratings.iter().map(|(_, s)| u64::from(*s)).sum();
@@ -704,10 +723,15 @@ impl State {
             Verdict::Accepted => match &ev.body {
                 Body::Thought(content) => self.accept_thought(g, ev, content),
                 Body::Validate(v) => {
-                    if let Some(entry) = self.corpus.get_mut(&v.thought) {
-                        entry.ratings.push((author, v.score_micro));
-                        entry.refresh_leaf(&v.thought);
-                        self.rehash_bucket(&v.thought);
+                    let Some(entry) = self.corpus.get_mut(&v.thought) else {
+                        return;
+                    };
+                    entry.ratings.push((author, v.score_micro));
+                    entry.refresh_leaf(&v.thought);
+                    let settled = entry.settled().then(|| entry.clone());
+                    self.rehash_bucket(&v.thought);
+                    if let Some(entry) = settled {
+                        self.settle_ratings(g, &entry, t);
                     }
                 }
                 Body::Transfer { to, amount_milli } => {
@@ -744,6 +768,40 @@ impl State {
                 Body::Vouch { subject } => self.apply_vouch(g, author, *subject, t),
                 Body::Register(_) | Body::Presence => {}
             },
+        }
+    }
+
+    /// Pays for a thought whose whole committee has rated it, at the time of the last
+    /// rating: the author earns `rating_reward_milli` ATP and `rating_trust_gain_micro`
+    /// trust, each times the median rating; a rater within `rating_tolerance_micro` of the
+    /// median earns `rater_reward_milli` ATP, one further away loses
+    /// `rater_stray_penalty_micro` trust. Ejected members get nothing.
+    fn settle_ratings(&mut self, g: &Genesis, entry: &CorpusEntry, t: u64) {
+        let Some(median) = entry.median_rating() else {
+            return;
+        };
+        if let Some(a) = self.accounts.get_mut(&entry.author) {
+            if a.status == Status::Active {
+                a.recharge_to(g, t);
+                let atp = mul_div(g.rating_reward_milli, median, MICRO);
+                a.atp_milli = (a.atp_milli + atp).min(g.atp_cap_milli);
+                let gain = mul_div(g.rating_trust_gain_micro, median, MICRO);
+                a.trust_micro = (a.trust_micro + gain).min(a.ceiling(g));
+            }
+        }
+        for (rater, score) in &entry.ratings {
+            let Some(r) = self.accounts.get_mut(rater) else {
+                continue;
+            };
+            if r.status != Status::Active {
+                continue;
+            }
+            if u64::from(*score).abs_diff(median) <= g.rating_tolerance_micro {
+                r.recharge_to(g, t);
+                r.atp_milli = (r.atp_milli + g.rater_reward_milli).min(g.atp_cap_milli);
+            } else {
+                r.trust_micro = r.trust_micro.saturating_sub(g.rater_stray_penalty_micro);
+            }
         }
     }
 

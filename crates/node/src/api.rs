@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use web4fed_core::event::{Event, MAX_CONTENT_BYTES, MAX_EVENT_BYTES};
+use web4fed_core::event::{Event, EventId, MAX_CONTENT_BYTES, MAX_EVENT_BYTES};
 use web4fed_core::finality::Vote;
 use web4fed_core::identity::MemberId;
 use web4fed_core::ledger::VerifiedEvent;
@@ -72,7 +72,6 @@ impl ApiError {
         );
         e.body["layer"] = json!(rule.layer());
         e.body["rule"] = json!(rule.name());
-        e.body["detail"] = serde_json::to_value(rule).unwrap_or(Value::Null);
         e.body["detail"] = serde_json::to_value(rule).unwrap_or(Value::Null);
         e
     }
@@ -177,6 +176,7 @@ pub fn router(
         .route("/v1/session", post(session))
         .route("/v1/thoughts", post(submit).get(thoughts))
         .route("/v1/transfers", post(transfer))
+        .route("/v1/ratings", post(rate))
         .route("/v1/state", get(|s: State<AppState>| ask(s, Query::State)))
         .route(
             "/v1/status",
@@ -464,6 +464,86 @@ async fn transfer(
     answer["to"] = json!(to.to_hex());
     answer["atp_milli"] = json!(amount_milli);
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `POST /v1/ratings` `{"thought": ID, "score": S}`: signs, persists and publishes this
+/// node's member's rating (0 to 1, at most six decimals) of a thought whose committee holds
+/// it. 201 once it is on disk; 400 naming a malformed field; 404 for a thought not in the
+/// live corpus; 409 for a thought already rated by this member; 422 for one whose committee
+/// does not hold it.
+async fn rate(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let v = json_body(&headers, body)?;
+    let thought = match v.get("thought") {
+        Some(Value::String(t)) => EventId::from_hex(t).ok_or_else(|| {
+            ApiError::bad_request("thought", "must be an event id (64 hex digits)")
+        })?,
+        Some(_) => return Err(ApiError::bad_request("thought", "must be a string")),
+        None => return Err(ApiError::bad_request("thought", "missing")),
+    };
+    let score_micro = score_micro(v.get("score"))?;
+    let (reply, rx) = oneshot::channel();
+    s.tx.try_send(Command::Rate {
+        thought,
+        score_micro,
+        reply,
+    })
+    .map_err(|_| busy())?;
+    let done = rx
+        .await
+        .map_err(|_| ApiError::internal("node stopped"))?
+        .map_err(|e| {
+            let (status, error, message) = match e {
+                CommandError::Ignored(Ignored::UnknownThought) => (
+                    StatusCode::NOT_FOUND,
+                    "unknown_thought",
+                    "no such thought in the live corpus",
+                ),
+                CommandError::Ignored(Ignored::NotInCommittee) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "not_in_committee",
+                    "this node's member is not on the thought's committee",
+                ),
+                CommandError::Ignored(Ignored::AlreadyRated) => (
+                    StatusCode::CONFLICT,
+                    "already_rated",
+                    "this node's member has rated the thought already",
+                ),
+                other => return ApiError::from_command(&other),
+            };
+            let mut e = ApiError::new(status, error, message);
+            e.body["field"] = json!("thought");
+            e
+        })?;
+    let mut answer = submitted_json(&done);
+    answer["thought"] = json!(thought.to_hex());
+    answer["score_micro"] = json!(score_micro);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// A rating from JSON: a number from 0 to 1 with at most six decimals, in millionths.
+fn score_micro(v: Option<&Value>) -> Result<u32, ApiError> {
+    let Some(v) = v else {
+        return Err(ApiError::bad_request("score", "missing"));
+    };
+    let Some(x) = v.as_f64() else {
+        return Err(ApiError::bad_request("score", "must be a number"));
+    };
+    if !x.is_finite() || !(0.0..=1.0).contains(&x) {
+        return Err(ApiError::bad_request("score", "must be from 0 to 1"));
+    }
+    let micro = x * 1e6;
+    if (micro - micro.round()).abs() > 1e-3 {
+        return Err(ApiError::bad_request(
+            "score",
+            "at most six decimals (ratings are counted in millionths)",
+        ));
+    }
+    // Finite and within 0..=1: the cast stays within 0..=1,000,000.
+    Ok(micro.round() as u32)
 }
 
 /// An ATP amount from JSON: a positive number with at most three decimals (the ledger

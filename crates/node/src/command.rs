@@ -70,6 +70,15 @@ pub enum Command {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<Submitted, CommandError>>,
     },
+    /// Sign, persist and publish this member's rating of a thought it is on the committee of.
+    Rate {
+        /// The thought.
+        thought: web4fed_core::event::EventId,
+        /// The rating, millionths.
+        score_micro: u32,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Submitted, CommandError>>,
+    },
     /// Admit pre-signed events (each fully validated like any other; the API checked their
     /// signatures on its own threads), persist them and push the admitted ones to connected
     /// peers.

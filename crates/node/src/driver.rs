@@ -138,6 +138,7 @@ pub async fn run(
         bootstrap: settings.peers.iter().map(|a| a.to_string()).collect(),
         last_vote: store.last_vote()?,
         has_tpm: tpm.has_tpm(),
+        rate_thoughts: config.rate_thoughts,
     };
     let replica = Replica::new(replica_config, ledger, now_ms());
     let mut live = Live::new(live_tx);
@@ -637,6 +638,17 @@ impl Node {
                 reply,
             } => {
                 let r = self.publish(ReplicaCommand::Transfer { to, amount_milli });
+                let _ = reply.send(r);
+            }
+            Command::Rate {
+                thought,
+                score_micro,
+                reply,
+            } => {
+                let r = self.publish(ReplicaCommand::Rate {
+                    thought,
+                    score_micro,
+                });
                 let _ = reply.send(r);
             }
             Command::Ingest { events, reply } => {

@@ -340,6 +340,7 @@ impl Node {
                     "timestamp_ms": ev.timestamp_ms(),
                     "content": content,
                     "coherence": live.map(|e| e.coherence_micro as f64 / 1e6),
+                    "committee": live.map(|e| committee_json(l, e)),
                     "live": live.is_some(),
                     "verdict": l.verdict(id).or(verdict.as_ref()),
                 }))
@@ -414,4 +415,27 @@ mod tests {
         assert_eq!(super::atp_text(250), "0.25");
         assert_eq!(super::atp_text(1), "0.001");
     }
+}
+
+/// A live thought's committee: who was drawn, who has rated and how, the median so far, and
+/// whether it has settled (every seat rated: author and raters paid or charged).
+fn committee_json(l: &web4fed_core::ledger::Ledger, e: &web4fed_core::state::CorpusEntry) -> Value {
+    let seats: Vec<Value> = e
+        .committee
+        .iter()
+        .map(|m| {
+            let score = e.ratings.iter().find(|(r, _)| r == m).map(|(_, s)| *s);
+            json!({
+                "member": m.to_hex(),
+                "name": l.state().account(m).map(|a| a.name.clone()),
+                "score": score.map(|s| f64::from(s) / 1e6),
+            })
+        })
+        .collect();
+    json!({
+        "seats": seats,
+        "rated": e.ratings.len(),
+        "median": e.median_rating().map(|m| m as f64 / 1e6),
+        "settled": e.settled(),
+    })
 }

@@ -4,7 +4,7 @@
 use crate::wire::{Message, RequestId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use web4fed_core::event::{Event as SignedEvent, Evidence, Kind};
+use web4fed_core::event::{Event as SignedEvent, EventId, Evidence, Kind};
 use web4fed_core::finality::{Certificate, Vote};
 use web4fed_core::identity::MemberId;
 use web4fed_core::ledger::{InsertError, VerifiedEvent};
@@ -175,6 +175,14 @@ pub enum Command {
         /// The amount in thousandths of an ATP.
         amount_milli: u64,
     },
+    /// Sign, admit and publish our member's rating of a thought whose committee holds it
+    /// (a rating by hand; see [`Config::rate_thoughts`](crate::Config::rate_thoughts)).
+    Rate {
+        /// The thought.
+        thought: EventId,
+        /// The rating, millionths (at most 1,000,000).
+        score_micro: u32,
+    },
     /// Admit pre-signed events (each checked like any network input but for the signature,
     /// which the driver checked off its task) and push the admitted ones to connected peers.
     Ingest {
@@ -318,6 +326,8 @@ pub struct Counters {
     pub queue_dropped: u64,
     /// Peers that went down (partitions or crashes seen).
     pub partitions_seen: u64,
+    /// Committee ratings this node wrote for its member.
+    pub ratings_written: u64,
 }
 
 impl Counters {

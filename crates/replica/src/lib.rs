@@ -32,6 +32,7 @@ mod gossip;
 pub mod io;
 pub mod limits;
 pub mod peers;
+pub mod rating;
 mod replica;
 mod sync;
 pub mod wire;

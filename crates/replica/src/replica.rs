@@ -15,7 +15,7 @@ use crate::wire::{Gossip, Message, Request, RequestId, Response};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use web4fed_core::envelope::Envelope;
-use web4fed_core::event::{Body, Event as SignedEvent, EventId, Evidence};
+use web4fed_core::event::{Body, Event as SignedEvent, EventId, Evidence, Validate};
 use web4fed_core::finality::Certificate;
 use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::{Keypair, MemberId};
@@ -39,6 +39,10 @@ pub struct Config {
     pub last_vote: Option<u64>,
     /// Whether this member has a TPM to answer credential-activation challenges with.
     pub has_tpm: bool,
+    /// Whether the node rates, with its scorer, the thoughts its member is drawn to rate
+    /// (off: the operator rates by hand, and seats left unrated hold their thoughts'
+    /// settlement back).
+    pub rate_thoughts: bool,
 }
 
 /// A request of ours awaiting its answer.
@@ -89,6 +93,10 @@ pub struct Replica {
     pub(crate) last_own_event_ms: u64,
     /// When the next checkpoint becomes votable (see [`Replica::settled_checkpoint`]).
     pub(crate) next_vote_due: u64,
+    /// See [`Config::rate_thoughts`].
+    pub(crate) rate_thoughts: bool,
+    /// Committee seats waiting for our rating.
+    pub(crate) seats: crate::rating::Seats,
 }
 
 impl std::fmt::Debug for Replica {
@@ -144,8 +152,11 @@ impl Replica {
             ejected: BTreeSet::new(),
             last_own_event_ms: 0,
             next_vote_due: now_ms,
+            rate_thoughts: config.rate_thoughts,
+            seats: Default::default(),
         };
         r.note_ejections();
+        r.queue_unrated_seats();
         r
     }
 
@@ -361,6 +372,7 @@ impl Replica {
         self.report_liveness(now_ms);
         self.challenge_claimants(now_ms);
         self.announce_presence(now_ms);
+        self.rate_seats(now_ms);
     }
 
     /// Writes a presence event when our member's feed has been silent for the genesis's
@@ -489,6 +501,19 @@ impl Replica {
             Command::Transfer { to, amount_milli } => self
                 .publish_own(now_ms, Body::Transfer { to, amount_milli })
                 .map(Reply::Submitted),
+            Command::Rate {
+                thought,
+                score_micro,
+            } => self
+                .publish_own(
+                    now_ms,
+                    Body::Validate(Validate {
+                        thought,
+                        score_micro,
+                        scorer: crate::rating::BY_HAND.into(),
+                    }),
+                )
+                .map(Reply::Submitted),
             Command::Ingest { events } => Ok(Reply::Ingested(self.ingest_batch(now_ms, events))),
             Command::Votes { votes } => Ok(Reply::Votes(self.votes_batch(now_ms, votes))),
             Command::Dial { addr } => {
@@ -608,6 +633,7 @@ impl Replica {
             match o {
                 Output::Admitted(event) => {
                     let verdict = self.ledger.verdict(&event.id()).cloned();
+                    self.note_seat(&event, verdict.as_ref());
                     self.events.push_back(Event::Admitted {
                         event,
                         source,

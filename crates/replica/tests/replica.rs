@@ -65,6 +65,7 @@ impl Net {
                     bootstrap: Vec::new(),
                     last_vote: None,
                     has_tpm: false,
+                    rate_thoughts: true,
                 };
                 Replica::new(cfg, l, T0)
             })
@@ -346,6 +347,7 @@ fn a_replica_restarted_with_its_last_vote_does_not_vote_again_for_it() {
                 bootstrap: vec![],
                 last_vote: None,
                 has_tpm: false,
+                rate_thoughts: true,
             },
             Ledger::new(g.clone()),
             now,
@@ -359,6 +361,7 @@ fn a_replica_restarted_with_its_last_vote_does_not_vote_again_for_it() {
             bootstrap: vec![],
             last_vote: Some(settled),
             has_tpm: false,
+            rate_thoughts: true,
         },
         l,
         now,
@@ -775,6 +778,7 @@ fn evidence_is_served_in_pages_and_a_client_takes_every_page() {
         bootstrap: Vec::new(),
         last_vote: None,
         has_tpm: false,
+        rate_thoughts: true,
     };
     let (s_id, c_id) = (keys[0].id(), keys[1].id());
     let mut s = Replica::new(cfg(&keys[0]), server, T0);

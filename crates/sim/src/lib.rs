@@ -861,6 +861,7 @@ impl Sim {
             bootstrap: Vec::new(),
             last_vote: node.last_vote,
             has_tpm: false,
+            rate_thoughts: true,
         };
         Replica::new(config, l, now)
     }
@@ -928,6 +929,7 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
                 bootstrap: Vec::new(),
                 last_vote: None,
                 has_tpm: false,
+                rate_thoughts: true,
             };
             Node {
                 replica: Replica::new(config, Ledger::new(genesis.clone()), now),

@@ -65,6 +65,15 @@ pub struct NodeConfig {
     /// credential-activation challenges with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm: Option<TpmConfig>,
+    /// Whether the node rates, with its scorer, each thought its member is drawn onto the
+    /// committee of. `false`: the operator rates by hand (`web4fed rate`); a seat left
+    /// unrated holds that thought's settlement back.
+    #[serde(default = "default_rate_thoughts")]
+    pub rate_thoughts: bool,
+}
+
+fn default_rate_thoughts() -> bool {
+    true
 }
 
 /// Where this node's TPM is and where its attestation key lives.

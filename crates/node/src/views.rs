@@ -406,17 +406,6 @@ fn atp_text(milli: u64) -> String {
     format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn atp_amounts_read_as_written() {
-        assert_eq!(super::atp_text(12_500), "12.5");
-        assert_eq!(super::atp_text(3_000), "3");
-        assert_eq!(super::atp_text(250), "0.25");
-        assert_eq!(super::atp_text(1), "0.001");
-    }
-}
-
 /// A live thought's committee: who was drawn, who has rated and how, the median so far, and
 /// whether it has settled (every seat rated: author and raters paid or charged).
 fn committee_json(l: &web4fed_core::ledger::Ledger, e: &web4fed_core::state::CorpusEntry) -> Value {
@@ -438,4 +427,15 @@ fn committee_json(l: &web4fed_core::ledger::Ledger, e: &web4fed_core::state::Cor
         "median": e.median_rating().map(|m| m as f64 / 1e6),
         "settled": e.settled(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn atp_amounts_read_as_written() {
+        assert_eq!(super::atp_text(12_500), "12.5");
+        assert_eq!(super::atp_text(3_000), "3");
+        assert_eq!(super::atp_text(250), "0.25");
+        assert_eq!(super::atp_text(1), "0.001");
+    }
 }

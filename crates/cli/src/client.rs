@@ -254,10 +254,23 @@ pub fn thoughts(api: &Api, limit: usize, json: bool) -> Result<(), String> {
     }
     for t in v["thoughts"].as_array().into_iter().flatten() {
         let verdict = text(&t["verdict"]["verdict"], "?");
+        let c = &t["committee"];
+        let committee = match c["seats"].as_array() {
+            Some(seats) => {
+                let median = c["median"]
+                    .as_f64()
+                    .map_or("-".to_string(), |m| format!("{m:.2}"));
+                let settled = if c["settled"] == true { " settled" } else { "" };
+                format!("rated {}/{} median {median}{settled}", c["rated"], seats.len())
+            }
+            None => "not live".to_string(),
+        };
         println!(
-            "{:<10} {:<10} {}",
+            "{} {:<10} {:<10} {:<32} {}",
+            text(&t["id"], "?"),
             text(&t["name"], "-"),
             verdict,
+            committee,
             text(&t["content"], "")
         );
     }

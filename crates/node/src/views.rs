@@ -229,6 +229,8 @@ impl Node {
             "trust_micro": a.trust_at(g, t),
             "atp": a.atp_at(g, t) as f64 / 1e3,
             "atp_milli": a.atp_at(g, t),
+            "rate_factor": a.rate_factor_micro(g, t) as f64 / 1e6,
+            "thought_limit": a.thought_limit(g, t),
             "vote_weight": weights.get(m).copied().unwrap_or(0) as f64 / 1e6,
             "vote_weight_micro": weights.get(m).copied().unwrap_or(0),
             "founder": view.open || view.founders.contains(m),

@@ -261,7 +261,11 @@ pub fn thoughts(api: &Api, limit: usize, json: bool) -> Result<(), String> {
                     .as_f64()
                     .map_or("-".to_string(), |m| format!("{m:.2}"));
                 let settled = if c["settled"] == true { " settled" } else { "" };
-                format!("rated {}/{} median {median}{settled}", c["rated"], seats.len())
+                format!(
+                    "rated {}/{} median {median}{settled}",
+                    c["rated"],
+                    seats.len()
+                )
             }
             None => "not live".to_string(),
         };

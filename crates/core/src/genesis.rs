@@ -156,8 +156,12 @@ pub struct Genesis {
     /// A running node writes a presence event when its member's feed has been silent this
     /// long; one sooner than half of it after the previous event is a layer-2 violation.
     pub presence_every_ms: u64,
-    /// Layer 9: ATP a thought's author earns once its whole committee has rated it, times
-    /// the committee's median rating (on top of the reward at acceptance).
+    /// Ratings: how long after a thought its committee may rate it. A thought settles when
+    /// every seat has rated, or at the end of this window if more than half have; a seat
+    /// that never rates (a silent or Sybil member) cannot hold the author's reward back.
+    pub rating_window_ms: u64,
+    /// Layer 9: ATP a thought's author earns once its committee has settled it, times the
+    /// committee's median rating (on top of the reward at acceptance).
     pub rating_reward_milli: u64,
     /// Layer 5: trust a thought's author gains once its committee has rated it, times the
     /// median rating.
@@ -225,6 +229,7 @@ impl Default for Genesis {
             inactivity_grace_ms: 5 * 60_000,
             inactivity_leak_ms: 10 * 60_000,
             presence_every_ms: 60_000,
+            rating_window_ms: 5 * 60_000,
             rating_reward_milli: 2 * MILLI,
             rating_trust_gain_micro: 5_000,
             rating_tolerance_micro: 250_000,
@@ -260,6 +265,9 @@ impl Genesis {
         }
         if self.rate_window_ms == 0 || self.epoch_ms == 0 || self.recency_horizon_ms == 0 {
             return err("rate_window_ms, epoch_ms and recency_horizon_ms must be positive");
+        }
+        if self.rating_window_ms == 0 {
+            return err("rating_window_ms must be positive");
         }
         if self.rate_bonus_full_atp_milli == 0 {
             return err("rate_bonus_full_atp_milli must be positive");
@@ -431,6 +439,7 @@ impl Genesis {
             self.inactivity_grace_ms,
             self.inactivity_leak_ms,
             self.presence_every_ms,
+            self.rating_window_ms,
             self.rating_reward_milli,
             self.rating_trust_gain_micro,
             self.rating_tolerance_micro,

@@ -1064,6 +1064,7 @@ impl Ledger {
         self.record_epoch_roots(key.timestamp_ms);
         self.fold_ms = key.timestamp_ms;
         let g = &self.genesis;
+        self.state.close_ratings_due(g, key.timestamp_ms);
         let Item::Event(id) = item;
         let Some(ev) = self.events.get(&id) else {
             return;

@@ -211,14 +211,23 @@ pub struct CorpusEntry {
     pub committee: Vec<MemberId>,
     /// Ratings received from the committee.
     pub ratings: Vec<(MemberId, u32)>,
+    /// The author and raters have been paid or charged by the median (see
+    /// [`State::apply`]): every seat rated, or more than half by the window's end.
+    pub settled: bool,
+    /// No more ratings count: settled, or the rating window ended.
+    pub closed: bool,
     leaf: [u8; 32],
 }
 
 impl CorpusEntry {
-    /// True once every member of the committee has rated the thought: its author and
-    /// raters have been paid or charged (see [`State::apply`]).
-    pub fn settled(&self) -> bool {
+    /// Every seat of the committee has rated.
+    pub fn fully_rated(&self) -> bool {
         !self.committee.is_empty() && self.ratings.len() == self.committee.len()
+    }
+
+    /// More than half of the seats have rated: enough to settle at the window's end.
+    pub fn has_quorum(&self) -> bool {
+        !self.ratings.is_empty() && self.ratings.len() * 2 > self.committee.len()
     }
 
     /// The median of the ratings received so far, millionths (the mean of the two middle
@@ -250,6 +259,7 @@ impl CorpusEntry {
             b.extend_from_slice(&rater.0);
             b.extend_from_slice(&score.to_be_bytes());
         }
+        b.push(u8::from(self.settled) | (u8::from(self.closed) << 1));
         self.leaf = merkle::leaf(&b);
     }
 
@@ -298,10 +308,14 @@ pub struct State {
     /// Layer 6: which member each verified TPM backs (first registration in fold order).
     /// Never released, even on ejection: an ejected member cannot come back on the same TPM.
     hardware: BTreeMap<[u8; 32], MemberId>,
+    /// When each open thought's rating window ends (one entry per thought accepted within
+    /// the last window, so bounded by the rate limits).
+    rating_deadlines: BTreeSet<(u64, EventId)>,
 }
 
 /// The committee for a thought: the `k` active members other than the author with the
-/// smallest `mix(thought, member) / (trust + 1)`, so higher trust is more likely drawn.
+/// smallest `mix(thought, member) / (earned trust + 1)`, so higher earned trust is more
+/// likely drawn.
 /// Deterministic, O(n) with no hashing per member.
 fn committee(
     accounts: &BTreeMap<MemberId, Account>,
@@ -321,13 +335,22 @@ fn committee(
         .map(|(id, a)| {
             let m = u64::from_be_bytes(id.0[..8].try_into().unwrap_or_default());
             let r = splitmix64(seed ^ m);
-            let weight = u128::from(a.trust_at(g, t)) + 1;
+            // Trust earned above the L4 start (as for voting weight): identities that only
+            // paid proof of work weigh 1 against 10^4 per 0.01 earned, so Sybils almost
+            // never sit on an earned member's thought's committee.
+            let earned = a.trust_at(g, t).saturating_sub(g.trust_start_l4_micro);
+            let weight = u128::from(earned) + 1;
             ((u128::from(r) << 20) / weight, *id)
         })
         .collect();
     drawn.sort_unstable();
     drawn.truncate(k);
     drawn.into_iter().map(|(_, id)| id).collect()
+}
+
+/// True when the live thought `id` has a rating from every seat.
+fn entry_full(corpus: &BTreeMap<EventId, CorpusEntry>, id: &EventId) -> bool {
+    corpus.get(id).is_some_and(CorpusEntry::fully_rated)
 }
 
 /// A well-mixed deterministic 64-bit permutation (splitmix64's finaliser).
@@ -606,6 +629,9 @@ impl State {
                 if entry.ratings.iter().any(|(r, _)| *r == ev.author()) {
                     return Verdict::Ignored(Ignored::AlreadyRated);
                 }
+                if entry.closed || t >= entry.timestamp_ms.saturating_add(g.rating_window_ms) {
+                    return Verdict::Ignored(Ignored::RatingClosed);
+                }
                 Verdict::Accepted
             }
             Body::Transfer { to, amount_milli } => {
@@ -728,10 +754,9 @@ impl State {
                     };
                     entry.ratings.push((author, v.score_micro));
                     entry.refresh_leaf(&v.thought);
-                    let settled = entry.settled().then(|| entry.clone());
                     self.rehash_bucket(&v.thought);
-                    if let Some(entry) = settled {
-                        self.settle_ratings(g, &entry, t);
+                    if entry_full(&self.corpus, &v.thought) {
+                        self.settle_ratings(g, v.thought, t);
                     }
                 }
                 Body::Transfer { to, amount_milli } => {
@@ -771,13 +796,36 @@ impl State {
         }
     }
 
-    /// Pays for a thought whose whole committee has rated it, at the time of the last
-    /// rating: the author earns `rating_reward_milli` ATP and `rating_trust_gain_micro`
+    /// Closes the rating windows that ended at or before `t` (the fold calls this before
+    /// each event at canonical time `t`, so every node closes them at the same position):
+    /// a thought with more than half of its seats rated settles.
+    pub fn close_ratings_due(&mut self, g: &Genesis, t: u64) {
+        while let Some(&(due, id)) = self.rating_deadlines.first() {
+            if due > t {
+                return;
+            }
+            self.rating_deadlines.pop_first();
+            if self.corpus.get(&id).is_some_and(|e| !e.closed) {
+                self.settle_ratings(g, id, due);
+            }
+        }
+    }
+
+    /// Closes a thought's ratings, at the last seat's rating or at the window's end; with
+    /// more than half of the seats rated it settles: the author earns `rating_reward_milli` ATP and `rating_trust_gain_micro`
     /// trust, each times the median rating; a rater within `rating_tolerance_micro` of the
     /// median earns `rater_reward_milli` ATP, one further away loses
     /// `rater_stray_penalty_micro` trust. Ejected members get nothing.
-    fn settle_ratings(&mut self, g: &Genesis, entry: &CorpusEntry, t: u64) {
-        let Some(median) = entry.median_rating() else {
+    fn settle_ratings(&mut self, g: &Genesis, thought: EventId, t: u64) {
+        let Some(e) = self.corpus.get_mut(&thought) else {
+            return;
+        };
+        e.closed = true;
+        e.settled = e.has_quorum();
+        e.refresh_leaf(&thought);
+        let entry = e.clone();
+        self.rehash_bucket(&thought);
+        let Some(median) = entry.median_rating().filter(|_| entry.settled) else {
             return;
         };
         if let Some(a) = self.accounts.get_mut(&entry.author) {
@@ -875,8 +923,14 @@ impl State {
             key,
             committee,
             ratings: Vec::new(),
+            settled: false,
+            closed: false,
             leaf: [0; 32],
         };
+        if !entry.committee.is_empty() {
+            self.rating_deadlines
+                .insert((t.saturating_add(g.rating_window_ms), id));
+        }
         entry.refresh_leaf(&id);
         self.corpus.insert(id, entry);
         self.rehash_bucket(&id);

@@ -130,6 +130,8 @@ pub enum Ignored {
     NotInCommittee,
     /// The rater already rated this thought.
     AlreadyRated,
+    /// The thought's ratings are closed: it settled, or its rating window ended.
+    RatingClosed,
     /// A transfer to an unknown or ejected member, or to oneself.
     BadRecipient,
     /// Evidence against a member that is already ejected by it.

@@ -1,7 +1,7 @@
 //! Committee ratings: what settles a thought, what the author and each rater get for it, and
 //! that the outcome does not depend on the order the ratings arrive in.
 
-use web4fed_core::event::{Event, EventId};
+use web4fed_core::event::{Body, Event, EventId};
 use web4fed_core::fixed::{mul_div, MICRO};
 use web4fed_core::genesis::Genesis;
 use web4fed_core::ledger::{Admission, Ledger};
@@ -61,7 +61,7 @@ fn a_fully_rated_thought_pays_by_the_median_and_charges_the_stray_rater() {
         let id = admit(&mut l, tr, ev);
         assert_eq!(l.verdict(&id), Some(&Verdict::Accepted));
         let entry = l.state().thought(&thought).unwrap();
-        assert_eq!(entry.settled(), k == 2);
+        assert_eq!(entry.settled, k == 2);
         if k < 2 {
             assert_eq!(atp(&l, &ms[0], t), before[0].0, "paid before settling");
         }
@@ -122,7 +122,7 @@ fn the_settlement_does_not_depend_on_arrival_order() {
         let ev = ms[i].validate(tr, thought, 300_000 + 250_000 * k as u32);
         admit(&mut l, tr, ev);
     }
-    assert!(l.state().thought(&thought).unwrap().settled());
+    assert!(l.state().thought(&thought).unwrap().settled);
     // The same events, newest first, on another ledger.
     let mut all: Vec<Event> = Vec::new();
     for m in &ms {
@@ -136,6 +136,72 @@ fn the_settlement_does_not_depend_on_arrival_order() {
     for ev in all {
         let _ = l2.handle_event(now, ev);
     }
-    assert!(l2.state().thought(&thought).unwrap().settled());
+    assert!(l2.state().thought(&thought).unwrap().settled);
     assert_eq!(l2.state_root(), l.state_root());
+}
+
+#[test]
+fn a_silent_seat_cannot_hold_a_quorum_back_and_ratings_close_with_the_window() {
+    let (g, mut l, mut ms, thought, t) = setup();
+    let committee = l.state().thought(&thought).unwrap().committee.clone();
+    let before = atp(&l, &ms[0], t);
+    // Two of three seats rate; the third never does.
+    let mut raters = Vec::new();
+    for (k, rater) in committee.iter().take(2).enumerate() {
+        let i = ms.iter().position(|m| m.id() == *rater).unwrap();
+        let tr = t + 100 + k as u64;
+        let ev = ms[i].validate(tr, thought, 600_000 + 100_000 * k as u32);
+        admit(&mut l, tr, ev);
+        raters.push(i);
+    }
+    assert!(!l.state().thought(&thought).unwrap().settled);
+    // The window ends; the next event in the log (anyone's) is where it closes.
+    let end = t + g.rating_window_ms;
+    let silent = ms.iter().position(|m| m.id() == committee[2]).unwrap();
+    let late = ms[silent].validate(end, thought, 0);
+    let late_id = admit(&mut l, end, late);
+    assert_eq!(
+        l.verdict(&late_id),
+        Some(&Verdict::Ignored(Ignored::RatingClosed))
+    );
+    let e = l.state().thought(&thought).unwrap();
+    assert!(e.settled && e.closed);
+    assert_eq!(e.median_rating(), Some(650_000));
+    assert_eq!(
+        atp(&l, &ms[0], end),
+        before + mul_div(g.rating_reward_milli, 650_000, MICRO)
+    );
+
+    // Order does not matter: the same events newest first.
+    let mut all: Vec<Event> = Vec::new();
+    for m in &ms {
+        for s in 0..l.feed_len(&m.id()) {
+            all.push((**l.feed_event(&m.id(), s).unwrap()).clone());
+        }
+    }
+    all.reverse();
+    let mut l2 = Ledger::new(g);
+    for ev in all {
+        let _ = l2.handle_event(end + 1_000, ev);
+    }
+    assert_eq!(l2.state_root(), l.state_root());
+}
+
+#[test]
+fn without_a_quorum_the_window_closes_unpaid() {
+    let (g, mut l, mut ms, thought, t) = setup();
+    let committee = l.state().thought(&thought).unwrap().committee.clone();
+    let i = ms.iter().position(|m| m.id() == committee[0]).unwrap();
+    let ev = ms[i].validate(t + 100, thought, 900_000);
+    admit(&mut l, t + 100, ev);
+    let before: Vec<u64> = ms.iter().map(|m| atp(&l, m, t + 200)).collect();
+    // Any event after the window's end closes it (here the author's presence, which pays
+    // nothing by itself).
+    let end = t + g.rating_window_ms + 1;
+    let ev = ms[0].next(end, Body::Presence);
+    admit(&mut l, end, ev);
+    let e = l.state().thought(&thought).unwrap();
+    assert!(e.closed && !e.settled);
+    assert_eq!(atp(&l, &ms[0], end), before[0]);
+    assert_eq!(atp(&l, &ms[i], end), before[i]);
 }

@@ -427,7 +427,8 @@ fn committee_json(l: &web4fed_core::ledger::Ledger, e: &web4fed_core::state::Cor
         "seats": seats,
         "rated": e.ratings.len(),
         "median": e.median_rating().map(|m| m as f64 / 1e6),
-        "settled": e.settled(),
+        "settled": e.settled,
+        "closed": e.closed,
     })
 }
 

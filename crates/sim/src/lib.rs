@@ -253,6 +253,9 @@ pub struct Stats {
     /// Certificates honest nodes adopted and later set aside for a competing chain (summed
     /// over them): "final" roots that were re-computed.
     pub set_aside: u64,
+    /// Live thoughts on the reference node at the end, and of those, how many their
+    /// committees (rated by the replicas themselves) had settled.
+    pub thoughts_settled: (u64, u64),
 }
 
 /// The outcome of one run.
@@ -1190,6 +1193,12 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
         }
     }
     sim.stats.finalized = sim.finalized[reference].keys().copied().collect();
+    {
+        let st = sim.nodes[reference].replica.ledger().state();
+        let live = st.corpus_len() as u64;
+        let settled = st.corpus().filter(|(_, e)| e.settled).count() as u64;
+        sim.stats.thoughts_settled = (live, settled);
+    }
     sim.stats.set_aside = honest
         .iter()
         .map(|i| sim.nodes[*i].replica.ledger().certificates_set_aside())

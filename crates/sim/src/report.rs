@@ -42,6 +42,9 @@ pub struct Summary {
     pub certified: u64,
     /// Certificates honest nodes adopted and later set aside for a competing chain.
     pub set_aside: u64,
+    /// Live thoughts at the end on the reference node, and of those settled by their
+    /// committees (summed over seeds).
+    pub thoughts_settled: (u64, u64),
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -116,6 +119,12 @@ pub fn summarise(name: &str, outcomes: &[Outcome]) -> Summary {
             .map(|o| o.stats.finalized.len() as u64)
             .sum(),
         set_aside: outcomes.iter().map(|o| o.stats.set_aside).sum(),
+        thoughts_settled: outcomes.iter().fold((0, 0), |(l, s), o| {
+            (
+                l + o.stats.thoughts_settled.0,
+                s + o.stats.thoughts_settled.1,
+            )
+        }),
     }
 }
 
@@ -237,6 +246,11 @@ pub fn markdown(summaries: &[Summary], command: &str) -> String {
                 s.set_aside
             );
         }
+        let _ = writeln!(
+            m,
+            "- live thoughts at the end, and of those settled by their committees: {} / {}",
+            s.thoughts_settled.0, s.thoughts_settled.1
+        );
         let _ = writeln!(
             m,
             "- root of seed {}: {}",

@@ -23,7 +23,12 @@ fn base(name: &str, behaviours: Vec<Behaviour>) -> Config {
         max_skew_ms: 0,
         honest_per_minute: 6,
         heartbeat_ms: 1_000,
-        genesis: Genesis::with_pow_bits(SIM_POW_BITS),
+        // Rating windows a fifth of a run's length, so thoughts whose committees hold a
+        // silent seat settle (or lapse) within the run and the report shows it.
+        genesis: Genesis {
+            rating_window_ms: 20_000,
+            ..Genesis::with_pow_bits(SIM_POW_BITS)
+        },
         exempt_from_convergence: Vec::new(),
         links: None,
         expect_finality: true,

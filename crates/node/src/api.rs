@@ -785,3 +785,50 @@ async fn dashboard() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every JSON value a client can send as a score: in range and exact, or a 400 naming
+    /// `score`; never a panic, never a value above one million.
+    #[test]
+    fn scores_are_parsed_exactly_or_refused_by_name() {
+        let ok = [
+            (json!(0), 0),
+            (json!(1), 1_000_000),
+            (json!(0.5), 500_000),
+            (json!(0.123456), 123_456),
+            (json!(1.0), 1_000_000),
+        ];
+        for (v, want) in ok {
+            assert_eq!(score_micro(Some(&v)).unwrap(), want, "{v}");
+        }
+        let bad = [
+            json!(-0.0000001),
+            json!(1.0000001),
+            json!(0.1234567),
+            json!(1e308),
+            json!(-1e308),
+            json!("0.5"),
+            json!(null),
+            json!([0.5]),
+            json!({"score": 0.5}),
+            json!(u64::MAX),
+            json!(i64::MIN),
+        ];
+        for v in bad {
+            let e = score_micro(Some(&v)).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{v}");
+            assert_eq!(e.body["field"], "score", "{v}");
+        }
+        assert!(score_micro(None).is_err());
+        // A sweep of the range: always within bounds and round-tripping to six decimals.
+        for i in 0..=10_000u32 {
+            let x = f64::from(i) / 10_000.0;
+            let m = score_micro(Some(&json!(x))).unwrap();
+            assert!(m <= 1_000_000);
+            assert_eq!(m, i * 100);
+        }
+    }
+}

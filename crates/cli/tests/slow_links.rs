@@ -74,7 +74,7 @@ fn three_nodes_over_100ms_links_converge_and_finalise() {
             "a thought arrived in {t:?}, faster than the link"
         );
     }
-    let (events, _) = nodes[0].head().unwrap();
+    let events = nodes[0].events().unwrap();
     wait("one root over slow links", &refs, || {
         agree(&refs, Some(events))
     });

@@ -161,7 +161,7 @@ fn transfers_move_their_amount_everywhere_and_refusals_are_typed() {
     assert_eq!(ok + refused, 60);
     let left = atp_milli(&nodes[0], &ids[0]);
     assert!(left < 3_000 + RECHARGE_SLACK_MILLI, "left {left}");
-    let (events, _) = nodes[0].head().unwrap();
+    let events = nodes[0].events().unwrap();
     wait(
         "every node holds every transfer, at one root",
         &refs,

@@ -352,6 +352,9 @@ impl EvidenceCursor {
 
 /// The log and its fold. See the module docs.
 pub struct Ledger {
+    /// Committee ratings (`Validate` events) in the log, pruned ones included: nodes write
+    /// them by themselves, so operators and tests that count what they posted leave them out.
+    ratings_held: u64,
     /// Certificates this ledger adopted and later set aside for a competing chain (fork
     /// choice): each is a "final" root that was re-computed here.
     set_aside_total: u64,
@@ -475,6 +478,7 @@ impl Ledger {
             future_bytes: 0,
             future_per_author: HashMap::new(),
             state: State::default(),
+            ratings_held: 0,
             verdicts: HashMap::new(),
             folded_upto: None,
             dirty_from: None,
@@ -948,6 +952,9 @@ impl Ledger {
         let k = (self.order_key_of(&ev), Item::Event(ev.id()));
         self.order.insert(k, ());
         self.mark_dirty(k);
+        if ev.header.kind == crate::event::Kind::Validate {
+            self.ratings_held += 1;
+        }
         self.events.insert(ev.id(), ev.clone());
         self.push_output(Output::Admitted(ev));
         Ok(())
@@ -1468,6 +1475,11 @@ impl Ledger {
             .get(&ev.author())
             .and_then(|f| f.at(ev.seq()))
             .is_some_and(|h| h.is(&ev.id()))
+    }
+
+    /// Committee ratings in the log, pruned ones included.
+    pub fn ratings_held(&self) -> u64 {
+        self.ratings_held
     }
 
     /// Events in the log, pruned ones included.

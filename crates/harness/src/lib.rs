@@ -128,11 +128,12 @@ pub fn start_mesh(nodes: &mut [Node], extra: &[&str]) -> Result<(), String> {
     .map(|_| ())
 }
 
-/// True when every node answers, holds `events` events (if given) and the same state root.
+/// True when every node answers, holds `events` events apart from committee ratings (if
+/// given; see [`Node::events`]) and the same state root.
 pub fn agree(nodes: &[&Node], events: Option<u64>) -> bool {
     let s: Vec<Value> = nodes.iter().filter_map(|n| n.status()).collect();
     s.len() == nodes.len()
         && s.iter()
-            .all(|v| events.is_none() || v["events"].as_u64() == events)
+            .all(|v| events.is_none() || node::posted_events(v) == events)
         && s.iter().all(|v| v["state_root"] == s[0]["state_root"])
 }

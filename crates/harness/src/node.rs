@@ -310,12 +310,15 @@ impl Node {
         self.get("/v1/status")
     }
 
-    /// Events held.
+    /// Events held apart from committee ratings: what clients posted (thoughts, transfers,
+    /// registrations, ...). Nodes write ratings by themselves as thoughts arrive, so a count
+    /// of what a test or bench posted must leave them out.
     pub fn events(&self) -> Option<u64> {
-        self.status()?["events"].as_u64()
+        posted_events(&self.status()?)
     }
 
-    /// (events, state root).
+    /// (events, state root): all events, ratings included, since two nodes on one root hold
+    /// the same log.
     pub fn head(&self) -> Option<(u64, String)> {
         let s = self.status()?;
         Some((s["events"].as_u64()?, s["state_root"].as_str()?.to_string()))
@@ -395,4 +398,10 @@ fn clock_ticks() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// From a `/v1/status` answer: events held apart from committee ratings (see [`Node::events`]).
+pub fn posted_events(status: &Value) -> Option<u64> {
+    let all = status["events"].as_u64()?;
+    Some(all.saturating_sub(status["events_ratings"].as_u64().unwrap_or(0)))
 }

@@ -264,6 +264,7 @@ impl Node {
             "uptime_s": self.started.elapsed().as_secs(),
             "events": l.len() - dead,
             "events_dead": dead,
+            "events_ratings": l.ratings_held(),
             "events_in_memory": l.len() - l.pruned(),
             "members": l.state().accounts().count(),
             "corpus": l.state().corpus_len(),

@@ -117,6 +117,9 @@ impl Replica {
     /// Signs this replica's root for the latest settled checkpoint it has not voted for. The
     /// `Voted` event comes before the vote's transmission: the driver records it first.
     pub(crate) fn vote(&mut self, now_ms: u64) {
+        if !self.may_vote {
+            return;
+        }
         let e = self.settled_checkpoint(now_ms);
         if self.last_vote.is_some_and(|v| v >= e) {
             return;

@@ -22,14 +22,20 @@ pub const BY_HAND: &str = "operator";
 /// oldest seats are dropped (their thoughts settle without us, or never).
 pub const MAX_PENDING_RATINGS: usize = 4_096;
 
-/// Most ratings signed per tick (100 ms): spreads the signing over time, and at 640 a second
-/// stays far above the seats a federation within its rate limits hands any member.
-pub const RATINGS_PER_TICK: usize = 64;
+/// How often the node rates the seats that came in: once a second, so its ratings go to disk
+/// in one transaction a second rather than one per thought, and do not compete with the
+/// replication of the thoughts they rate (ratings have the whole rating window).
+pub const RATING_PERIOD_MS: u64 = 1_000;
+
+/// Most ratings signed per period: far above the seats a federation within its rate limits
+/// hands any member in a second, and a bound on the work one period does.
+pub const RATINGS_PER_PERIOD: usize = 512;
 
 /// The seats waiting for our rating, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct Seats {
     pending: VecDeque<EventId>,
+    next_due_ms: u64,
 }
 
 impl Seats {
@@ -73,10 +79,15 @@ impl Replica {
         }
     }
 
-    /// Rates up to [`RATINGS_PER_TICK`] waiting seats that are still ours and unrated.
+    /// Every [`RATING_PERIOD_MS`], rates up to [`RATINGS_PER_PERIOD`] waiting seats that are
+    /// still ours and unrated.
     pub(crate) fn rate_seats(&mut self, now_ms: u64) {
+        if now_ms < self.seats.next_due_ms || self.seats.pending.is_empty() {
+            return;
+        }
+        self.seats.next_due_ms = now_ms + RATING_PERIOD_MS;
         let mut done = 0;
-        while done < RATINGS_PER_TICK {
+        while done < RATINGS_PER_PERIOD {
             let Some(id) = self.seats.pending.pop_front() else {
                 return;
             };

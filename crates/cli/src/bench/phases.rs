@@ -104,7 +104,7 @@ impl Bench<'_> {
                 "/v1/thoughts",
                 &json!({ "content": sentence(3_000_000 + i as u64) }),
             )?;
-            let (n, _) = nodes[i % 3].head().ok_or("status")?;
+            let n = nodes[i % 3].events();
             let refs: Vec<&NodeProc> = nodes.iter().collect();
             wait_until("equal roots", || agree(&refs, n))?;
             agree_ms.push(ms(t0.elapsed()));

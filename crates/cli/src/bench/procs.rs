@@ -103,7 +103,7 @@ pub(super) fn wait_every(
     web4fed_harness::wait_for(what, every, DEADLINE, ok)
 }
 
-/// True when every node holds `events` events and one root.
+/// True when every node holds `events` events (committee ratings aside) and one root.
 pub(super) fn agree(nodes: &[&NodeProc], events: u64) -> bool {
     let inner: Vec<&Node> = nodes.iter().map(|n| &n.inner).collect();
     web4fed_harness::agree(&inner, Some(events))

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use web4fed_harness::Node;
-use web4fed_store::node_dir::NodeDir;
+use web4fed_store::node_dir::{NodeConfig, NodeDir};
 
 use super::DEADLINE;
 use crate::commands::init_quiet;
@@ -43,8 +43,14 @@ impl DerefMut for NodeProc {
 impl NodeProc {
     pub fn new(root: &Path, name: &str, genesis: &Path, host: Host) -> Result<Self, String> {
         let dir = root.join(name);
-        if !NodeDir::new(&dir).key().exists() {
+        let nd = NodeDir::new(&dir);
+        if !nd.key().exists() {
             init_quiet(&dir, name, 8, Some(genesis), "ai", None).map_err(|e| e.to_string())?;
+            // The bench's workloads carry their committees' ratings themselves; nodes that
+            // rated too would add events of their own and make every count unpredictable.
+            let mut config = NodeConfig::load(&nd.config()).map_err(|e| e.to_string())?;
+            config.rate_thoughts = false;
+            config.save(&nd.config()).map_err(|e| e.to_string())?;
         }
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut inner = Node::new(exe, dir, name);
@@ -80,8 +86,12 @@ impl NodeProc {
         self.inner.post_frames("/v1/events", batch)
     }
 
+    /// Every event held, ratings included (bench nodes write none of their own).
     pub fn events(&self) -> u64 {
-        self.inner.events().unwrap_or(0)
+        self.inner
+            .status()
+            .and_then(|s| s["events"].as_u64())
+            .unwrap_or(0)
     }
 }
 
@@ -103,10 +113,13 @@ pub(super) fn wait_every(
     web4fed_harness::wait_for(what, every, DEADLINE, ok)
 }
 
-/// True when every node holds `events` events (committee ratings aside) and one root.
+/// True when every node holds `events` events (ratings included) and one root.
 pub(super) fn agree(nodes: &[&NodeProc], events: u64) -> bool {
-    let inner: Vec<&Node> = nodes.iter().map(|n| &n.inner).collect();
-    web4fed_harness::agree(&inner, Some(events))
+    let heads: Vec<Option<(u64, String)>> = nodes.iter().map(|n| n.head()).collect();
+    heads
+        .iter()
+        .all(|h| h.as_ref().is_some_and(|(n, _)| *n == events))
+        && heads.iter().all(|h| h == &heads[0])
 }
 
 /// Follows a node's live feed, reporting (event id, arrival) for each admitted event.

@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
         bootstrap: vec!["/ip4/127.0.0.1/tcp/1".into()],
         last_vote: None,
         has_tpm: true,
+        rate_thoughts: true,
     };
     let mut r = Replica::new(cfg, l, T0);
     let peer = b.id();

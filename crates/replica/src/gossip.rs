@@ -110,7 +110,10 @@ impl Replica {
             };
             self.start_sync(now_ms, target);
         }
-        Acceptance::Accept
+        // Heartbeats are for the peers they were sent to and are never relayed: a node hears
+        // its connections' heartbeats only, O(degree) a second rather than O(members), and
+        // differences travel hop by hop through the syncs they start.
+        Acceptance::Ignore
     }
 
     pub(crate) fn send_heartbeat(&mut self, now_ms: u64) {

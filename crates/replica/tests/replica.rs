@@ -416,7 +416,7 @@ fn a_request_never_answered_expires_and_sync_starts_again() {
 }
 
 #[test]
-fn a_replayed_heartbeat_is_ignored_not_relayed() {
+fn heartbeats_count_once_and_are_never_relayed() {
     let mut net = Net::new(2);
     let kp = Keypair::from_secret({
         let mut s = [0u8; 32];
@@ -428,14 +428,21 @@ fn a_replayed_heartbeat_is_ignored_not_relayed() {
     let hb = Heartbeat::sign(&kp, net.nodes[0].network(), net.now, 0, [0; 32], [1; 32], 1);
     let msg = || Message::Gossip(Gossip::Heartbeat(hb.clone()));
     let from = net.ids[1];
-    assert_eq!(
-        net.nodes[0].handle_message(net.now, from, msg()),
-        Acceptance::Accept
-    );
+    // Heard (it counts, and records the peer's root) but not relayed: heartbeats are for
+    // the peers they were sent to.
+    let before = net.nodes[0].counters().heartbeats;
     assert_eq!(
         net.nodes[0].handle_message(net.now, from, msg()),
         Acceptance::Ignore
     );
+    assert_eq!(net.nodes[0].counters().heartbeats, before + 1);
+    assert!(net.nodes[0].peers().get(&from).unwrap().heartbeat.is_some());
+    // A replay tells nothing new.
+    assert_eq!(
+        net.nodes[0].handle_message(net.now, from, msg()),
+        Acceptance::Ignore
+    );
+    assert_eq!(net.nodes[0].counters().heartbeats, before + 1);
     let mut forged = hb.clone();
     forged.events = 2;
     assert_eq!(

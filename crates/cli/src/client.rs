@@ -126,46 +126,40 @@ pub fn submit(api: &Api, content: &str, json: bool) -> Result<(), String> {
 /// `web4fed transfer`: the API checks the amount and the recipient, and the node refuses a
 /// transfer above its member's balance (layer 9) before signing anything.
 pub fn transfer(api: &Api, to: &str, atp: f64, json: bool) -> Result<(), String> {
-    let v = ok_or_fail(
-        api.post(
-            "/v1/transfers",
-            &serde_json::json!({ "to": to, "atp": atp }),
-        )?,
-        json,
-    )?;
-    if json {
-        print_json(&v);
-    } else {
-        println!(
-            "{} {} (seq {}): {atp} ATP to {}",
-            text(&v["verdict"], "?"),
-            text(&v["id"], "?"),
-            v["seq"],
-            text(&v["to"], "?")
-        );
-    }
-    Ok(())
+    let body = serde_json::json!({ "to": to, "atp": atp });
+    post_signed(api, "/v1/transfers", &body, json, |v| {
+        format!("{atp} ATP to {}", text(&v["to"], "?"))
+    })
 }
 
 /// `web4fed rate`: the node signs the rating only if its member is on the thought's
 /// committee and has not rated it yet.
 pub fn rate(api: &Api, thought: &str, score: f64, json: bool) -> Result<(), String> {
-    let v = ok_or_fail(
-        api.post(
-            "/v1/ratings",
-            &serde_json::json!({ "thought": thought, "score": score }),
-        )?,
-        json,
-    )?;
+    let body = serde_json::json!({ "thought": thought, "score": score });
+    post_signed(api, "/v1/ratings", &body, json, |v| {
+        format!("rated {} at {score}", text(&v["thought"], "?"))
+    })
+}
+
+/// Posts a request that makes the node sign an event of its member, and prints the answer:
+/// the JSON as it came, or one line with the verdict, id, seq and `what`.
+fn post_signed(
+    api: &Api,
+    path: &str,
+    body: &Value,
+    json: bool,
+    what: impl Fn(&Value) -> String,
+) -> Result<(), String> {
+    let v = ok_or_fail(api.post(path, body)?, json)?;
     if json {
         print_json(&v);
     } else {
         println!(
-            "{} {} (seq {}): rated {} at {score}",
+            "{} {} (seq {}): {}",
             text(&v["verdict"], "?"),
             text(&v["id"], "?"),
             v["seq"],
-            text(&v["thought"], "?")
+            what(&v)
         );
     }
     Ok(())

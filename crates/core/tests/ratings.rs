@@ -35,6 +35,18 @@ fn setup() -> (Genesis, Ledger, Vec<Author>, EventId, u64) {
     (g, l, ms, thought, t)
 }
 
+/// Every event of the members' feeds, newest first: another arrival order for the same log.
+fn newest_first(l: &Ledger, ms: &[Author]) -> Vec<Event> {
+    let mut all: Vec<Event> = Vec::new();
+    for m in ms {
+        for s in 0..l.feed_len(&m.id()) {
+            all.push((**l.feed_event(&m.id(), s).unwrap()).clone());
+        }
+    }
+    all.reverse();
+    all
+}
+
 fn atp(l: &Ledger, a: &Author, t: u64) -> u64 {
     l.state().account(&a.id()).unwrap().atp_at(l.genesis(), t)
 }
@@ -124,13 +136,7 @@ fn the_settlement_does_not_depend_on_arrival_order() {
     }
     assert!(l.state().thought(&thought).unwrap().settled);
     // The same events, newest first, on another ledger.
-    let mut all: Vec<Event> = Vec::new();
-    for m in &ms {
-        for s in 0..l.feed_len(&m.id()) {
-            all.push((**l.feed_event(&m.id(), s).unwrap()).clone());
-        }
-    }
-    all.reverse();
+    let all = newest_first(&l, &ms);
     let mut l2 = Ledger::new(g);
     let now = t + 1_000;
     for ev in all {
@@ -173,13 +179,7 @@ fn a_silent_seat_cannot_hold_a_quorum_back_and_ratings_close_with_the_window() {
     );
 
     // Order does not matter: the same events newest first.
-    let mut all: Vec<Event> = Vec::new();
-    for m in &ms {
-        for s in 0..l.feed_len(&m.id()) {
-            all.push((**l.feed_event(&m.id(), s).unwrap()).clone());
-        }
-    }
-    all.reverse();
+    let all = newest_first(&l, &ms);
     let mut l2 = Ledger::new(g);
     for ev in all {
         let _ = l2.handle_event(end + 1_000, ev);

@@ -874,8 +874,13 @@ impl Replica {
             "summary" => p.summary_in_flight = false,
             "range" => {
                 p.ranges_in_flight = p.ranges_in_flight.saturating_sub(1);
-                if failed && self.ranges_in_flight() == 0 {
-                    self.flush_sync_buffer(now_ms);
+                if self.ranges_in_flight() == 0 {
+                    if failed {
+                        self.flush_sync_buffer(now_ms);
+                    } else if self.heard_summary {
+                        // Everything a peer's summary showed missing has arrived.
+                        self.may_vote = true;
+                    }
                 }
             }
             // A lost push is repaired by anti-entropy; do not stall the queue on it.

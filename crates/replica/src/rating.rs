@@ -68,12 +68,19 @@ impl Replica {
         }
     }
 
-    /// Notes an admitted event: an accepted thought of another member may hold a seat of ours.
+    /// Notes an admitted event: queues an accepted thought whose committee holds us (only
+    /// those, so a busy federation's other thoughts never push our seats out of the queue).
     pub(crate) fn note_seat(&mut self, event: &SignedEvent, verdict: Option<&Verdict>) {
+        let me = self.me;
         if self.rate_thoughts
-            && event.author() != self.me
+            && event.author() != me
             && matches!(event.body, Body::Thought(_))
             && verdict.is_some_and(Verdict::is_accepted)
+            && self
+                .ledger
+                .state()
+                .thought(&event.id())
+                .is_some_and(|e| e.committee.contains(&me))
         {
             self.seats.push(event.id());
         }

@@ -116,8 +116,23 @@ impl Replica {
 
     /// Signs this replica's root for the latest settled checkpoint it has not voted for. The
     /// `Voted` event comes before the vote's transmission: the driver records it first.
+    /// A replica given peers to join votes only once its log holds another active member:
+    /// before that its view is its own registration alone, which in a genesis without
+    /// founders is all the weight, and it would certify a chain of its own that the
+    /// federation's certificates can never extend (found when a late-started member did
+    /// exactly that). With another member held, its own vote is at most half the weight.
+    /// A replica started with no peers founds the federation and votes at once.
+    fn may_vote(&self) -> bool {
+        self.peers.bootstrap.is_empty()
+            || self
+                .ledger
+                .state()
+                .accounts()
+                .any(|(m, a)| *m != self.me && a.status == web4fed_core::state::Status::Active)
+    }
+
     pub(crate) fn vote(&mut self, now_ms: u64) {
-        if !self.may_vote {
+        if !self.may_vote() {
             return;
         }
         let e = self.settled_checkpoint(now_ms);

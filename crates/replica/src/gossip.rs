@@ -95,10 +95,6 @@ impl Replica {
         self.counters.heartbeats += 1;
         let matches = self.ledger.epoch_root(hb.epoch).map(|r| r == hb.root);
         let differs = hb.vv_digest != vv_digest(&self.ledger.feed_heads());
-        if !differs {
-            // A member's peer holds exactly our feeds: our view is the federation's.
-            self.may_vote = true;
-        }
         let p = self.peers.entry(sender, now_ms);
         p.last_heartbeat_ms = Some(now_ms);
         p.root_matches = matches;

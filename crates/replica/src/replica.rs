@@ -93,14 +93,6 @@ pub struct Replica {
     pub(crate) last_own_event_ms: u64,
     /// When the next checkpoint becomes votable (see [`Replica::settled_checkpoint`]).
     pub(crate) next_vote_due: u64,
-    /// Whether this replica may vote: from the start when it was given no peer to join (it
-    /// founds the federation), otherwise once a peer's summary showed it nothing to fetch.
-    /// Before that its view may be its own registration alone, and in a genesis without
-    /// founders such a view holds all the weight: it would certify a chain of its own that
-    /// the federation's can never extend (found when a late-started member did exactly that).
-    pub(crate) may_vote: bool,
-    /// Whether any peer's summary has arrived (see `may_vote`).
-    pub(crate) heard_summary: bool,
     /// See [`Config::rate_thoughts`].
     pub(crate) rate_thoughts: bool,
     /// Committee seats waiting for our rating.
@@ -160,12 +152,9 @@ impl Replica {
             ejected: BTreeSet::new(),
             last_own_event_ms: 0,
             next_vote_due: now_ms,
-            may_vote: false,
-            heard_summary: false,
             rate_thoughts: config.rate_thoughts,
             seats: Default::default(),
         };
-        r.may_vote = r.peers.bootstrap.is_empty();
         r.note_ejections();
         r.queue_unrated_seats();
         r
@@ -874,13 +863,8 @@ impl Replica {
             "summary" => p.summary_in_flight = false,
             "range" => {
                 p.ranges_in_flight = p.ranges_in_flight.saturating_sub(1);
-                if self.ranges_in_flight() == 0 {
-                    if failed {
-                        self.flush_sync_buffer(now_ms);
-                    } else if self.heard_summary {
-                        // Everything a peer's summary showed missing has arrived.
-                        self.may_vote = true;
-                    }
+                if failed && self.ranges_in_flight() == 0 {
+                    self.flush_sync_buffer(now_ms);
                 }
             }
             // A lost push is repaired by anti-entropy; do not stall the queue on it.

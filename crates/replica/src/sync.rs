@@ -152,10 +152,6 @@ impl Replica {
         self.sync_buffer_bytes = 0;
         self.sync_buffer_since_ms = None;
         self.ingest(now_ms, evs, Source::Sync);
-        if self.heard_summary && self.ranges_in_flight() == 0 {
-            // Everything a peer's summary showed missing has been fetched and folded.
-            self.may_vote = true;
-        }
     }
 
     // ---- server ------------------------------------------------------------------------
@@ -389,11 +385,6 @@ impl Replica {
                 // Same length, different head: they hold another branch.
                 wanted.push((m, ours - 1));
             }
-        }
-        self.heard_summary = true;
-        if wanted.is_empty() {
-            // Caught up with a peer at least once: our view is the federation's, not ours alone.
-            self.may_vote = true;
         }
         for (m, from_seq) in wanted {
             if !self.request_range(now_ms, from, m, from_seq) {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Idle cost of a federation on this machine: N real `web4fed run` processes on loopback, each
-# told only of node 0, no thoughts posted; after 20 s to settle, the CPU the whole federation
+# told only of nodes 0 and 1 (as operators would all be given the same two seeds), no thoughts posted; after SETTLE
+# seconds (default 70: presence events start a minute after registration, and belong in the
+# figure), the CPU the whole federation
 # uses over SECS seconds (utime + stime from /proc/PID/stat), in cores and per node.
 #   bash scripts/idle-cpu.sh target/release/web4fed 20 30
 # Ports 31000+ (p2p) and 32000+ (API) must be free.
@@ -13,11 +15,12 @@ for i in $(seq 0 $((n-1))); do
   "$bin" init --dir "$d/n$i" --name "n$i" --genesis "$d/g.toml" >/dev/null 2>&1
 done
 for i in $(seq 0 $((n-1))); do
-  peer=""; [ $i -gt 0 ] && peer="--peer /ip4/127.0.0.1/tcp/$((31000))"
+  peer=""; [ $i -gt 0 ] && peer="--peer /ip4/127.0.0.1/tcp/31000"
+  [ $i -gt 1 ] && peer="$peer --peer /ip4/127.0.0.1/tcp/31001"
   "$bin" run --dir "$d/n$i" --listen /ip4/127.0.0.1/tcp/$((31000+i)) --api 127.0.0.1:$((32000+i)) $peer > "$d/n$i.log" 2>&1 &
   pids+=($!)
 done
-sleep 20
+sleep "${SETTLE:-70}"
 ticks() { local t=0; for p in "${pids[@]}"; do read -r -a f < /proc/$p/stat; t=$((t + f[13] + f[14])); done; echo $t; }
 a=$(ticks); sleep "$secs"; b=$(ticks)
 hz=$(getconf CLK_TCK)

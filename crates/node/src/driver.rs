@@ -20,8 +20,8 @@ use tokio::sync::{broadcast, mpsc};
 use web4fed_core::ledger::Ledger;
 use web4fed_core::verdict::Verdict;
 use web4fed_replica::{
-    Command as ReplicaCommand, CommandError, Counters, Destination, Event as ReplicaEvent, Message,
-    Replica, Reply, Response, Transmit,
+    Command as ReplicaCommand, CommandError, Counters, Destination, DisconnectReason,
+    Event as ReplicaEvent, Message, Replica, Reply, Response, Transmit,
 };
 use web4fed_store::keyfile;
 use web4fed_store::node_dir::{load_genesis, NodeConfig, NodeDir};
@@ -116,7 +116,16 @@ pub async fn run(
     let network = genesis.network_id();
     let names = Names::new(&network);
     let mut swarm = swarm::build_swarm(&keypair, &names, settings.heartbeat)?;
-    swarm.listen_on(settings.listen.clone())?;
+    swarm.listen_on(settings.listen.clone()).map_err(|e| {
+        // libp2p's transport error displays as nothing: name the address and the cause.
+        let mut why = format!("{e:?}");
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            why = s.to_string();
+            src = s.source();
+        }
+        format!("cannot listen on {}: {why}", settings.listen)
+    })?;
     let metrics = Arc::new(Metrics::new());
     let (tx, mut rx) = mpsc::channel::<Command>(COMMAND_QUEUE);
     let (live_tx, _) = broadcast::channel::<Arc<str>>(LIVE_BUFFER);
@@ -308,9 +317,16 @@ impl Node {
                     self.swarm.behaviour_mut().gossipsub.blacklist_peer(&p);
                 }
             }
-            ReplicaEvent::Disconnect { peer } => {
+            ReplicaEvent::Disconnect { peer, why } => {
                 if let Some(p) = swarm::peer_id_of(&peer) {
-                    tracing::info!(peer = %p, "stranger over its budget: disconnecting it");
+                    match why {
+                        DisconnectReason::Shunned => {
+                            tracing::info!(peer = %p, "stranger over its budget: disconnecting it")
+                        }
+                        DisconnectReason::Surplus => {
+                            tracing::debug!(peer = %p, "more neighbours than the ceiling: dropping one")
+                        }
+                    }
                     let _ = self.swarm.disconnect_peer_id(p);
                 }
             }

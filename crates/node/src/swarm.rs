@@ -178,11 +178,26 @@ pub fn build_swarm(
                 .validate_messages()
                 .max_transmit_size(MAX_ENVELOPE_BYTES + 1024)
                 .heartbeat_interval(heartbeat.min(Duration::from_secs(1)))
+                // The mesh is drawn from the replica's bounded peer set (it dials towards
+                // `TARGET_PEERS` = 8 neighbours and keeps at most `MAX_PEERS` = 24): six
+                // mesh peers per topic, rebuilt below four or above twelve, so a relayed
+                // message costs each node about six copies in and out whatever the
+                // federation's size. Gossip about recent messages (IHAVE) goes to three
+                // peers outside the mesh each heartbeat instead of six: our own messages
+                // are flood-published to every neighbour anyway, and anti-entropy sync
+                // repairs what gossip misses.
+                .mesh_n(6)
+                .mesh_n_low(4)
+                .mesh_n_high(12)
+                .mesh_outbound_min(2)
+                .gossip_lazy(3)
                 // Content-addressed ids: the same envelope relayed twice is one message.
                 .message_id_fn(|m: &gossipsub::Message| {
                     use sha2::Digest;
                     gossipsub::MessageId::from(sha2::Sha256::digest(&m.data)[..20].to_vec())
                 })
+                // A node's own messages go to every neighbour at once (latency: one hop to
+                // each of at most `MAX_PEERS`), relays to the mesh only.
                 .flood_publish(true)
                 .build()
                 .map_err(|e| e.to_string())?;

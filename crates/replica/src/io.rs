@@ -96,11 +96,12 @@ pub enum Event {
         /// The member.
         member: MemberId,
     },
-    /// Close every connection to this peer now (a stranger that kept going over its budget
-    /// or sending bad signatures; its new connections are closed too until its shun ends).
+    /// Close every connection to this peer now.
     Disconnect {
         /// The peer.
         peer: MemberId,
+        /// Why.
+        why: DisconnectReason,
     },
     /// Dial these addresses (of this peer, when known).
     Dial {
@@ -328,12 +329,25 @@ pub struct Counters {
     pub partitions_seen: u64,
     /// Committee ratings this node wrote for its member.
     pub ratings_written: u64,
+    /// Member connections dropped to keep the peer set under its ceiling.
+    pub peers_dropped: u64,
 }
 
 impl Counters {
     pub(crate) fn bump(map: &mut BTreeMap<&'static str, u64>, key: &'static str) {
         *map.entry(key).or_default() += 1;
     }
+}
+
+/// Why the replica asks the transport to close a peer's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// A stranger that kept going over its budget or sending bad signatures; its new
+    /// connections are closed too until its shun ends.
+    Shunned,
+    /// A member neighbour dropped because more are connected than the peer set's ceiling
+    /// ([`crate::limits::MAX_PEERS`]); it may connect again.
+    Surplus,
 }
 
 /// The metric name of an admission error.

@@ -38,8 +38,8 @@ mod sync;
 pub mod wire;
 
 pub use io::{
-    Acceptance, Challenge, Command, CommandError, Counters, Destination, Event, IngestReport,
-    Reply, Source, Transmit, VotesReport,
+    Acceptance, Challenge, Command, CommandError, Counters, Destination, DisconnectReason, Event,
+    IngestReport, Reply, Source, Transmit, VotesReport,
 };
 pub use replica::{Config, Replica};
 pub use wire::{Gossip, Message, Request, RequestId, Response, Topic};

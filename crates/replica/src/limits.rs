@@ -20,6 +20,26 @@ pub const SYNC_PERIOD_MS: u64 = 10_000;
 pub const PEER_EXCHANGE_PERIOD_MS: u64 = 3_000;
 /// Connected peers asked per exchange round (bounds the cost in a large federation).
 pub const PEER_EXCHANGE_FANOUT: usize = 8;
+/// Peer exchange period once the peer set is at its target: the neighbours are chosen, and
+/// what is left to learn (members joining or moving) is not urgent. Each exchange opens a
+/// stream on a connection; asking eight peers every three seconds was a visible share of an
+/// idle node's CPU.
+pub const PEER_EXCHANGE_IDLE_PERIOD_MS: u64 = 30_000;
+/// Connected peers asked per exchange round once the peer set is at its target.
+pub const PEER_EXCHANGE_IDLE_FANOUT: usize = 2;
+/// Member peers a replica dials until it is connected to this many: a bounded, diverse
+/// neighbour set instead of a full mesh, so what each node spends on heartbeats, gossip
+/// copies and connection state does not grow with the federation. Eight random neighbours
+/// keep hundreds of nodes connected with a diameter of a few hops; gossipsub's mesh (6,
+/// between 5 and 12) is drawn from them. A federation of nine or fewer stays a full mesh.
+pub const TARGET_PEERS: usize = 8;
+/// Member peers connected at once beyond which the least preferred are dropped: others dial
+/// in (a bootstrap address every operator was given gets dialled by every newcomer), and
+/// without a ceiling that node would hold a connection to everyone.
+pub const MAX_PEERS: usize = 24;
+/// A connection younger than this is never dropped for the ceiling above: its peer may know
+/// only us yet, and peer exchange (every few seconds) needs time to tell it of others.
+pub const EVICT_GRACE_MS: u64 = 10_000;
 /// First wait before redialling a peer.
 pub const REDIAL_BACKOFF_MIN_MS: u64 = 500;
 /// Longest wait between redials of a peer.

@@ -18,6 +18,13 @@ pub struct Peer {
     pub addrs: BTreeSet<String>,
     /// Whether the transport has a connection to it.
     pub connected: bool,
+    /// Since when it has been connected (eviction spares young connections: a newcomer is
+    /// still learning whom else to dial).
+    pub connected_since_ms: Option<u64>,
+    /// Whether its events are queued while it is away: set when it connects, cleared when we
+    /// drop it ourselves to keep our peer set bounded (it is then another node's neighbour,
+    /// and gossip and sync reach it through them).
+    pub kept: bool,
     /// When its last heartbeat arrived.
     pub last_heartbeat_ms: Option<u64>,
     /// Its last heartbeat.
@@ -63,6 +70,8 @@ impl Peer {
         Self {
             addrs: BTreeSet::new(),
             connected: false,
+            connected_since_ms: None,
+            kept: false,
             last_heartbeat_ms: None,
             heartbeat: None,
             root_matches: None,
@@ -103,6 +112,22 @@ impl Peer {
         self.next_dial_ms = now_ms + self.backoff_ms;
         self.backoff_ms = (self.backoff_ms * 2).min(REDIAL_BACKOFF_MAX_MS);
     }
+}
+
+/// Where a peer stands in this replica's order of preference for neighbours: the first 8
+/// bytes of SHA-256 over both member ids, lowest first. Every node ranks the others
+/// differently, so the peer sets the ranks pick form a random graph (connected, with short
+/// paths, for degree 8 and hundreds of nodes), and the same node keeps the same neighbours
+/// across restarts; no one can pick its place in another's order without grinding keys, which
+/// proof of work prices.
+pub fn preference(me: &MemberId, peer: &MemberId) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"web4fed/neighbour/v1");
+    h.update(me.0);
+    h.update(peer.0);
+    let d = h.finalize();
+    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
 /// An address the operator asked us to keep dialling (its peer is unknown until it answers).
@@ -178,13 +203,15 @@ impl PeerBook {
         self.peers.get(m).is_some_and(|p| p.connected)
     }
 
-    /// Queues an event for every known peer that is not connected (pushed when it comes
-    /// back), dropping the oldest from full queues. Returns how many were dropped.
+    /// Queues an event for every kept peer that is not connected (pushed when it comes
+    /// back), dropping the oldest from full queues. Returns how many were dropped. Members
+    /// only heard of, and neighbours we dropped, get nothing queued: the federation's other
+    /// nodes are their neighbours, so queues stay proportional to our own peer set.
     pub(crate) fn queue_for_absent(&mut self, ev: &Arc<SignedEvent>) -> u64 {
         let mut dropped = 0;
         for (m, peer) in self.peers.iter_mut() {
             // Blocked members had their queues cleared and never connect again.
-            if peer.connected || self.blocked.contains(m) {
+            if peer.connected || !peer.kept || self.blocked.contains(m) {
                 continue;
             }
             if peer.queue.len() >= crate::limits::PEER_QUEUE_MAX {

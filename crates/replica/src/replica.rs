@@ -2,13 +2,13 @@
 //! `handle_*` calls with the current time; outputs are drained with `poll_*`.
 
 use crate::io::{
-    Acceptance, Command, CommandError, Counters, Destination, Event, IngestReport, Reply, Source,
-    Transmit, VotesReport,
+    Acceptance, Command, CommandError, Counters, Destination, DisconnectReason, Event,
+    IngestReport, Reply, Source, Transmit, VotesReport,
 };
 use crate::limits::{
-    BULK_QUEUE_MAX, FINALITY_LAG_CHECKPOINTS, HEARTBEAT_EPOCH_LAG, MAX_REQUESTS_IN_FLIGHT,
-    MAX_SHUNNED, REDIAL_BACKOFF_MIN_MS, REQUEST_TIMEOUT_MS, SHUN_MS, STRIKES_TO_SHUN,
-    SYNC_BUFFER_MAX_AGE_MS, TICK_MS,
+    BULK_QUEUE_MAX, EVICT_GRACE_MS, FINALITY_LAG_CHECKPOINTS, HEARTBEAT_EPOCH_LAG, MAX_PEERS,
+    MAX_REQUESTS_IN_FLIGHT, MAX_SHUNNED, REDIAL_BACKOFF_MIN_MS, REQUEST_TIMEOUT_MS, SHUN_MS,
+    STRIKES_TO_SHUN, SYNC_BUFFER_MAX_AGE_MS, TARGET_PEERS, TICK_MS,
 };
 use crate::peers::{Bootstrap, PeerBook};
 use crate::wire::{Gossip, Message, Request, RequestId, Response};
@@ -255,7 +255,10 @@ impl Replica {
         self.shunned.insert(peer, now_ms + SHUN_MS);
         self.peers.remove(&peer);
         Counters::bump(&mut self.counters.rejected, "shunned");
-        self.events.push_back(Event::Disconnect { peer });
+        self.events.push_back(Event::Disconnect {
+            peer,
+            why: DisconnectReason::Shunned,
+        });
     }
 
     /// Whether a peer is shunned now (expired shuns are forgotten here).
@@ -367,6 +370,7 @@ impl Replica {
         }
         self.expire_requests(now_ms);
         self.redial(now_ms);
+        self.drop_surplus_peers(now_ms);
         self.exchange_peers(now_ms);
         self.periodic_sync(now_ms);
         self.report_liveness(now_ms);
@@ -431,7 +435,10 @@ impl Replica {
             return;
         }
         if self.is_shunned(now_ms, &peer) {
-            self.events.push_back(Event::Disconnect { peer });
+            self.events.push_back(Event::Disconnect {
+                peer,
+                why: DisconnectReason::Shunned,
+            });
             return;
         }
         if let Some(addr) = &dialed {
@@ -444,6 +451,10 @@ impl Replica {
         let p = self.peers.entry(peer, now_ms);
         let was = p.connected;
         p.connected = true;
+        p.kept = true;
+        if !was {
+            p.connected_since_ms = Some(now_ms);
+        }
         p.backoff_ms = REDIAL_BACKOFF_MIN_MS;
         if let Some(addr) = dialed {
             p.add_addr(addr);
@@ -461,6 +472,7 @@ impl Replica {
             return;
         };
         p.connected = false;
+        p.connected_since_ms = None;
         p.summary_in_flight = false;
         p.ranges_in_flight = 0;
         p.push_in_flight = false;
@@ -877,23 +889,38 @@ impl Replica {
         self.peers.iter().map(|(_, p)| p.ranges_in_flight).sum()
     }
 
+    /// Member peers connected now.
+    pub(crate) fn connected_members(&self) -> usize {
+        self.peers
+            .iter()
+            .filter(|(m, p)| p.connected && self.is_member(m))
+            .count()
+    }
+
+    /// Dials towards [`TARGET_PEERS`] member neighbours: the most preferred (see
+    /// [`crate::peers::preference`]) of the members known with an address whose redial is
+    /// due, and the bootstrap addresses while short of the target. At the target nothing is
+    /// dialled: the rest of the federation is reached through the neighbours.
     fn redial(&mut self, now_ms: u64) {
         let mut dials = Vec::new();
-        let blocked = self.peers.blocked.clone();
-        let members: BTreeSet<MemberId> = self
+        let want = TARGET_PEERS.saturating_sub(self.connected_members());
+        let me = self.me;
+        let mut candidates: Vec<(u64, MemberId)> = self
             .peers
             .iter()
-            .map(|(m, _)| *m)
-            .filter(|m| self.is_member(m))
+            .filter(|(m, p)| {
+                !p.connected
+                    && !p.addrs.is_empty()
+                    && now_ms >= p.next_dial_ms
+                    && !self.peers.blocked.contains(m)
+                    && self.is_member(m)
+            })
+            .map(|(m, _)| (crate::peers::preference(&me, m), *m))
             .collect();
-        for (m, p) in self.peers.iter_mut() {
-            if !p.connected
-                && !p.addrs.is_empty()
-                && now_ms >= p.next_dial_ms
-                && !blocked.contains(m)
-                && members.contains(m)
-            {
-                dials.push((Some(*m), p.addrs.iter().cloned().collect()));
+        candidates.sort_unstable();
+        for (_, m) in candidates.into_iter().take(want) {
+            if let Some(p) = self.peers.get_mut(&m) {
+                dials.push((Some(m), p.addrs.iter().cloned().collect()));
                 p.back_off(now_ms);
             }
         }
@@ -904,7 +931,7 @@ impl Replica {
             .flat_map(|(_, p)| p.addrs.iter().cloned())
             .collect();
         for b in &mut self.peers.bootstrap {
-            if !connected_addrs.contains(&b.addr) && now_ms >= b.next_dial_ms {
+            if want > 0 && !connected_addrs.contains(&b.addr) && now_ms >= b.next_dial_ms {
                 dials.push((None, vec![b.addr.clone()]));
                 b.next_dial_ms = now_ms + b.backoff_ms;
                 b.backoff_ms = (b.backoff_ms * 2).min(crate::limits::REDIAL_BACKOFF_MAX_MS);
@@ -912,6 +939,41 @@ impl Replica {
         }
         for (peer, addrs) in dials {
             self.events.push_back(Event::Dial { peer, addrs });
+        }
+    }
+
+    /// Above [`MAX_PEERS`] connected members, drops the least preferred connections older
+    /// than [`EVICT_GRACE_MS`] (they are not redialled for the longest backoff, nor queued
+    /// for): the peer set stays bounded however many dial in.
+    fn drop_surplus_peers(&mut self, now_ms: u64) {
+        let connected = self.connected_members();
+        if connected <= MAX_PEERS {
+            return;
+        }
+        let me = self.me;
+        let mut old: Vec<(u64, MemberId)> = self
+            .peers
+            .iter()
+            .filter(|(m, p)| {
+                p.connected
+                    && self.is_member(m)
+                    && p.connected_since_ms
+                        .is_some_and(|t| now_ms >= t.saturating_add(EVICT_GRACE_MS))
+            })
+            .map(|(m, _)| (crate::peers::preference(&me, m), *m))
+            .collect();
+        old.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, m) in old.into_iter().take(connected - MAX_PEERS) {
+            if let Some(p) = self.peers.get_mut(&m) {
+                p.kept = false;
+                p.queue.clear();
+                p.next_dial_ms = now_ms + crate::limits::REDIAL_BACKOFF_MAX_MS;
+            }
+            self.counters.peers_dropped += 1;
+            self.events.push_back(Event::Disconnect {
+                peer: m,
+                why: DisconnectReason::Surplus,
+            });
         }
     }
 }

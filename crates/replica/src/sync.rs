@@ -5,8 +5,9 @@ use crate::io::{Counters, Event, Source};
 use crate::limits::{
     MAX_EVIDENCE_BYTES, MAX_EVIDENCE_ITEMS, MAX_EVIDENCE_PAGES_PER_ROUND, MAX_EXCHANGED_PEERS,
     MAX_PUSH_BATCH_BYTES, MAX_RANGES_IN_FLIGHT, MAX_SUMMARY_FEEDS, MAX_SYNC_BATCH_BYTES,
-    MAX_SYNC_BATCH_EVENTS, MAX_SYNC_CERTIFICATES, PEER_EXCHANGE_FANOUT, PEER_EXCHANGE_PERIOD_MS,
-    PENDING_CERTS_MAX, SYNC_BUFFER_MAX_BYTES, SYNC_MIN_INTERVAL_MS, SYNC_PERIOD_MS,
+    MAX_SYNC_BATCH_EVENTS, MAX_SYNC_CERTIFICATES, PEER_EXCHANGE_FANOUT, PEER_EXCHANGE_IDLE_FANOUT,
+    PEER_EXCHANGE_IDLE_PERIOD_MS, PEER_EXCHANGE_PERIOD_MS, PENDING_CERTS_MAX,
+    SYNC_BUFFER_MAX_BYTES, SYNC_MIN_INTERVAL_MS, SYNC_PERIOD_MS, TARGET_PEERS,
 };
 use crate::replica::Replica;
 use crate::wire::{Request, RequestId, Response};
@@ -93,14 +94,22 @@ impl Replica {
 
     /// Asks a few connected peers whom they know (rotating through them).
     pub(crate) fn exchange_peers(&mut self, now_ms: u64) {
-        if now_ms.saturating_sub(self.last_peer_exchange_ms) < PEER_EXCHANGE_PERIOD_MS {
+        // Short of neighbours: ask often and widely; with a full peer set only news of
+        // members joining or moving is left to learn.
+        let short = self.connected_members() < TARGET_PEERS;
+        let (period, fanout) = if short {
+            (PEER_EXCHANGE_PERIOD_MS, PEER_EXCHANGE_FANOUT)
+        } else {
+            (PEER_EXCHANGE_IDLE_PERIOD_MS, PEER_EXCHANGE_IDLE_FANOUT)
+        };
+        if now_ms.saturating_sub(self.last_peer_exchange_ms) < period {
             return;
         }
         self.last_peer_exchange_ms = now_ms;
         let connected = self.peers.connected();
         let offset = (now_ms / 1_000) as usize;
         let n = connected.len();
-        for i in 0..n.min(PEER_EXCHANGE_FANOUT) {
+        for i in 0..n.min(fanout) {
             self.send_request(now_ms, connected[(offset + i) % n], Request::Peers);
         }
     }

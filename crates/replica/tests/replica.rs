@@ -731,7 +731,7 @@ fn a_stranger_that_keeps_going_over_budget_is_disconnected_and_shunned() {
     for k in 0..(burst + STRIKES_TO_SHUN + 10) {
         ask_summary(&mut net, stranger, k);
         while let Some(e) = net.nodes[0].poll_event() {
-            if matches!(e, Event::Disconnect { peer } if peer == stranger) {
+            if matches!(e, Event::Disconnect { peer, .. } if peer == stranger) {
                 disconnects += 1;
             }
         }
@@ -743,7 +743,7 @@ fn a_stranger_that_keeps_going_over_budget_is_disconnected_and_shunned() {
     net.nodes[0].handle_connected(net.now + 1, stranger, None);
     assert!(matches!(
         net.nodes[0].poll_event(),
-        Some(Event::Disconnect { peer }) if peer == stranger
+        Some(Event::Disconnect { peer, .. }) if peer == stranger
     ));
     let later = net.now + SHUN_MS + 1;
     net.nodes[0].handle_connected(later, stranger, None);

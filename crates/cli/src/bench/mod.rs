@@ -12,6 +12,7 @@ mod figures;
 mod load;
 mod phases;
 mod procs;
+mod scale;
 mod sweep;
 
 use figures::{row, Row};
@@ -93,6 +94,18 @@ pub struct BenchArgs {
     /// With --attacks: seconds each attack runs.
     #[arg(long, default_value_t = 20.0)]
     pub attack_secs: f64,
+    /// Instead of the figures above, the scale run: N real processes (repeatable: one run
+    /// per N), each told of two others; membership, idle CPU, delivery of five thoughts to
+    /// every node, one certified root and finality latency.
+    #[arg(long)]
+    pub nodes: Vec<usize>,
+    /// With --nodes: seconds after the last start before idle CPU is measured (presence
+    /// events start a minute after registration and belong in the figure).
+    #[arg(long, default_value_t = 70)]
+    pub scale_settle_secs: u64,
+    /// With --nodes: seconds over which idle CPU is measured.
+    #[arg(long, default_value_t = 30)]
+    pub scale_idle_secs: u64,
 }
 
 /// Longest any wait lasts; reaching it fails the bench rather than reporting a figure.
@@ -152,6 +165,9 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.latency_sweep {
         return sweep::run(&args);
+    }
+    if !args.nodes.is_empty() {
+        return scale::run(&args);
     }
     let tmp;
     let root = match &args.dir {

@@ -978,9 +978,16 @@ impl Ledger {
                     self.folded_count = snap.count;
                     self.fold_ms = k.0.timestamp_ms;
                     // Roots of boundaries after the snapshot may change; earlier ones cover
-                    // only events before it.
+                    // only events before it. An epoch root covers the items before its
+                    // boundary, so the roots of boundaries at or before the dirty item's time
+                    // cannot change either: they are kept and not computed again as the fold
+                    // passes them (a late event used to cost a root per epoch since the
+                    // snapshot). Checkpoints are recomputed: they also name the chain held.
                     let last_kept = (k.0.timestamp_ms / self.genesis.epoch_ms).saturating_sub(1);
-                    self.epoch_roots.retain(|e, _| *e <= last_kept);
+                    let unchanged = (d.0.timestamp_ms / self.genesis.epoch_ms)
+                        .saturating_sub(1)
+                        .max(last_kept);
+                    self.epoch_roots.retain(|e, _| *e <= unchanged);
                     self.checkpoints.retain(|e, _| *e <= last_kept);
                 }
                 None => {
@@ -1035,10 +1042,17 @@ impl Ledger {
             .map_or(last, |((k, _), _)| k.timestamp_ms / epoch_ms);
         let from = first.max(newest.saturating_sub(EPOCH_ROOTS_KEPT as u64));
         for e in from..=last {
-            let root = self.state.root_at(&self.genesis, (e + 1) * epoch_ms);
-            self.epoch_roots.insert(e, root);
+            // Kept across a re-fold only while still valid (see `settle`).
+            let root = match self.epoch_roots.get(&e) {
+                Some(r) => *r,
+                None => {
+                    let r = self.state.root_at(&self.genesis, (e + 1) * epoch_ms);
+                    self.epoch_roots.insert(e, r);
+                    r
+                }
+            };
             if self.is_checkpoint(e) {
-                let cp = self.checkpoint_now((e + 1) * epoch_ms);
+                let cp = self.checkpoint_with_root((e + 1) * epoch_ms, root);
                 self.checkpoints.insert(e, cp);
                 let every = self.genesis.finality_every_epochs * BASE_SNAPSHOT_EVERY_CHECKPOINTS;
                 if let (Some(_), Some(at)) = (self.history.window, self.folded_upto) {
@@ -1215,8 +1229,13 @@ impl Ledger {
     }
 
     fn checkpoint_now(&self, end: u64) -> Checkpoint {
+        self.checkpoint_with_root(end, self.state.root_at(&self.genesis, end))
+    }
+
+    /// The checkpoint at `end` whose state root the caller has just computed.
+    fn checkpoint_with_root(&self, end: u64, root: [u8; 32]) -> Checkpoint {
         Checkpoint {
-            root: self.state.root_at(&self.genesis, end),
+            root,
             frontier: self.state.frontier().clone(),
             weights: self.state.weights_at(&self.genesis, end),
             trust: self

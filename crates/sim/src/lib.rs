@@ -177,6 +177,10 @@ pub struct Config {
     pub exempt_from_convergence: Vec<usize>,
     /// Links, if not a full mesh: `links[i]` are the peers of node `i`.
     pub links: Option<Vec<Vec<usize>>>,
+    /// Links as the daemon's replicas make them (overrides `links`): each node linked to the
+    /// [`web4fed_replica::limits::TARGET_PEERS`] members it prefers
+    /// ([`web4fed_replica::peers::preference`]), and to those that prefer it.
+    pub peer_set: bool,
     /// Whether finality must advance in the healed phase (an invariant when set).
     pub expect_finality: bool,
 }
@@ -275,6 +279,8 @@ pub struct Outcome {
     pub ejected: Vec<(usize, EjectCause)>,
     /// Nodes in the run.
     pub nodes: usize,
+    /// Simulated time the run covered (faulty and healed phases), ms.
+    pub ran_ms: u64,
 }
 
 impl Outcome {
@@ -891,6 +897,26 @@ impl Sim {
     }
 }
 
+/// The links a federation's replicas make when each knows every member: node `i` dials its
+/// [`web4fed_replica::limits::TARGET_PEERS`] most preferred, and a link serves both ends.
+fn peer_set_links(nodes: &[Node]) -> Vec<Vec<usize>> {
+    let n = nodes.len();
+    let mut links = vec![BTreeSet::new(); n];
+    for i in 0..n {
+        let me = nodes[i].keypair.id();
+        let mut order: Vec<(u64, usize)> = (0..n)
+            .filter(|j| *j != i)
+            .map(|j| (web4fed_replica::peers::preference(&me, &nodes[j].keypair.id()), j))
+            .collect();
+        order.sort_unstable();
+        for (_, j) in order.into_iter().take(web4fed_replica::limits::TARGET_PEERS) {
+            links[i].insert(j);
+            links[j].insert(i);
+        }
+    }
+    links.into_iter().map(|l| l.into_iter().collect()).collect()
+}
+
 /// Runs one seeded simulation of `cfg`.
 pub fn run(cfg: &Config, seed: u64) -> Outcome {
     let mut rng = Rng::new(seed);
@@ -950,7 +976,12 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
             }
         })
         .collect();
-    let links = cfg.links.clone().unwrap_or_else(|| {
+    let links = if cfg.peer_set {
+        Some(peer_set_links(&nodes))
+    } else {
+        cfg.links.clone()
+    };
+    let links = links.unwrap_or_else(|| {
         (0..n)
             .map(|i| (0..n).filter(|j| *j != i).collect())
             .collect()
@@ -1115,6 +1146,7 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
             root: [0; 32],
             ejected: Vec::new(),
             nodes: n,
+            ran_ms: sim.cfg.fault_ms + sim.cfg.heal_ms,
         };
     };
     for &i in &honest {
@@ -1315,5 +1347,6 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
         root,
         ejected,
         nodes: n,
+        ran_ms: sim.cfg.fault_ms + sim.cfg.heal_ms,
     }
 }

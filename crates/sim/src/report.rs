@@ -28,6 +28,9 @@ pub struct Summary {
     pub per_event: (f64, f64),
     /// Delivered push messages per created event (the rest is periodic anti-entropy).
     pub push_per_event: f64,
+    /// Delivered messages and bytes per node per simulated second (under the scenario's
+    /// load, heartbeats, votes and anti-entropy included): what one node's link carries.
+    pub per_node_second: (f64, f64),
     /// Honest nodes converged / checked, over all seeds.
     pub converged: (u64, u64),
     /// Sybil registrations attempted / admitted (summed).
@@ -94,6 +97,14 @@ pub fn summarise(name: &str, outcomes: &[Outcome]) -> Summary {
             messages as f64 / events as f64,
             bytes as f64 / events as f64,
         ),
+        per_node_second: {
+            let node_secs: f64 = outcomes
+                .iter()
+                .map(|o| o.nodes as f64 * o.ran_ms as f64 / 1e3)
+                .sum::<f64>()
+                .max(1e-9);
+            (messages as f64 / node_secs, bytes as f64 / node_secs)
+        },
         push_per_event: outcomes.iter().map(|o| o.stats.push_messages).sum::<u64>() as f64
             / events as f64,
         converged: (
@@ -229,6 +240,7 @@ pub fn markdown(summaries: &[Summary], command: &str) -> String {
             s.acked, s.convergence.0, s.convergence.1
         );
         let _ = writeln!(m, "- push messages per event {:.1}; all messages (with anti-entropy) per event {:.1}, bytes per event {:.0}", s.push_per_event, s.per_event.0, s.per_event.1);
+        let _ = writeln!(m, "- per node and simulated second: {:.1} messages, {:.0} bytes", s.per_node_second.0, s.per_node_second.1);
         if s.attack.0 > 0 {
             let _ = writeln!(
                 m,
@@ -399,7 +411,7 @@ pub fn plots(summaries: &[Summary]) -> Vec<(String, String)> {
         ));
     }
     let scale = |mode: &str, f: &dyn Fn(&Summary) -> f64| -> Vec<(f64, f64)> {
-        [3usize, 10, 30, 100, 200]
+        [3usize, 10, 30, 100, 200, 300, 1000]
             .iter()
             .filter_map(|n| find(&format!("scale-{n}-{mode}")).map(|s| (*n as f64, f(s))))
             .collect()
@@ -407,6 +419,40 @@ pub fn plots(summaries: &[Summary]) -> Vec<(String, String)> {
     let msgs = |s: &Summary| s.push_per_event;
     let p50 = |s: &Summary| s.convergence.0 as f64;
     let p99 = |s: &Summary| s.convergence.1 as f64;
+    let per_node = |s: &Summary| s.per_node_second.0;
+    if !scale("peers", &per_node).is_empty() {
+        let fin50 = |s: &Summary| s.finality.0 as f64;
+        let fin99 = |s: &Summary| s.finality.1 as f64;
+        out.push((
+            "scale-per-node.svg".into(),
+            svg_chart(
+                "Messages per node per second against federation size",
+                "nodes (log)",
+                "messages per node per second",
+                &[
+                    ("full mesh", scale("mesh", &per_node)),
+                    ("gossip, fan-out 6", scale("gossip", &per_node)),
+                    ("bounded peer set (the daemon's)", scale("peers", &per_node)),
+                ],
+                true,
+            ),
+        ));
+        out.push((
+            "scale-peers-latency.svg".into(),
+            svg_chart(
+                "Bounded peer set: convergence and finality against federation size",
+                "nodes (log)",
+                "ms",
+                &[
+                    ("convergence p50", scale("peers", &p50)),
+                    ("convergence p99", scale("peers", &p99)),
+                    ("finality p50", scale("peers", &fin50)),
+                    ("finality p99", scale("peers", &fin99)),
+                ],
+                true,
+            ),
+        ));
+    }
     if !scale("mesh", &msgs).is_empty() {
         out.push((
             "scale-messages.svg".into(),

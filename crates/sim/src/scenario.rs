@@ -31,6 +31,7 @@ fn base(name: &str, behaviours: Vec<Behaviour>) -> Config {
         },
         exempt_from_convergence: Vec::new(),
         links: None,
+        peer_set: false,
         expect_finality: true,
     }
 }
@@ -76,6 +77,11 @@ pub const ALL: &[&str] = &[
     "scale-30-gossip",
     "scale-100-gossip",
     "scale-200-gossip",
+    "scale-10-peers",
+    "scale-30-peers",
+    "scale-100-peers",
+    "scale-300-peers",
+    "scale-1000-peers",
 ];
 
 /// Scenarios too slow for every CI run (hundreds of nodes, each folding every event).
@@ -84,6 +90,9 @@ pub const SLOW: &[&str] = &[
     "scale-200-mesh",
     "scale-100-gossip",
     "scale-200-gossip",
+    "scale-100-peers",
+    "scale-300-peers",
+    "scale-1000-peers",
 ];
 
 /// Scenarios quick enough for every CI run: all but [`SLOW`].
@@ -230,6 +239,11 @@ pub fn config(name: &str) -> Option<Config> {
                 c.dissemination = match mode {
                     "mesh" => Dissemination::FullMesh,
                     "gossip" => Dissemination::Gossip { fanout: 6 },
+                    // What the daemon does: bounded neighbour sets, a gossipsub mesh on them.
+                    "peers" => {
+                        c.peer_set = true;
+                        Dissemination::FullMesh
+                    }
                     _ => return None,
                 };
                 c

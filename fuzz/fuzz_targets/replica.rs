@@ -1,5 +1,5 @@
 //! The replica under a hostile peer: any bytes on any gossip topic, any request (evidence
-//! pages after any cursor among them), any answer to requests it made or never made,
+//! pages after any cursor, reconciliation messages among them), any answer to requests it made or never made,
 //! connections coming and going, time jumping. Never panics; the peer book, the requests in
 //! flight and the queues stay within their limits.
 #![no_main]
@@ -108,6 +108,15 @@ fuzz_target!(|data: &[u8]| {
             }
             7 => {
                 let body = Response::Events { events: bufs(rest) };
+                r.handle_message(now, from, Message::Response { id, body });
+            }
+            8 if kind & 0x10 != 0 => {
+                // Reconciliation: any bytes as a peer's first message, and as an answer to
+                // one of ours.
+                let msg = ByteBuf::from(rest.to_vec());
+                let body = Request::Reconcile { msg: msg.clone() };
+                r.handle_message(now, from, Message::Request { id, body });
+                let body = Response::Reconcile { msg };
                 r.handle_message(now, from, Message::Response { id, body });
             }
             8 => {

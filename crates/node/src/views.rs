@@ -109,15 +109,25 @@ impl Node {
             .iter()
             .map(|(m, p)| (*m, (p.connected && !p.is_down(now, hb), p.root_matches)))
             .collect();
+        // A member that is not our neighbour is online if the log shows it alive: a running
+        // node writes an event (presence at least) every `presence_every_ms`.
+        let alive_within = 2 * l.genesis().presence_every_ms;
         let members: Vec<Value> = l
             .state()
             .accounts()
-            .map(|(m, _)| {
+            .map(|(m, acct)| {
                 let mut a = self.account_json(m, &view);
                 let (up, matches) = if *m == me {
                     (true, Some(true))
                 } else {
-                    online.get(m).copied().unwrap_or((false, None))
+                    match online.get(m).copied() {
+                        Some((true, matches)) => (true, matches),
+                        neighbour => (
+                            acct.status == web4fed_core::state::Status::Active
+                                && now.saturating_sub(acct.last_seen_ms) <= alive_within,
+                            neighbour.and_then(|n| n.1),
+                        ),
+                    }
                 };
                 a["online"] = json!(up);
                 a["root_matches"] = json!(matches);

@@ -33,6 +33,7 @@ pub mod io;
 pub mod limits;
 pub mod peers;
 pub mod rating;
+mod reconcile;
 mod replica;
 mod sync;
 pub mod wire;

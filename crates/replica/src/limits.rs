@@ -87,6 +87,14 @@ pub const MAX_SYNC_BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_PUSH_BATCH_BYTES: usize = 768 * 1024;
 /// Most certificates in one sync response.
 pub const MAX_SYNC_CERTIFICATES: usize = 16;
+/// Most bytes of one reconciliation message (negentropy's frame limit, which must be 0 or at
+/// least 4,096): a round between nodes that agree is a fingerprint of some 20 bytes; one that
+/// differs in many feeds is split into further rounds rather than growing past this.
+pub const MAX_RECONCILE_BYTES: usize = 16 * 1024;
+/// Reconciliation rounds in one sync round: each narrows the differing ranges by a factor
+/// of 16, so a thousand feeds need three; a peer that keeps the rounds going longer is
+/// stopped here and the next sync round starts afresh.
+pub const MAX_RECONCILE_ROUNDS: u32 = 12;
 /// Most members listed in one summary; a larger federation needs paging, not yet built.
 pub const MAX_SUMMARY_FEEDS: usize = 100_000;
 /// Most items of evidence in one evidence answer (a page; the next is asked for with the

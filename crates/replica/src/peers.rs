@@ -49,8 +49,10 @@ pub struct Peer {
     pub last_sync_ms: Option<u64>,
     /// Range requests to it awaiting answers.
     pub ranges_in_flight: u32,
-    /// A summary request to it awaits its answer.
+    /// A reconciliation of feed heads with it is under way (its next answer is awaited).
     pub summary_in_flight: bool,
+    /// Reconciliation rounds run in the current sync round with it.
+    pub reconcile_rounds: u32,
     /// What it may still cost us (made on first use).
     pub budget: Option<crate::budget::PeerBudget>,
     /// Requests and bytes refused for being over its budget.
@@ -85,6 +87,7 @@ impl Peer {
             last_sync_ms: None,
             ranges_in_flight: 0,
             summary_in_flight: false,
+            reconcile_rounds: 0,
             budget: None,
             over_budget: 0,
             strikes: 0,

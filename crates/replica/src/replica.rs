@@ -872,7 +872,7 @@ impl Replica {
             return;
         };
         match o.kind {
-            "summary" => p.summary_in_flight = false,
+            "summary" | "reconcile" => p.summary_in_flight = false,
             "range" => {
                 p.ranges_in_flight = p.ranges_in_flight.saturating_sub(1);
                 if failed && self.ranges_in_flight() == 0 {

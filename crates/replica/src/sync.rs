@@ -4,10 +4,10 @@
 use crate::io::{Counters, Event, Source};
 use crate::limits::{
     MAX_EVIDENCE_BYTES, MAX_EVIDENCE_ITEMS, MAX_EVIDENCE_PAGES_PER_ROUND, MAX_EXCHANGED_PEERS,
-    MAX_PUSH_BATCH_BYTES, MAX_RANGES_IN_FLIGHT, MAX_SUMMARY_FEEDS, MAX_SYNC_BATCH_BYTES,
-    MAX_SYNC_BATCH_EVENTS, MAX_SYNC_CERTIFICATES, PEER_EXCHANGE_FANOUT, PEER_EXCHANGE_IDLE_FANOUT,
-    PEER_EXCHANGE_IDLE_PERIOD_MS, PEER_EXCHANGE_PERIOD_MS, PENDING_CERTS_MAX,
-    SYNC_BUFFER_MAX_BYTES, SYNC_MIN_INTERVAL_MS, SYNC_PERIOD_MS, TARGET_PEERS,
+    MAX_PUSH_BATCH_BYTES, MAX_RANGES_IN_FLIGHT, MAX_RECONCILE_ROUNDS, MAX_SUMMARY_FEEDS,
+    MAX_SYNC_BATCH_BYTES, MAX_SYNC_BATCH_EVENTS, MAX_SYNC_CERTIFICATES, PEER_EXCHANGE_FANOUT,
+    PEER_EXCHANGE_IDLE_FANOUT, PEER_EXCHANGE_IDLE_PERIOD_MS, PEER_EXCHANGE_PERIOD_MS,
+    PENDING_CERTS_MAX, SYNC_BUFFER_MAX_BYTES, SYNC_MIN_INTERVAL_MS, SYNC_PERIOD_MS, TARGET_PEERS,
 };
 use crate::replica::Replica;
 use crate::wire::{Request, RequestId, Response};
@@ -43,8 +43,21 @@ impl Replica {
             return;
         }
         p.summary_in_flight = true;
+        p.reconcile_rounds = 0;
         p.last_sync_ms = Some(now_ms);
-        if !self.send_request(now_ms, peer, Request::Summary) {
+        let msg = match crate::reconcile::initiate(&self.ledger.feed_heads()) {
+            Ok(m) => m,
+            Err(_) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.summary_in_flight = false;
+                }
+                return;
+            }
+        };
+        let req = Request::Reconcile {
+            msg: ByteBuf::from(msg),
+        };
+        if !self.send_request(now_ms, peer, req) {
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.summary_in_flight = false;
             }
@@ -191,17 +204,27 @@ impl Replica {
                     })
                     .collect(),
             },
+            Request::Reconcile { msg } => {
+                match crate::reconcile::respond(&self.ledger.feed_heads(), &msg) {
+                    Ok(m) => Response::Reconcile {
+                        msg: ByteBuf::from(m),
+                    },
+                    Err(e) => Response::Error {
+                        message: format!("reconcile: {e}"),
+                    },
+                }
+            }
             Request::Range {
                 author,
                 from_seq,
                 max,
-            } => match member(&author) {
+            } => match self.feed_named(&author) {
                 Some(author) => match self.serve_range(from, id, author, from_seq, max) {
                     Some(r) => r,
                     None => return, // answered by the durable log, via the driver
                 },
                 None => Response::Error {
-                    message: "author must be 32 bytes".into(),
+                    message: "author must be a member id (32 bytes) or the 16-byte prefix of a feed held here".into(),
                 },
             },
             Request::Evidence { after } => {
@@ -354,7 +377,11 @@ impl Replica {
         self.requests.remove(&id);
         self.request_done(now_ms, o, false);
         match resp {
-            Response::Summary { feeds } => self.on_summary(now_ms, from, feeds),
+            // Replicas reconcile rather than ask for every head; a summary is never asked for.
+            Response::Summary { .. } => {
+                Counters::bump(&mut self.counters.rejected, "unexpected_answer")
+            }
+            Response::Reconcile { msg } => self.on_reconcile(now_ms, from, &msg),
             Response::Events { events } => self.on_events(now_ms, from, events),
             Response::Evidence { items, next } => self.on_evidence(now_ms, from, items, next),
             Response::Peers { peers } => self.on_peers(now_ms, peers),
@@ -376,37 +403,75 @@ impl Replica {
         }
     }
 
-    fn on_summary(&mut self, now_ms: u64, from: MemberId, feeds: Vec<(ByteBuf, u64, ByteBuf)>) {
-        let mut wanted = Vec::new();
+    /// The member a range request names: its whole id, or the prefix of a feed we hold.
+    fn feed_named(&self, author: &[u8]) -> Option<MemberId> {
+        if author.len() == crate::reconcile::FEED_PREFIX {
+            return self
+                .ledger
+                .feed_heads()
+                .into_keys()
+                .find(|m| m.0[..crate::reconcile::FEED_PREFIX] == *author);
+        }
+        member(author)
+    }
+
+    /// One answer of a reconciliation we started: fetch the feeds found to differ, and send
+    /// the next round while ranges are undecided (at most [`MAX_RECONCILE_ROUNDS`]).
+    fn on_reconcile(&mut self, now_ms: u64, from: MemberId, msg: &[u8]) {
         let heads = self.ledger.feed_heads();
-        for (m, theirs, their_head) in feeds.into_iter().take(MAX_SUMMARY_FEEDS) {
-            let Some(m) = member(&m) else {
-                continue;
-            };
-            let (ours, our_head) = heads.get(&m).copied().unwrap_or_default();
-            if self.ledger.fork_seq(&m).is_some_and(|f| ours > f) {
-                continue; // nothing past a proven fork is ever admitted
+        let step = match crate::reconcile::step(&heads, msg) {
+            Ok(s) => s,
+            Err(_) => {
+                Counters::bump(&mut self.counters.rejected, "bad_reconcile");
+                self.strike(now_ms, from);
+                return;
             }
-            if theirs > ours {
-                // From our last seq, so a branch that diverges there shows as a fork.
-                wanted.push((m, ours.saturating_sub(1)));
-            } else if theirs == ours && ours > 0 && their_head.as_slice() != our_head.0 {
-                // Same length, different head: they hold another branch.
-                wanted.push((m, ours - 1));
+        };
+        for feed in step.differ {
+            let (author, from_seq) = match feed {
+                Ok(m) => {
+                    let ours = heads.get(&m).map_or(0, |h| h.0);
+                    if self.ledger.fork_seq(&m).is_some_and(|f| ours > f) {
+                        continue; // nothing past a proven fork is ever admitted
+                    }
+                    // From our last seq, so a branch that diverges there shows as a fork.
+                    (m.0.to_vec(), ours.saturating_sub(1))
+                }
+                // A feed we do not hold at all, named by its prefix.
+                Err(p) => (p.to_vec(), 0),
+            };
+            if !self.request_range(now_ms, from, author, from_seq) {
+                break;
             }
         }
-        for (m, from_seq) in wanted {
-            if !self.request_range(now_ms, from, m, from_seq) {
-                break;
+        let Some(next) = step.next else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if !p.connected || p.reconcile_rounds + 1 >= MAX_RECONCILE_ROUNDS {
+            return;
+        }
+        p.reconcile_rounds += 1;
+        p.summary_in_flight = true;
+        let req = Request::Reconcile {
+            msg: ByteBuf::from(next),
+        };
+        if !self.send_request(now_ms, from, req) {
+            if let Some(p) = self.peers.get_mut(&from) {
+                p.summary_in_flight = false;
             }
         }
     }
 
+    /// Asks `peer` for a feed's events from `from_seq`; `author` is the member id, or the
+    /// prefix a reconciliation named a feed we do not hold by.
     fn request_range(
         &mut self,
         now_ms: u64,
         peer: MemberId,
-        author: MemberId,
+        author: Vec<u8>,
         from_seq: u64,
     ) -> bool {
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -420,7 +485,7 @@ impl Replica {
             now_ms,
             peer,
             Request::Range {
-                author: ByteBuf::from(author.0.to_vec()),
+                author: ByteBuf::from(author),
                 from_seq,
                 max: MAX_SYNC_BATCH_EVENTS,
             },
@@ -443,7 +508,7 @@ impl Replica {
         self.buffer(now_ms, evs);
         if let Some((author, from_seq)) = next {
             if full || bytes > MAX_SYNC_BATCH_BYTES / 2 {
-                self.request_range(now_ms, from, author, from_seq);
+                self.request_range(now_ms, from, author.0.to_vec(), from_seq);
             }
         }
         if self.ranges_in_flight() == 0 || self.sync_buffer_bytes >= SYNC_BUFFER_MAX_BYTES {

@@ -90,8 +90,15 @@ impl Gossip {
 /// Requests one replica sends another.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Request {
-    /// "What feeds do you hold, and how long?"
+    /// "What feeds do you hold, and how long?" (every head at once: served for tools and
+    /// older peers; replicas reconcile instead).
     Summary,
+    /// One round of range-based set reconciliation (negentropy) over the feed heads: the
+    /// initiator's message; the answer narrows the ranges that differ.
+    Reconcile {
+        /// A negentropy message, at most [`crate::limits::MAX_RECONCILE_BYTES`].
+        msg: ByteBuf,
+    },
     /// "Send me `author`'s events from `from_seq` on, at most `max`."
     Range {
         /// The feed's member id (32 bytes).
@@ -133,6 +140,7 @@ impl Request {
     pub fn kind(&self) -> &'static str {
         match self {
             Request::Summary => "summary",
+            Request::Reconcile { .. } => "reconcile",
             Request::Range { .. } => "range",
             Request::Evidence { .. } => "evidence",
             Request::Peers => "peers",
@@ -146,6 +154,11 @@ impl Request {
 /// Answers to [`Request`]s.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Response {
+    /// The responder's negentropy message for a [`Request::Reconcile`].
+    Reconcile {
+        /// A negentropy message, at most [`crate::limits::MAX_RECONCILE_BYTES`].
+        msg: ByteBuf,
+    },
     /// Feed lengths and heads by member.
     Summary {
         /// (member id, feed length, id of the last event).
@@ -228,11 +241,13 @@ impl Message {
                         (id_object.len() + secret.len()) as u64
                     }
                     Request::Range { .. } => 48,
+                    Request::Reconcile { msg } => msg.len() as u64,
                     Request::Evidence { .. } => 42,
                     _ => 8,
                 },
                 Message::Response { body, .. } => match body {
                     Response::Summary { feeds } => feeds.len() as u64 * 76,
+                    Response::Reconcile { msg } => msg.len() as u64,
                     Response::Events { events } => bufs(events),
                     Response::Evidence { items, .. } => bufs(items) + 36,
                     Response::Certificates { items } => bufs(items),

@@ -906,10 +906,18 @@ fn peer_set_links(nodes: &[Node]) -> Vec<Vec<usize>> {
         let me = nodes[i].keypair.id();
         let mut order: Vec<(u64, usize)> = (0..n)
             .filter(|j| *j != i)
-            .map(|j| (web4fed_replica::peers::preference(&me, &nodes[j].keypair.id()), j))
+            .map(|j| {
+                (
+                    web4fed_replica::peers::preference(&me, &nodes[j].keypair.id()),
+                    j,
+                )
+            })
             .collect();
         order.sort_unstable();
-        for (_, j) in order.into_iter().take(web4fed_replica::limits::TARGET_PEERS) {
+        for (_, j) in order
+            .into_iter()
+            .take(web4fed_replica::limits::TARGET_PEERS)
+        {
             links[i].insert(j);
             links[j].insert(i);
         }

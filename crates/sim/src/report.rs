@@ -240,7 +240,11 @@ pub fn markdown(summaries: &[Summary], command: &str) -> String {
             s.acked, s.convergence.0, s.convergence.1
         );
         let _ = writeln!(m, "- push messages per event {:.1}; all messages (with anti-entropy) per event {:.1}, bytes per event {:.0}", s.push_per_event, s.per_event.0, s.per_event.1);
-        let _ = writeln!(m, "- per node and simulated second: {:.1} messages, {:.0} bytes", s.per_node_second.0, s.per_node_second.1);
+        let _ = writeln!(
+            m,
+            "- per node and simulated second: {:.1} messages, {:.0} bytes",
+            s.per_node_second.0, s.per_node_second.1
+        );
         if s.attack.0 > 0 {
             let _ = writeln!(
                 m,

@@ -137,8 +137,16 @@ fn stranger_round(
         }
         Class::Requests => {
             while p.in_flight() < REQUESTS_IN_FLIGHT {
-                let body = match *i % 5 {
+                let body = match *i % 7 {
                     0 => Request::Summary,
+                    // Reconciliation: a well-formed first message (the victim builds its set
+                    // of heads to answer it), then one of random bytes.
+                    5 => Request::Reconcile {
+                        msg: ByteBuf::from(vec![0x61, 0x00, 0x02, 0x00]),
+                    },
+                    6 => Request::Reconcile {
+                        msg: ByteBuf::from(forge::random32().repeat(64)),
+                    },
                     1 => Request::Range {
                         author: ByteBuf::from(forge::random32().to_vec()),
                         from_seq: 0,

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Regenerates BENCHMARKS.md: the loopback and network-namespace runs of `web4fed bench`
 # (the namespace run needs root), the 10-minute sustained run, and a perf profile of a
-# receiving node during the throughput run. About 15 minutes on a 2-core machine.
+# receiving node during the throughput run, and the scale run (10, 30 and 100 processes).
+# About 25 minutes on a 2-core machine.
 #   bash scripts/benchmarks.sh            # everything
 #   SUSTAIN=0 bash scripts/benchmarks.sh  # without the 10-minute run
+#   SCALE=0 bash scripts/benchmarks.sh    # without the 10/30/100-process scale run (~8 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p web4fed
@@ -21,6 +23,9 @@ if [ "${SUSTAIN:-1}" != 0 ]; then
     "$bin" bench --finality-secs 0 --samples 50 --sustain-secs 600 --sustain-rate 2000 --out "$out/sustain.md"
     grep -E '^\| figure|^\|---|^\| sustained for' "$out/sustain.md" > "$out/sustain-row.md"
     { echo; grep -E '^Sustained run' "$out/sustain.md" || true; } >> "$out/sustain-row.md"
+fi
+if [ "${SCALE:-1}" != 0 ]; then
+    "$bin" bench --nodes 10 --nodes 30 --nodes 100 --out "$out/scale.md"
 fi
 if command -v perf >/dev/null 2>&1; then
     "$bin" bench --finality-secs 0 --samples 20 --perf "$out/profile.txt" --out "$out/perf-run.md"
@@ -41,6 +46,10 @@ fi
         echo "## Ten minutes (loopback)"
         echo
         cat "$out/sustain-row.md"
+    fi
+    if [ -f "$out/scale.md" ]; then
+        echo
+        cat "$out/scale.md"
     fi
     if [ -f "$out/profile-top.txt" ]; then
         echo

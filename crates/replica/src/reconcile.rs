@@ -4,12 +4,14 @@
 //! one fingerprint whatever the member count, where listing every head cost 76 bytes per
 //! member.
 //!
-//! Each feed is one item whose 32-byte id is the first 16 bytes of the member id followed by
-//! the first 16 bytes of SHA-256 over the feed's length and head id: a feed that is longer,
-//! shorter or on another branch on one side is a different item (negentropy compares ids
-//! only), and a differing item still names its feed. A member prefix we do not hold is asked
-//! for by that prefix ([`crate::wire::Request::Range`] takes one); 128 bits of an Ed25519 key
-//! cannot be ground to collide.
+//! Each feed is one item whose 32-byte id is the first 16 bytes of the member id, the feed's
+//! length (8 bytes, big-endian) and the first 8 bytes of SHA-256 over the length and head id:
+//! a feed that is longer, shorter or on another branch on one side is a different item
+//! (negentropy compares ids only), and a differing item of the peer's still names its feed
+//! and says how long the peer holds it, so only feeds the peer holds further (or on another
+//! branch) are fetched. A member prefix we do not hold is asked for by that prefix
+//! ([`crate::wire::Request::Range`] takes one); 128 bits of an Ed25519 key cannot be ground
+//! to collide.
 
 use crate::limits::MAX_RECONCILE_BYTES;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
@@ -40,7 +42,8 @@ fn storage(heads: &BTreeMap<MemberId, (u64, EventId)>) -> Result<NegentropyStora
         let d = h.finalize();
         let mut id = [0u8; 32];
         id[..FEED_PREFIX].copy_from_slice(&prefix(m));
-        id[FEED_PREFIX..].copy_from_slice(&d[..32 - FEED_PREFIX]);
+        id[FEED_PREFIX..FEED_PREFIX + 8].copy_from_slice(&len.to_be_bytes());
+        id[FEED_PREFIX + 8..].copy_from_slice(&d[..8]);
         // Every item at time 0: they are ordered by id, that is by member.
         s.insert(0, Id::from_byte_array(id))
             .map_err(|e| e.to_string())?;
@@ -72,12 +75,12 @@ pub(crate) fn respond(
     n.reconcile(msg).map_err(|e| e.to_string())
 }
 
-/// What the initiator learnt from one answer: the feeds that differ, and the next message,
-/// if the reconciliation is not finished.
+/// What the initiator learnt from one answer: the feeds the peer holds differently, and the
+/// next message, if the reconciliation is not finished.
 pub(crate) struct Step {
-    /// Feeds the peer holds differently from us (longer, shorter or on another branch), or
-    /// that only one side holds: the member when we hold its feed, else the prefix alone.
-    pub differ: Vec<Result<MemberId, FeedPrefix>>,
+    /// Feeds whose item on the peer's side we lack, with the length the peer holds: the
+    /// member when we hold its feed, else the prefix alone.
+    pub differ: Vec<(Result<MemberId, FeedPrefix>, u64)>,
     /// The next message to send, if ranges are still undecided.
     pub next: Option<Vec<u8>>,
 }
@@ -100,21 +103,20 @@ pub(crate) fn step(
     let next = n
         .reconcile_with_ids(answer, &mut have, &mut need)
         .map_err(|e| e.to_string())?;
-    // A feed both sides hold differently shows on both lists; one held by the peer alone
-    // only in `need`. Ranges are asked for every feed that differs: where we are ahead, the
-    // peer's answer is empty (it fetches from us in its own rounds).
-    let mut prefixes: Vec<FeedPrefix> = need
-        .into_iter()
-        .chain(have)
-        .map(|id| id.to_bytes()[..FEED_PREFIX].try_into().expect("16 bytes"))
-        .collect();
-    prefixes.sort_unstable();
-    prefixes.dedup();
+    // Our items the peer lacks (`have`) are for the peer to fetch in its own rounds; the
+    // peer's items we lack name what we may fetch.
     let known: BTreeMap<FeedPrefix, MemberId> = heads.keys().map(|m| (prefix(m), *m)).collect();
-    let differ = prefixes
+    let mut differ: Vec<(Result<MemberId, FeedPrefix>, u64)> = need
         .into_iter()
-        .map(|p| known.get(&p).copied().ok_or(p))
+        .map(|id| {
+            let b = id.to_bytes();
+            let p: FeedPrefix = b[..FEED_PREFIX].try_into().expect("16 bytes");
+            let len = u64::from_be_bytes(b[FEED_PREFIX..FEED_PREFIX + 8].try_into().expect("8"));
+            (known.get(&p).copied().ok_or(p), len)
+        })
         .collect();
+    differ.sort_unstable();
+    differ.dedup();
     Ok(Step { differ, next })
 }
 
@@ -142,7 +144,7 @@ mod tests {
     fn run(
         a: &BTreeMap<MemberId, (u64, EventId)>,
         b: &BTreeMap<MemberId, (u64, EventId)>,
-    ) -> (Vec<Result<MemberId, FeedPrefix>>, usize) {
+    ) -> (Vec<(Result<MemberId, FeedPrefix>, u64)>, usize) {
         let mut msg = initiate(a).unwrap();
         let mut bytes = msg.len();
         let mut differ = Vec::new();
@@ -185,13 +187,20 @@ mod tests {
         let a = heads(1_000, &[]);
         let b = heads(1_000, &[7, 99, 900]);
         let (differ, bytes) = run(&a, &b);
-        assert_eq!(differ, vec![Ok(id(7)), Ok(id(99)), Ok(id(900))]);
+        // The peer holds these three one event further.
+        assert_eq!(
+            differ,
+            vec![(Ok(id(7)), 11), (Ok(id(99)), 11), (Ok(id(900)), 11)]
+        );
+        // Seen from the peer's side, nothing of ours is further: our older items name the
+        // same feeds at the lengths we hold, which it skips.
+        assert!(run(&b, &a).0.iter().all(|(_, len)| *len == 10));
         // Far below listing every head (76 bytes each).
         assert!(bytes < 1_000 * 76 / 10, "{bytes} bytes");
         // A feed only the peer holds is named by its prefix.
         let mut c = a.clone();
         c.insert(id(1_001), (1, EventId([1; 32])));
-        assert_eq!(run(&a, &c).0, vec![Err(prefix(&id(1_001)))]);
+        assert_eq!(run(&a, &c).0, vec![(Err(prefix(&id(1_001))), 1)]);
     }
 
     #[test]

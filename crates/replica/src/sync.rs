@@ -427,14 +427,19 @@ impl Replica {
                 return;
             }
         };
-        for feed in step.differ {
+        for (feed, theirs) in step.differ {
             let (author, from_seq) = match feed {
                 Ok(m) => {
                     let ours = heads.get(&m).map_or(0, |h| h.0);
                     if self.ledger.fork_seq(&m).is_some_and(|f| ours > f) {
                         continue; // nothing past a proven fork is ever admitted
                     }
-                    // From our last seq, so a branch that diverges there shows as a fork.
+                    // Shorter on their side: they fetch from us in their own rounds. Longer,
+                    // or as long on another branch: from our last seq, so a branch that
+                    // diverges there shows as a fork.
+                    if theirs < ours || (theirs == ours && ours == 0) {
+                        continue;
+                    }
                     (m.0.to_vec(), ours.saturating_sub(1))
                 }
                 // A feed we do not hold at all, named by its prefix.

@@ -299,6 +299,19 @@ enum Item {
     Event(EventId),
 }
 
+/// Projections from the head of the fold (see `Ledger::head_cache`), valid for one
+/// generation of the fold and one latest certificate.
+#[derive(Debug, Default)]
+struct HeadCache {
+    key: (u64, Option<u64>),
+    roots: BTreeMap<u64, [u8; 32]>,
+    checkpoints: BTreeMap<u64, Checkpoint>,
+}
+
+/// Head projections kept at once (each epoch end asked about is one): far more than the few
+/// recent epochs heartbeats and votes name.
+const HEAD_CACHE_MAX: usize = 16;
+
 /// The fold's state after the item at `at`, with the number of items folded by then.
 #[derive(Debug, Clone)]
 struct Snapshot {
@@ -400,6 +413,12 @@ pub struct Ledger {
     /// The latest state root and the generation it was computed at: a root costs a Merkle
     /// pass over every account and live thought, and status readers ask for it often.
     root_cache: std::sync::Mutex<Option<(u64, [u8; 32])>>,
+    /// Roots and checkpoints projected from the head of the fold to an epoch end it has not
+    /// reached yet, for the generation (and the certificate chain) they were computed at: at
+    /// idle the fold rarely passes an epoch's end before its votes and heartbeats arrive, and
+    /// each of them asked for the same projection again (a root per vote and per heartbeat,
+    /// measured at a hundred nodes).
+    head_cache: std::sync::Mutex<HeadCache>,
     folded_count: usize,
     outputs: VecDeque<Output>,
     /// Roots of recent epochs, recorded as the fold crosses each epoch boundary.
@@ -489,6 +508,7 @@ impl Ledger {
             },
             generation: 0,
             root_cache: std::sync::Mutex::new(None),
+            head_cache: std::sync::Mutex::new(HeadCache::default()),
             folded_count: 0,
             outputs: VecDeque::new(),
             epoch_roots: BTreeMap::new(),
@@ -1223,13 +1243,40 @@ impl Ledger {
     pub fn checkpoint(&self, e: u64) -> Option<Checkpoint> {
         let end = self.epoch_end(e);
         if self.fold_ms < end {
-            return Some(self.checkpoint_now(end));
+            let mut cache = self.head_cache();
+            if let Some(c) = cache.checkpoints.get(&end) {
+                return Some(c.clone());
+            }
+            let root = match cache.roots.get(&end) {
+                Some(r) => *r,
+                None => self.state.root_at(&self.genesis, end),
+            };
+            cache.roots.insert(end, root);
+            let c = self.checkpoint_with_root(end, root);
+            cache.checkpoints.insert(end, c.clone());
+            return Some(c);
         }
         self.checkpoints.get(&e).cloned()
     }
 
-    fn checkpoint_now(&self, end: u64) -> Checkpoint {
-        self.checkpoint_with_root(end, self.state.root_at(&self.genesis, end))
+    /// The head projections, emptied first if the fold or the chain moved since they were
+    /// computed (and if they grew past a few epochs).
+    fn head_cache(&self) -> std::sync::MutexGuard<'_, HeadCache> {
+        let mut cache = self.head_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (
+            self.generation,
+            self.chain.last_key_value().map(|(e, _)| *e),
+        );
+        if cache.key != key
+            || cache.roots.len() > HEAD_CACHE_MAX
+            || cache.checkpoints.len() > HEAD_CACHE_MAX
+        {
+            *cache = HeadCache {
+                key,
+                ..HeadCache::default()
+            };
+        }
+        cache
     }
 
     /// The checkpoint at `end` whose state root the caller has just computed.
@@ -1730,7 +1777,13 @@ impl Ledger {
     pub fn epoch_root(&self, e: u64) -> Option<[u8; 32]> {
         let end = e.checked_add(1)?.checked_mul(self.genesis.epoch_ms)?;
         if self.fold_ms < end {
-            return Some(self.state.root_at(&self.genesis, end));
+            let mut cache = self.head_cache();
+            let root = match cache.roots.get(&end) {
+                Some(r) => *r,
+                None => self.state.root_at(&self.genesis, end),
+            };
+            cache.roots.insert(end, root);
+            return Some(root);
         }
         self.epoch_roots.get(&e).copied()
     }

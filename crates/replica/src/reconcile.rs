@@ -75,12 +75,16 @@ pub(crate) fn respond(
     n.reconcile(msg).map_err(|e| e.to_string())
 }
 
+/// A feed the peer holds differently, with the length it holds: the member when we hold
+/// the feed, else the prefix alone.
+pub(crate) type Differing = (Result<MemberId, FeedPrefix>, u64);
+
 /// What the initiator learnt from one answer: the feeds the peer holds differently, and the
 /// next message, if the reconciliation is not finished.
 pub(crate) struct Step {
     /// Feeds whose item on the peer's side we lack, with the length the peer holds: the
     /// member when we hold its feed, else the prefix alone.
-    pub differ: Vec<(Result<MemberId, FeedPrefix>, u64)>,
+    pub differ: Vec<Differing>,
     /// The next message to send, if ranges are still undecided.
     pub next: Option<Vec<u8>>,
 }
@@ -106,7 +110,7 @@ pub(crate) fn step(
     // Our items the peer lacks (`have`) are for the peer to fetch in its own rounds; the
     // peer's items we lack name what we may fetch.
     let known: BTreeMap<FeedPrefix, MemberId> = heads.keys().map(|m| (prefix(m), *m)).collect();
-    let mut differ: Vec<(Result<MemberId, FeedPrefix>, u64)> = need
+    let mut differ: Vec<Differing> = need
         .into_iter()
         .map(|id| {
             let b = id.to_bytes();
@@ -144,7 +148,7 @@ mod tests {
     fn run(
         a: &BTreeMap<MemberId, (u64, EventId)>,
         b: &BTreeMap<MemberId, (u64, EventId)>,
-    ) -> (Vec<(Result<MemberId, FeedPrefix>, u64)>, usize) {
+    ) -> (Vec<Differing>, usize) {
         let mut msg = initiate(a).unwrap();
         let mut bytes = msg.len();
         let mut differ = Vec::new();

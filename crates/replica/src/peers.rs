@@ -50,7 +50,7 @@ pub struct Peer {
     /// Range requests to it awaiting answers.
     pub ranges_in_flight: u32,
     /// A reconciliation of feed heads with it is under way (its next answer is awaited).
-    pub summary_in_flight: bool,
+    pub reconcile_in_flight: bool,
     /// Reconciliation rounds run in the current sync round with it.
     pub reconcile_rounds: u32,
     /// What it may still cost us (made on first use).
@@ -86,7 +86,7 @@ impl Peer {
             dropped: 0,
             last_sync_ms: None,
             ranges_in_flight: 0,
-            summary_in_flight: false,
+            reconcile_in_flight: false,
             reconcile_rounds: 0,
             budget: None,
             over_budget: 0,

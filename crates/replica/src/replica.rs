@@ -473,7 +473,7 @@ impl Replica {
         };
         p.connected = false;
         p.connected_since_ms = None;
-        p.summary_in_flight = false;
+        p.reconcile_in_flight = false;
         p.ranges_in_flight = 0;
         p.push_in_flight = false;
         p.back_off(now_ms);
@@ -872,7 +872,7 @@ impl Replica {
             return;
         };
         match o.kind {
-            "summary" | "reconcile" => p.summary_in_flight = false,
+            "reconcile" => p.reconcile_in_flight = false,
             "range" => {
                 p.ranges_in_flight = p.ranges_in_flight.saturating_sub(1);
                 if failed && self.ranges_in_flight() == 0 {

@@ -34,7 +34,7 @@ impl Replica {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        if !p.connected || p.summary_in_flight {
+        if !p.connected || p.reconcile_in_flight {
             return;
         }
         if p.last_sync_ms
@@ -42,25 +42,12 @@ impl Replica {
         {
             return;
         }
-        p.summary_in_flight = true;
         p.reconcile_rounds = 0;
         p.last_sync_ms = Some(now_ms);
-        let msg = match crate::reconcile::initiate(&self.ledger.feed_heads()) {
-            Ok(m) => m,
-            Err(_) => {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    p.summary_in_flight = false;
-                }
-                return;
-            }
+        let Ok(msg) = crate::reconcile::initiate(&self.ledger.feed_heads()) else {
+            return;
         };
-        let req = Request::Reconcile {
-            msg: ByteBuf::from(msg),
-        };
-        if !self.send_request(now_ms, peer, req) {
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.summary_in_flight = false;
-            }
+        if !self.send_reconcile(now_ms, peer, msg) {
             return;
         }
         self.ask_evidence(now_ms, peer, true);
@@ -459,15 +446,25 @@ impl Replica {
             return;
         }
         p.reconcile_rounds += 1;
-        p.summary_in_flight = true;
+        self.send_reconcile(now_ms, from, next);
+    }
+
+    /// Sends one reconciliation message, marking a reconciliation in flight with the peer
+    /// (cleared when the answer comes or the request fails).
+    fn send_reconcile(&mut self, now_ms: u64, peer: MemberId, msg: Vec<u8>) -> bool {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.reconcile_in_flight = true;
+        }
         let req = Request::Reconcile {
-            msg: ByteBuf::from(next),
+            msg: ByteBuf::from(msg),
         };
-        if !self.send_request(now_ms, from, req) {
-            if let Some(p) = self.peers.get_mut(&from) {
-                p.summary_in_flight = false;
+        let sent = self.send_request(now_ms, peer, req);
+        if !sent {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.reconcile_in_flight = false;
             }
         }
+        sent
     }
 
     /// Asks `peer` for a feed's events from `from_seq`; `author` is the member id, or the

@@ -407,7 +407,7 @@ fn a_request_never_answered_expires_and_sync_starts_again() {
     net.nodes[0].handle_disconnected(net.now, b);
     net.nodes[0].handle_connected(net.now, b, None);
     net.pump();
-    assert!(net.nodes[0].peers().get(&b).unwrap().summary_in_flight);
+    assert!(net.nodes[0].peers().get(&b).unwrap().reconcile_in_flight);
     net.run_until(net.now + REQUEST_TIMEOUT_MS + HEARTBEAT_MS);
     // Expired: the slot is free, and the next round goes out.
     net.cut.clear();

@@ -52,11 +52,23 @@ fn storage(heads: &BTreeMap<MemberId, (u64, EventId)>) -> Result<NegentropyStora
     Ok(s)
 }
 
+/// A negentropy instance over these heads, after refusing a message longer than a frame.
+fn over(
+    heads: &BTreeMap<MemberId, (u64, EventId)>,
+    msg: &[u8],
+) -> Result<Negentropy<'static, NegentropyStorageVector>, String> {
+    if msg.len() > MAX_RECONCILE_BYTES {
+        return Err(format!(
+            "reconcile message of {} bytes (at most {MAX_RECONCILE_BYTES})",
+            msg.len()
+        ));
+    }
+    Negentropy::owned(storage(heads)?, MAX_RECONCILE_BYTES as u64).map_err(|e| e.to_string())
+}
+
 /// The first message of a reconciliation with these heads.
 pub(crate) fn initiate(heads: &BTreeMap<MemberId, (u64, EventId)>) -> Result<Vec<u8>, String> {
-    let mut n = Negentropy::owned(storage(heads)?, MAX_RECONCILE_BYTES as u64)
-        .map_err(|e| e.to_string())?;
-    n.initiate().map_err(|e| e.to_string())
+    over(heads, &[])?.initiate().map_err(|e| e.to_string())
 }
 
 /// The responder's answer to one message (the responder keeps no state between rounds).
@@ -64,15 +76,7 @@ pub(crate) fn respond(
     heads: &BTreeMap<MemberId, (u64, EventId)>,
     msg: &[u8],
 ) -> Result<Vec<u8>, String> {
-    if msg.len() > MAX_RECONCILE_BYTES {
-        return Err(format!(
-            "reconcile message of {} bytes (at most {MAX_RECONCILE_BYTES})",
-            msg.len()
-        ));
-    }
-    let mut n = Negentropy::owned(storage(heads)?, MAX_RECONCILE_BYTES as u64)
-        .map_err(|e| e.to_string())?;
-    n.reconcile(msg).map_err(|e| e.to_string())
+    over(heads, msg)?.reconcile(msg).map_err(|e| e.to_string())
 }
 
 /// A feed the peer holds differently, with the length it holds: the member when we hold
@@ -94,14 +98,7 @@ pub(crate) fn step(
     heads: &BTreeMap<MemberId, (u64, EventId)>,
     answer: &[u8],
 ) -> Result<Step, String> {
-    if answer.len() > MAX_RECONCILE_BYTES {
-        return Err(format!(
-            "reconcile answer of {} bytes (at most {MAX_RECONCILE_BYTES})",
-            answer.len()
-        ));
-    }
-    let mut n = Negentropy::owned(storage(heads)?, MAX_RECONCILE_BYTES as u64)
-        .map_err(|e| e.to_string())?;
+    let mut n = over(heads, answer)?;
     n.set_initiator();
     let (mut have, mut need) = (Vec::new(), Vec::new());
     let next = n

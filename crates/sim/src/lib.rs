@@ -179,7 +179,9 @@ pub struct Config {
     pub links: Option<Vec<Vec<usize>>>,
     /// Links as the daemon's replicas make them (overrides `links`): each node linked to the
     /// [`web4fed_replica::limits::TARGET_PEERS`] members it prefers
-    /// ([`web4fed_replica::peers::preference`]), and to those that prefer it.
+    /// ([`web4fed_replica::peers::preference`]), and to those that prefer it (without the
+    /// daemon's ceiling of [`web4fed_replica::limits::MAX_PEERS`]: a popular node keeps
+    /// every link here, up to 29 at 1,000 nodes).
     pub peer_set: bool,
     /// Whether finality must advance in the healed phase (an invariant when set).
     pub expect_finality: bool,

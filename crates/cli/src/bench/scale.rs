@@ -17,6 +17,12 @@ use super::*;
 
 /// Nodes posting in the delivery figure.
 const POSTERS: usize = 5;
+/// Time the live feeds are given to connect before the posts (a feed that connects late
+/// would miss the thoughts it is waiting for).
+const FEEDS_SETTLE: Duration = Duration::from_millis(500);
+/// Checkpoints ending this soon after the first start are left out of the finality figure:
+/// nodes are still starting and registering then.
+const FINALITY_SKIP_MS: u64 = 20_000;
 /// Longest wait for the live feeds to show the five thoughts on every node.
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -135,7 +141,7 @@ fn one(args: &BenchArgs, n: usize) -> Result<Scale, Box<dyn std::error::Error>> 
 
     // Delivery: five thoughts at once, on nodes spread over the start order.
     let feeds: Vec<_> = nodes.iter().map(follow).collect();
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(FEEDS_SETTLE);
     let posters: Vec<usize> = (0..POSTERS).map(|k| k * (n - 1) / (POSTERS - 1)).collect();
     let posted_at = now_ms();
     let t_post = Instant::now();
@@ -200,7 +206,7 @@ fn one(args: &BenchArgs, n: usize) -> Result<Scale, Box<dyn std::error::Error>> 
         .collect();
     let agree = got.is_ok() && roots.iter().all(|r| r.is_some() && *r == roots[0]);
     let until = now_ms();
-    let first_end = until.saturating_sub(started.elapsed().as_millis() as u64) + 20_000;
+    let first_end = until.saturating_sub(started.elapsed().as_millis() as u64) + FINALITY_SKIP_MS;
     let f = finality_samples(&nodes, &g, first_end, until)?;
     let mut lat = f.latency_ms.clone();
     let (f50, f99) = median_p99(&mut lat);

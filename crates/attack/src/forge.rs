@@ -4,7 +4,7 @@
 
 use web4fed_core::envelope::{Envelope, Heartbeat};
 use web4fed_core::event::{Body, Event, EventId};
-use web4fed_core::finality::{frontier_digest, Certificate, Frontier, Vote, VoteBody};
+use web4fed_core::finality::{frontier_digest, At, Certificate, Frontier, Vote, VoteBody, VoteKind};
 use web4fed_core::identity::{Keypair, MemberId};
 
 /// Thought text in forged events: long enough that each one costs the victim a real hash and
@@ -69,19 +69,18 @@ pub fn envelope(sender: &Keypair, network: &[u8; 32], now_ms: u64, event: &[u8])
     Envelope::seal(sender, network, now_ms, event)
 }
 
-/// Two conflicting votes by one fresh key for the same epoch: a "double vote" whose proof
-/// an unbounded node would store and gossip.
-pub fn double_vote(network: &[u8; 32], epoch: u64) -> (Vote, Vote) {
+/// Two conflicting prevotes by one fresh key in one round of `height`: a "double vote"
+/// whose proof an unbounded node would store and gossip.
+pub fn double_vote(network: &[u8; 32], height: u64) -> (Vote, Vote) {
     let kp = fresh_key();
-    let body = |root| VoteBody {
-        epoch,
-        prev: None,
-        root,
-        frontier: frontier_digest(&Frontier::new()),
+    let at = At {
+        height,
+        gen: 0,
+        round: 0,
     };
     (
-        Vote::sign(&kp, network, body(random32())),
-        Vote::sign(&kp, network, body(random32())),
+        Vote::sign(&kp, network, at, VoteKind::Prevote, Some(random32())),
+        Vote::sign(&kp, network, at, VoteKind::Prevote, Some(random32())),
     )
 }
 
@@ -90,6 +89,11 @@ pub fn double_vote(network: &[u8; 32], epoch: u64) -> (Vote, Vote) {
 pub fn empty_certificate(epoch: u64) -> Certificate {
     let frontier: Frontier = (0..4).map(|i| (MemberId(random32()), i)).collect();
     Certificate {
+        at: At {
+            height: epoch / 5,
+            gen: 0,
+            round: 0,
+        },
         body: VoteBody {
             epoch,
             prev: epoch.checked_sub(5),

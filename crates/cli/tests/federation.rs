@@ -479,12 +479,13 @@ fn final_history_leaves_memory_and_is_still_served() {
 }
 
 /// Members without a node of their own vote through a node's API: registered by bulk ingest,
-/// they hold two thirds of the trust, so finality stalls until they sign the checkpoint
-/// `GET /v1/checkpoint` shows and post it to `POST /v1/votes`; then certificates form again on
-/// both nodes. Malformed and out-of-window votes are refused with a reason.
+/// they hold two thirds of the trust, so finality stalls until they sign a prevote and a
+/// precommit for the proposal `GET /v1/checkpoint` shows (at its height, generation and
+/// round) and post them to `POST /v1/votes`; then certificates form again on both nodes.
+/// Malformed and forged votes are refused with a reason.
 #[test]
 fn members_without_nodes_vote_and_finality_resumes() {
-    use web4fed_core::finality::{Vote, VoteBody};
+    use web4fed_core::finality::{At, Vote, VoteBody, VoteKind};
     use web4fed_core::testkit::Author;
     let tmp = tempfile::tempdir().unwrap();
     let g = common::genesis(
@@ -525,12 +526,14 @@ fn members_without_nodes_vote_and_finality_resumes() {
         "finality must wait for the light members"
     );
 
-    let sign_all = |body: &VoteBody| {
+    let sign_all = |at: At, id: [u8; 32]| {
         let mut out = Vec::new();
         for a in &light {
-            let v = Vote::sign(&a.keypair, &network, body.clone()).encode();
-            out.extend_from_slice(&(v.len() as u32).to_be_bytes());
-            out.extend_from_slice(&v);
+            for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+                let v = Vote::sign(&a.keypair, &network, at, kind, Some(id)).encode();
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(&v);
+            }
         }
         out
     };
@@ -539,9 +542,15 @@ fn members_without_nodes_vote_and_finality_resumes() {
         "certificates again after the light members vote",
         &refs,
         || {
-            if let Some(b) = nodes[0].get("/v1/checkpoint").unwrap()["body"].as_str() {
+            let cp = nodes[0].get("/v1/checkpoint").unwrap();
+            if let Some(b) = cp["body"].as_str() {
                 let body = VoteBody::decode(&hex::decode(b).unwrap()).unwrap();
-                last_batch = sign_all(&body);
+                let at = At {
+                    height: cp["height"].as_u64().unwrap(),
+                    gen: cp["gen"].as_u64().unwrap() as u32,
+                    round: cp["round"].as_u64().unwrap() as u32,
+                };
+                last_batch = sign_all(at, body.id());
                 let (st, v) =
                     nodes[0].post_bytes("/v1/votes", "application/octet-stream", &last_batch);
                 assert_eq!(st, 200, "{v}");
@@ -555,22 +564,22 @@ fn members_without_nodes_vote_and_finality_resumes() {
     // The same votes again: known, not counted twice.
     let (_, v) = nodes[0].post_bytes("/v1/votes", "application/octet-stream", &last_batch);
     assert_eq!(v["accepted"], 0, "{v}");
-    // Refusals: a frame that is not a vote, a vote for a future epoch, broken framing.
+    // Refusals: a frame that is not a vote, forged votes, broken framing.
     let (st, v) = nodes[1].post_bytes(
         "/v1/votes",
         "application/octet-stream",
         &[0, 0, 0, 3, 1, 2, 3],
     );
     assert_eq!((st, &v["rejected"]), (200, &serde_json::json!(1)), "{v}");
-    let future = VoteBody {
-        epoch: web4fed_node::now_ms() / genesis.epoch_ms + 100,
-        prev: None,
-        root: [0; 32],
-        frontier: [0; 32],
-    };
-    let (_, v) = nodes[1].post_bytes("/v1/votes", "application/octet-stream", &sign_all(&future));
-    assert_eq!(v["rejected"], 4, "{v}");
-    assert!(v["first_error"].as_str().unwrap().contains("epoch"), "{v}");
+    let mut forged = sign_all(At::default(), [9; 32]);
+    // The last byte of each framed vote is its signature's last byte.
+    let vote_len = forged.len() / 8;
+    for k in 1..=8 {
+        forged[k * vote_len - 1] ^= 0x01;
+    }
+    let (_, v) = nodes[1].post_bytes("/v1/votes", "application/octet-stream", &forged);
+    assert_eq!(v["rejected"], 8, "{v}");
+    assert!(v["first_error"].as_str().unwrap().contains("signature"), "{v}");
     let (st, v) = nodes[1].post_bytes("/v1/votes", "application/octet-stream", &[0, 0, 9, 9, 1]);
     assert_eq!((st, v["field"].as_str()), (400, Some("body")), "{v}");
 }

@@ -22,7 +22,7 @@ pub enum Evidence {
     },
     /// An envelope signed by its sender that carried an event with a forged signature.
     ForgedEnvelope(Envelope),
-    /// Two different finality votes of one member for one epoch.
+    /// Two different agreement votes of one member, of one kind, in one round.
     DoubleVote(Vote, Vote),
 }
 

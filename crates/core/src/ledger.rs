@@ -73,13 +73,15 @@ pub const MAX_PENDING_PROOFS: usize = 1_024;
 pub const EPOCH_ROOTS_KEPT: usize = 64;
 /// Certificates kept in memory (all are in the store).
 pub const CERTS_KEPT: usize = 256;
-/// Certificates a competing branch may set aside. A certificate built on an older base is
-/// refused: the events before that base have left memory (they stay in the driver's store).
-/// One minute of history at the default finality (a checkpoint every 5 one-second epochs):
-/// set-asides happen when a node adopted a certificate the others did not see in time, a
-/// matter of seconds; a minute is a wide margin, and it is what bounds the memory of a
-/// long-lived node at high event rates.
-pub const REORG_WINDOW_CERTS: usize = 12;
+/// How many of the newest certificates the fold's base stays behind. A decided checkpoint is
+/// never replaced (the agreement locks), so nothing before the latest certificate is ever
+/// re-folded; the base may follow the chain closely. Two, so that the base (a snapshot kept
+/// every few checkpoints) is always complete when a certificate arrives.
+pub const REORG_WINDOW_CERTS: usize = 2;
+/// Ms before a stalled height's next generation begins at which its weights are read: every
+/// live member's events up to then have reached every node (presence and gossip take well
+/// under this on a LAN and across regions).
+pub const GENERATION_SETTLE_MS: u64 = 2_000;
 /// Checkpoint epochs between the fold snapshots kept as candidate bases for pruning: each is
 /// a copy of the state, so few are kept; every 30 s of event time at the defaults (6
 /// checkpoints of 5 epochs).
@@ -368,9 +370,6 @@ pub struct Ledger {
     /// Committee ratings (`Validate` events) in the log, pruned ones included: nodes write
     /// them by themselves, so operators and tests that count what they posted leave them out.
     ratings_held: u64,
-    /// Certificates this ledger adopted and later set aside for a competing chain (fork
-    /// choice): each is a "final" root that was re-computed here.
-    set_aside_total: u64,
     genesis: Genesis,
     network: [u8; 32],
     verifier: Box<dyn Verifier>,
@@ -431,7 +430,9 @@ pub struct Ledger {
     certs: BTreeMap<u64, crate::finality::Certificate>,
     /// Per member, (events covered, certified epoch) each time a certificate covered more.
     steps: HashMap<MemberId, Vec<(u64, u64)>>,
-    votes: crate::finality::VoteBook,
+    /// The validator set of the next height's first generation: the weights at the latest
+    /// certified checkpoint, kept when it is adopted.
+    next_weights: Option<BTreeMap<MemberId, u64>>,
     /// Logical time of the last folded item.
     fold_ms: u64,
 }
@@ -477,7 +478,6 @@ impl Ledger {
         Self {
             genesis,
             network,
-            set_aside_total: 0,
             verifier,
             events: HashMap::new(),
             feeds: HashMap::new(),
@@ -516,7 +516,7 @@ impl Ledger {
             chain: BTreeMap::new(),
             certs: BTreeMap::new(),
             steps: HashMap::new(),
-            votes: Default::default(),
+            next_weights: None,
             fold_ms: 0,
         }
     }
@@ -715,7 +715,8 @@ impl Ledger {
         Ok(())
     }
 
-    fn double_vote_known(&self, m: &MemberId) -> bool {
+    /// Whether a double vote of `m` is already held (its proof need not be relayed again).
+    pub fn double_vote_known(&self, m: &MemberId) -> bool {
         self.double_votes.contains_key(m)
     }
 
@@ -1184,24 +1185,6 @@ impl Ledger {
         k
     }
 
-    /// The order keys of every event the certificate of epoch `base` does not cover (all
-    /// events for `None`): the events whose keys replacing the chain after `base` can move.
-    fn keys_beyond(&self, base: Option<u64>) -> Vec<(EventId, OrderKey)> {
-        let covered: BTreeMap<MemberId, u64> = match base {
-            None => BTreeMap::new(),
-            Some(b) => self
-                .steps
-                .iter()
-                .filter_map(|(m, st)| {
-                    st.iter()
-                        .rev()
-                        .find(|(_, ce)| *ce <= b)
-                        .map(|(n, _)| (*m, *n))
-                })
-                .collect(),
-        };
-        self.keys_after(&covered)
-    }
 
     /// The order keys of every event beyond `covered` (events per feed).
     fn keys_after(&self, covered: &BTreeMap<MemberId, u64>) -> Vec<(EventId, OrderKey)> {
@@ -1319,139 +1302,189 @@ impl Ledger {
         })
     }
 
-    /// Records a vote; when the votes matching this node's own view of the epoch reach two
-    /// thirds of the active trust weight, forms and adopts the certificate (returned in
-    /// [`Output::Certificate`]). Two different votes of one member become evidence.
-    /// Returns whether the vote was new here (a driver that relays votes relays only those).
-    pub fn handle_vote(&mut self, v: crate::finality::Vote) -> Result<bool, String> {
-        use crate::finality::VoteOutcome;
-        let e = v.body.epoch;
-        if !self.is_checkpoint(e) {
-            return Err(format!("epoch {e} is not a checkpoint"));
-        }
-        match self.votes.add(&self.network, v) {
-            VoteOutcome::BadSignature => return Err("vote signature does not verify".into()),
-            VoteOutcome::DoubleVote(a, b) => {
-                let known = self.double_vote_known(&a.signer);
-                self.handle_double_vote(*a, *b)?;
-                return Ok(!known);
-            }
-            VoteOutcome::Duplicate => return Ok(false),
-            VoteOutcome::Recorded => {}
-        }
-        let Some(body) = self.vote_body(e) else {
-            return Ok(true);
-        };
-        let Some(cp) = self.checkpoint(e) else {
-            return Ok(true);
-        };
-        let mut signatures = self.votes.matching(&body);
-        // Every vote in the book was verified when it arrived: only the weight is left.
-        let signed: u64 = signatures
-            .iter()
-            .filter_map(|(m, _)| cp.weights.get(m))
-            .sum();
-        let total: u64 = cp.weights.values().sum();
-        if total == 0 || 3 * u128::from(signed) < 2 * u128::from(total) {
-            return Ok(true);
-        }
-        signatures.retain(|(m, _)| cp.weights.contains_key(m));
-        signatures.sort_by_key(|(m, _)| *m);
-        let cert = crate::finality::Certificate {
-            body,
-            frontier: cp.frontier.clone(),
-            signatures,
-        };
-        self.adopt(cert);
-        Ok(true)
+    /// The next height to decide: how many certificates are on the chain.
+    pub fn next_height(&self) -> u64 {
+        self.certs.values().next_back().map_or(0, |c| c.at.height + 1)
     }
 
-    /// Checks a certificate received from elsewhere against this node's own fold and adopts
-    /// it. It must extend the chain held here (its `prev` is the latest certificate held), the
+    /// When generation `gen` of the next height begins (ms): the end of the latest certified
+    /// epoch (the genesis time before any) plus `gen` stall periods of
+    /// `inactivity_grace_ms`. A height that has not decided by then is tried again with the
+    /// weights of a later checkpoint, in which silent members have leaked (docs/PROTOCOL.md,
+    /// "Liveness when members go silent").
+    pub fn generation_start_ms(&self, gen: u32) -> u64 {
+        let base = self
+            .final_epoch()
+            .map_or(self.genesis.genesis_time_ms, |e| self.epoch_end(e));
+        base.saturating_add(u64::from(gen).saturating_mul(self.genesis.inactivity_grace_ms))
+    }
+
+    /// The checkpoint epoch whose weights form generation `gen` (≥ 1) of the next height: the
+    /// latest one ending at least [`GENERATION_SETTLE_MS`] before the generation begins, so
+    /// that every live member's events up to it have reached every node.
+    pub fn generation_epoch(&self, gen: u32) -> Option<u64> {
+        let t = self
+            .generation_start_ms(gen)
+            .checked_sub(GENERATION_SETTLE_MS)?;
+        let e = (t / self.genesis.epoch_ms).checked_sub(1)?;
+        let e = e - e % self.genesis.finality_every_epochs;
+        self.final_epoch().is_none_or(|l| e > l).then_some(e)
+    }
+
+    /// The validator set (member → voting weight) of the next height in generation `gen`,
+    /// fixed before any value is proposed, as Tendermint requires. Generation 0: the weights
+    /// at the latest certified checkpoint (agreed by everyone who holds its certificate); at
+    /// height 0, the founders, each at the starting trust. A later generation: the weights
+    /// at [`Ledger::generation_epoch`] in this node's fold. `None` at height 0 of a genesis
+    /// without founders, where no set is agreed in advance (the caller uses its own view).
+    pub fn validators(&self, gen: u32) -> Option<BTreeMap<MemberId, u64>> {
+        if gen == 0 {
+            if let Some(w) = &self.next_weights {
+                return Some(w.clone());
+            }
+            if self.genesis.founder_ids().is_empty() {
+                return None;
+            }
+            let w = State::default().weights_at(&self.genesis, self.genesis.genesis_time_ms);
+            return Some(w);
+        }
+        let e = self.generation_epoch(gen)?;
+        self.checkpoint(e).map(|c| c.weights)
+    }
+
+    /// Whether the next height has no validator set agreed in advance: height 0 of a genesis
+    /// without founders.
+    pub fn open_height(&self) -> bool {
+        self.next_weights.is_none() && self.genesis.founder_ids().is_empty()
+    }
+
+    /// Checks a proposed value against this node's own fold without adopting it: it must
+    /// extend the chain held here, be a checkpoint epoch past the latest certified one, the
     /// node must hold every event it covers, and with it applied this node's root for the
-    /// epoch must be the certified one, signed by two thirds of the weight.
-    pub fn handle_certificate(
+    /// epoch must be the proposed one. A member prevotes only for a value that passes.
+    pub fn check_value(
         &mut self,
-        cert: crate::finality::Certificate,
+        body: &VoteBody,
+        frontier: &crate::finality::Frontier,
+    ) -> Result<(), crate::finality::CertError> {
+        self.precheck_value(body, frontier)?;
+        // The common case costs no re-fold: the proposer saw what this node sees.
+        if self.vote_body(body.epoch).as_ref() == Some(body)
+            && self
+                .checkpoint(body.epoch)
+                .is_some_and(|c| c.frontier == *frontier)
+        {
+            return Ok(());
+        }
+        self.apply_value(body, frontier, false, |_| Ok(())).map(|_| ())
+    }
+
+    fn precheck_value(
+        &self,
+        body: &VoteBody,
+        frontier: &crate::finality::Frontier,
     ) -> Result<(), crate::finality::CertError> {
         use crate::finality::CertError;
-        let e = cert.body.epoch;
-        let latest = self.chain.last_key_value().map(|(l, _)| *l);
-        if latest.is_some_and(|l| l >= e) {
-            return match self.certs.get(&e) {
-                Some(c) if c.body == cert.body => Ok(()),
-                _ => Err(CertError::Unverifiable(e)),
-            };
+        let e = body.epoch;
+        let latest = self.final_epoch();
+        if body.prev != latest {
+            return Err(CertError::Conflicting(self.next_height()));
         }
-        if !self.is_checkpoint(e) {
+        if !self.is_checkpoint(e) || latest.is_some_and(|l| e <= l) {
             return Err(CertError::Unverifiable(e));
         }
-        // A certificate built on an earlier certified epoch than our latest is a competing
-        // branch (its signers had not seen our later certificates). The branch that reaches
-        // further wins: ours after its base is set aside, and restored if it does not verify.
-        let base = cert.body.prev;
-        if cert.body.prev != latest {
-            let base_held = base.is_none_or(|p| self.chain.contains_key(&p));
-            let before_floor = self
-                .history
-                .floor
-                .is_some_and(|f| base.is_none_or(|b| b < f));
-            if !base_held || before_floor {
-                return Err(CertError::Unverifiable(e));
-            }
-        }
-        if crate::finality::frontier_digest(&cert.frontier) != cert.body.frontier {
+        if crate::finality::frontier_digest(frontier) != body.frontier {
             return Err(CertError::FrontierMismatch);
         }
-        if cert.frontier.iter().any(|(m, n)| self.feed_len(m) < *n) {
+        if frontier.iter().any(|(m, n)| self.feed_len(m) < *n) {
             return Err(CertError::MissingEvents);
         }
-        // Apply tentatively, then compare roots; undo on any mismatch.
-        let old = self.keys_beyond(base);
-        let set_aside: Vec<crate::finality::Certificate> = self
-            .chain
-            .range(base.map_or(0, |p| p + 1)..)
-            .filter_map(|(ce, _)| self.certs.get(ce).cloned())
-            .collect();
-        if set_aside.len() != self.chain.range(base.map_or(0, |p| p + 1)..).count() {
-            return Err(CertError::Unverifiable(e)); // a set-aside certificate is no longer held
-        }
-        for c in set_aside.iter().rev() {
-            self.unlink(c.body.epoch);
-        }
-        self.link(&cert);
+        Ok(())
+    }
+
+    /// Applies a value tentatively, compares roots and runs `check` on the resulting
+    /// checkpoint; keeps it applied only when `keep` and everything passed, and undoes it
+    /// otherwise.
+    fn apply_value(
+        &mut self,
+        body: &VoteBody,
+        frontier: &crate::finality::Frontier,
+        keep: bool,
+        check: impl FnOnce(&Checkpoint) -> Result<(), crate::finality::CertError>,
+    ) -> Result<Checkpoint, crate::finality::CertError> {
+        use crate::finality::CertError;
+        let e = body.epoch;
+        let old = self.uncertified_keys();
+        self.link(e, body.prev, frontier);
         self.rekey(old.clone());
         self.settle();
-        let check = match self.checkpoint(e) {
+        let result = match self.checkpoint(e) {
             None => Err(CertError::Unverifiable(e)),
-            Some(cp) if cp.root != cert.body.root || cp.frontier != cert.frontier => {
+            Some(cp) if cp.root != body.root || cp.frontier != *frontier => {
                 Err(CertError::RootMismatch { epoch: e })
             }
-            Some(cp) => cert.verify(&self.network, &cp.weights).map(|_| ()),
+            Some(cp) => check(&cp).map(|()| cp),
         };
-        if let Err(err) = check {
+        if result.is_err() || !keep {
             let moved: Vec<(EventId, OrderKey)> = old
                 .iter()
                 .filter_map(|(id, _)| self.events.get(id).map(|ev| (*id, self.order_key_of(ev))))
                 .collect();
             self.unlink(e);
-            for c in &set_aside {
-                self.link(c);
-            }
             self.rekey(moved);
             self.settle();
-            return Err(err);
         }
-        self.set_aside_total += set_aside.len() as u64;
+        result
+    }
+
+    /// Checks a certificate (a commit certificate from the agreement, here or elsewhere)
+    /// against this node's own fold and adopts it. It must decide the next height, extend
+    /// the chain held here, carry precommits of more than two thirds of that height's
+    /// validator set, and pass [`Ledger::check_value`].
+    pub fn handle_certificate(
+        &mut self,
+        cert: crate::finality::Certificate,
+    ) -> Result<(), crate::finality::CertError> {
+        use crate::finality::CertError;
+        let next = self.next_height();
+        let h = cert.at.height;
+        if h < next {
+            return match self.certs.values().find(|c| c.at.height == h) {
+                Some(c) if c.body == cert.body => Ok(()),
+                Some(_) => Err(CertError::Conflicting(h)),
+                None => Err(CertError::Unverifiable(cert.body.epoch)),
+            };
+        }
+        if h > next {
+            return Err(CertError::MissingHeights { height: h, next });
+        }
+        if crate::finality::frontier_digest(&cert.frontier) != cert.body.frontier {
+            return Err(CertError::FrontierMismatch);
+        }
+        // Signatures first: they cost less than the re-fold that checks the root.
+        let set = self.validators(cert.at.gen);
+        match &set {
+            Some(w) => {
+                cert.verify(&self.network, w)?;
+            }
+            None if cert.at.gen == 0 && self.open_height() => {}
+            None => return Err(CertError::Unverifiable(cert.body.epoch)),
+        }
+        self.precheck_value(&cert.body, &cert.frontier)?;
+        let network = self.network;
+        let cp = self.apply_value(&cert.body, &cert.frontier, true, |cp| match &set {
+            Some(_) => Ok(()),
+            // Height 0 of a genesis without founders: the weights at the epoch itself.
+            None => cert.verify(&network, &cp.weights).map(|_| ()),
+        })?;
+        self.next_weights = Some(cp.weights);
+        self.certs.insert(cert.body.epoch, cert.clone());
+        while self.certs.len() > CERTS_KEPT {
+            self.certs.pop_first();
+        }
         self.push_output(Output::Certificate(Box::new(cert)));
         self.prune();
         Ok(())
-    }
-
-    /// How many certificates this ledger adopted and then set aside for a competing chain
-    /// (docs/PROTOCOL.md, "Competing certificate chains"): the simulator reports it.
-    pub fn certificates_set_aside(&self) -> u64 {
-        self.set_aside_total
     }
 
     fn certified_frontier(&self) -> BTreeMap<MemberId, u64> {
@@ -1461,24 +1494,18 @@ impl Ledger {
             .collect()
     }
 
-    fn link(&mut self, cert: &crate::finality::Certificate) {
-        let e = cert.body.epoch;
-        self.chain.insert(e, cert.body.prev);
-        for (m, n) in &cert.frontier {
+    fn link(&mut self, e: u64, prev: Option<u64>, frontier: &crate::finality::Frontier) {
+        self.chain.insert(e, prev);
+        for (m, n) in frontier {
             let st = self.steps.entry(*m).or_default();
             if st.last().is_none_or(|(c, _)| c < n) {
                 st.push((*n, e));
             }
         }
-        self.certs.insert(e, cert.clone());
-        while self.certs.len() > CERTS_KEPT {
-            self.certs.pop_first();
-        }
     }
 
     fn unlink(&mut self, e: u64) {
         self.chain.remove(&e);
-        self.certs.remove(&e);
         for st in self.steps.values_mut() {
             if st.last().is_some_and(|(_, ce)| *ce == e) {
                 st.pop();
@@ -1486,22 +1513,19 @@ impl Ledger {
         }
     }
 
-    fn adopt(&mut self, cert: crate::finality::Certificate) {
-        let old = self.uncertified_keys();
-        self.link(&cert);
-        self.rekey(old);
-        self.settle();
-        self.push_output(Output::Certificate(Box::new(cert)));
-        self.prune();
-    }
-
     /// Re-adopts a certificate this node adopted before (from the store on restart), without
     /// the root check (the events it covers are re-admitted from the same log).
     pub fn restore_certificate(&mut self, cert: crate::finality::Certificate) {
         let old = self.uncertified_keys();
-        self.link(&cert);
+        let e = cert.body.epoch;
+        self.link(e, cert.body.prev, &cert.frontier);
+        self.certs.insert(e, cert);
+        while self.certs.len() > CERTS_KEPT {
+            self.certs.pop_first();
+        }
         self.rekey(old);
         self.settle();
+        self.next_weights = self.checkpoint(e).map(|c| c.weights);
         self.prune();
     }
 

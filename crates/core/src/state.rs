@@ -786,8 +786,8 @@ impl State {
                         }
                     }
                     Evidence::DoubleVote(a, _) => {
-                        let epoch = a.body.epoch;
-                        self.eject(a.signer, EjectCause::DoubleVote { epoch });
+                        let height = a.height;
+                        self.eject(a.signer, EjectCause::DoubleVote { height });
                     }
                 },
                 Body::Vouch { subject } => self.apply_vouch(g, author, *subject, t),

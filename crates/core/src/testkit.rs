@@ -286,3 +286,40 @@ pub fn rich_log(seed: u64, thoughts: usize) -> (Genesis, Vec<Event>) {
     }
     (g, events)
 }
+
+/// Certifies this ledger's own checkpoint `e` with precommits of `signers` at its next height
+/// (generation 0, round 0): the certificate the agreement forms when they decide that
+/// value. Returns it once the ledger adopted it, or why the ledger refused it.
+pub fn certify(
+    l: &mut crate::ledger::Ledger,
+    e: u64,
+    signers: &[&Keypair],
+) -> Result<crate::finality::Certificate, crate::finality::CertError> {
+    certify_in(l, e, signers, 0)
+}
+
+/// [`certify`] in validator-set generation `gen` of the next height.
+pub fn certify_in(
+    l: &mut crate::ledger::Ledger,
+    e: u64,
+    signers: &[&Keypair],
+    gen: u32,
+) -> Result<crate::finality::Certificate, crate::finality::CertError> {
+    use crate::finality::{At, CertError, Certificate};
+    let body = l.vote_body(e).ok_or(CertError::Unverifiable(e))?;
+    let cp = l.checkpoint(e).ok_or(CertError::Unverifiable(e))?;
+    let at = At {
+        height: l.next_height(),
+        gen,
+        round: 0,
+    };
+    let cert = Certificate::sign_by(
+        l.network(),
+        at,
+        body,
+        cp.frontier,
+        signers.iter().copied(),
+    );
+    l.handle_certificate(cert.clone())?;
+    Ok(cert)
+}

@@ -177,10 +177,10 @@ pub enum EjectCause {
         /// The seq at which it forked.
         seq: u64,
     },
-    /// It signed two different roots for one checkpoint epoch.
+    /// It signed two different votes of one kind in one round of the agreement.
     DoubleVote {
-        /// The epoch.
-        epoch: u64,
+        /// The height of the votes.
+        height: u64,
     },
 }
 

@@ -1,11 +1,12 @@
-//! Finality certificates in the core: votes at checkpoints, two thirds of the active trust
+//! Finality certificates in the core: precommits of more than two thirds of the voting
 //! weight, late events settling after final history, and refusals.
 
 use web4fed_core::event::Event;
-use web4fed_core::finality::{CertError, Certificate, Vote};
+use web4fed_core::finality::{At, CertError, Certificate, Vote, VoteKind};
+use web4fed_core::identity::Keypair;
 use web4fed_core::genesis::Genesis;
 use web4fed_core::ledger::{Admission, InsertError, Ledger, Output};
-use web4fed_core::testkit::{sentence, Author};
+use web4fed_core::testkit::{certify, sentence, Author};
 
 const T0: u64 = 1_767_225_600_000;
 
@@ -48,17 +49,15 @@ fn two_thirds_of_the_weight_certify_and_late_events_settle_after_final_history()
         bodies.iter().all(|b| *b == bodies[0]),
         "same events, same vote"
     );
-    let votes: Vec<Vote> = authors
-        .iter()
-        .zip(&bodies)
-        .map(|(a, b)| Vote::sign(&a.keypair, &net, b.clone()))
-        .collect();
-    // Two votes of four equal weights: under two thirds, nothing final.
-    for v in &votes[..2] {
-        ledgers[0].handle_vote(v.clone()).unwrap();
-    }
+    let _ = net;
+    let keys: Vec<&Keypair> = authors.iter().map(|a| &a.keypair).collect();
+    // Precommits of two of four equal weights: not over two thirds, nothing final.
+    assert!(matches!(
+        certify(&mut ledgers[0], e, &keys[..2]),
+        Err(CertError::UnderWeight { .. })
+    ));
     assert_eq!(ledgers[0].final_epoch(), None);
-    ledgers[0].handle_vote(votes[2].clone()).unwrap();
+    certify(&mut ledgers[0], e, &keys[..3]).expect("three of four certify");
     assert_eq!(ledgers[0].final_epoch(), Some(e));
     let cert = cert_from(&mut ledgers[0]).expect("certificate formed");
     assert_eq!(cert.signatures.len(), 3);
@@ -124,10 +123,13 @@ fn two_different_votes_for_one_epoch_are_evidence() {
     let body = l.vote_body(e).unwrap();
     let mut other = body.clone();
     other.root[0] ^= 1;
-    l.handle_vote(Vote::sign(&authors[2].keypair, &net, body))
-        .unwrap();
-    l.handle_vote(Vote::sign(&authors[2].keypair, &net, other))
-        .unwrap();
+    let at = At::default();
+    let kp = &authors[2].keypair;
+    l.handle_double_vote(
+        Vote::sign(kp, &net, at, VoteKind::Prevote, Some(body.id())),
+        Vote::sign(kp, &net, at, VoteKind::Prevote, Some(other.id())),
+    )
+    .unwrap();
     let proof = std::iter::from_fn(|| l.poll_output())
         .find_map(|o| match o {
             Output::Proof(p) => Some(*p),
@@ -150,11 +152,9 @@ fn certificates_round_trip_through_their_encoding() {
     let mut l = Ledger::new(g.clone());
     l.handle_batch(T0 + 60_000, regs);
     let e = (T0 + 5_000) / 1_000;
-    let body = l.vote_body(e).unwrap();
-    for a in &authors {
-        l.handle_vote(Vote::sign(&a.keypair, &net, body.clone()))
-            .unwrap();
-    }
+    let _ = net;
+    let keys: Vec<&Keypair> = authors.iter().map(|a| &a.keypair).collect();
+    certify(&mut l, e, &keys).unwrap();
     let cert = cert_from(&mut l).unwrap();
     let back = Certificate::decode(&cert.encode()).unwrap();
     assert_eq!(back, cert);
@@ -171,6 +171,7 @@ fn a_frontier_out_of_order_or_repeated_does_not_decode() {
     let (a, b) = (MemberId([0x03; 32]), MemberId([0x19; 32]));
     let frontier: Frontier = [(a, 1), (b, 2)].into_iter().collect();
     let cert = Certificate {
+        at: At::default(),
         body: VoteBody {
             epoch: 10,
             prev: None,
@@ -204,7 +205,6 @@ fn a_frontier_out_of_order_or_repeated_does_not_decode() {
 #[test]
 fn an_ejection_in_certified_history_closes_the_feed_for_good() {
     let (g, mut authors, regs) = setup(4);
-    let net = g.network_id();
     let now = T0 + 60_000;
     let mut l = Ledger::new(g.clone());
     l.handle_batch(now, regs);
@@ -227,11 +227,8 @@ fn an_ejection_in_certified_history_closes_the_feed_for_good() {
     let after = honest[0].thought(T0 + 6_500, &sentence(60));
     l.handle_event(now, after).unwrap();
     while l.poll_output().is_some() {}
-    let body = l.vote_body(e).unwrap();
-    for a in honest.iter() {
-        l.handle_vote(Vote::sign(&a.keypair, &net, body.clone()))
-            .unwrap();
-    }
+    let keys: Vec<&Keypair> = honest.iter().map(|a| &a.keypair).collect();
+    certify(&mut l, e, &keys).unwrap();
     assert_eq!(l.final_epoch(), Some(e));
     let late = spammer.thought(T0 + 7_000, &sentence(70));
     assert_eq!(

@@ -8,10 +8,11 @@
 //! certificate built before the floor is refused.
 
 use web4fed_core::event::{Body, Event};
-use web4fed_core::finality::{CertError, Certificate, Vote};
+use web4fed_core::finality::{CertError, Certificate};
+use web4fed_core::identity::Keypair;
 use web4fed_core::genesis::Genesis;
 use web4fed_core::ledger::{Admission, InsertError, Ledger, Output};
-use web4fed_core::testkit::{sentence, Author};
+use web4fed_core::testkit::{certify, sentence, Author};
 
 const T0: u64 = 1_767_225_600_000;
 /// Seconds of event time: long enough for several pruning rounds (a candidate base every
@@ -42,7 +43,7 @@ impl Rng {
 /// What the harness hands the ledgers, in order.
 enum Input {
     Event(u64, Event),
-    Vote(Vote),
+    Cert(Certificate),
 }
 
 /// Builds the input: four members post each second (a thought, now and then a validation or a
@@ -51,7 +52,6 @@ enum Input {
 /// view of `oracle` once the checkpoint is settled.
 fn script(seed: u64) -> (Genesis, Vec<Author>, Vec<Input>) {
     let g = genesis();
-    let net = g.network_id();
     let mut rng = Rng(seed | 1);
     let mut authors: Vec<Author> = (0..4).map(|i| Author::from_seed(&g, 900 + i)).collect();
     let ids: Vec<_> = authors.iter().map(Author::id).collect();
@@ -97,14 +97,10 @@ fn script(seed: u64) -> (Genesis, Vec<Author>, Vec<Input>) {
             if !oracle.is_checkpoint(e) {
                 continue;
             }
-            if let Some(body) = oracle.vote_body(e) {
-                for a in &authors {
-                    let v = Vote::sign(&a.keypair, &net, body.clone());
-                    oracle
-                        .handle_vote(v.clone())
-                        .expect("a vote on our own view");
-                    input.push(Input::Vote(v));
-                }
+            if oracle.vote_body(e).is_some() {
+                let keys: Vec<&Keypair> = authors.iter().map(|a| &a.keypair).collect();
+                let c = certify(&mut oracle, e, &keys).expect("all members decide our own view");
+                input.push(Input::Cert(c));
                 while oracle.poll_output().is_some() {}
             }
         }
@@ -120,8 +116,8 @@ fn feed(l: &mut Ledger, i: &Input) -> Vec<Certificate> {
         Input::Event(at, ev) => {
             l.handle_event(*at, ev.clone()).expect("valid event");
         }
-        Input::Vote(v) => {
-            l.handle_vote(v.clone()).expect("valid vote");
+        Input::Cert(c) => {
+            l.handle_certificate(c.clone()).expect("a valid certificate");
         }
     }
     std::iter::from_fn(|| l.poll_output())
@@ -204,7 +200,6 @@ fn pruning_final_history_changes_no_root_and_no_verdict() {
 #[test]
 fn a_pruned_ledger_knows_replays_refuses_old_conflicts_and_old_branches() {
     let (g, authors, input) = script(3);
-    let net = g.network_id();
     let mut l = Ledger::new(g.clone());
     l.set_reorg_window(Some(1));
     let mut first = None;
@@ -260,20 +255,10 @@ fn a_pruned_ledger_knows_replays_refuses_old_conflicts_and_old_branches() {
     let e = fin + g.finality_every_epochs;
     let body = fresh.vote_body(e).expect("a checkpoint ahead of the chain");
     assert_eq!(body.prev, None);
-    let mut cert = None;
-    for a in &authors {
-        fresh
-            .handle_vote(Vote::sign(&a.keypair, &net, body.clone()))
-            .unwrap();
-        cert = cert.or_else(|| {
-            std::iter::from_fn(|| fresh.poll_output()).find_map(|o| match o {
-                Output::Certificate(c) => Some(*c),
-                _ => None,
-            })
-        });
-    }
-    let cert = cert.expect("the fresh view certifies");
-    assert_eq!(l.handle_certificate(cert), Err(CertError::Unverifiable(e)));
+    let keys: Vec<&Keypair> = authors.iter().map(|a| &a.keypair).collect();
+    let cert = certify(&mut fresh, e, &keys).expect("the fresh view certifies");
+    // It decides height 0 again, with another value: a conflict, never adopted.
+    assert_eq!(l.handle_certificate(cert), Err(CertError::Conflicting(0)));
     assert_eq!(l.final_epoch(), Some(fin));
     assert_eq!(l.state_root(), before);
 }

@@ -309,7 +309,13 @@ impl Node {
                 self.metrics.final_epoch.set(e as i64);
                 self.live.finalized(e, now);
             }
-            ReplicaEvent::Voted { epoch } => tracing::debug!(epoch, "voted"),
+            ReplicaEvent::Voted(v) => tracing::debug!(
+                height = v.at.height,
+                gen = v.at.gen,
+                round = v.at.round,
+                kind = ?v.kind,
+                "voted"
+            ),
             ReplicaEvent::Ejected { member } => {
                 if let Some(p) = swarm::peer_id_of(&member) {
                     tracing::warn!(%member, peer = %p, "member ejected by the log: disconnecting and refusing it");

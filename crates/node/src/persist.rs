@@ -16,8 +16,8 @@ pub struct Batch {
     pub proofs: Vec<Evidence>,
     /// Adopted certificates.
     pub certificates: Vec<Certificate>,
-    /// The latest checkpoint voted for.
-    pub vote: Option<u64>,
+    /// The latest agreement vote signed.
+    pub vote: Option<web4fed_core::finality::LastVote>,
 }
 
 impl Batch {
@@ -29,7 +29,7 @@ impl Batch {
                 ReplicaEvent::Admitted { event, .. } => b.events.push(event.clone()),
                 ReplicaEvent::Proof(p) => b.proofs.push((**p).clone()),
                 ReplicaEvent::Certificate(c) => b.certificates.push(c.clone()),
-                ReplicaEvent::Voted { epoch } => b.vote = Some(*epoch),
+                ReplicaEvent::Voted(v) => b.vote = Some(*v),
                 _ => {}
             }
         }
@@ -48,8 +48,8 @@ impl Batch {
         for c in &self.certificates {
             store.add_certificate(c)?;
         }
-        if let Some(e) = self.vote {
-            store.record_vote(e)?;
+        if let Some(v) = &self.vote {
+            store.record_vote(v)?;
         }
         Ok(())
     }

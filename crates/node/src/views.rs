@@ -192,16 +192,23 @@ impl Node {
         json!({ "final_epoch": l.final_epoch(), "certificates": items })
     }
 
-    /// What a member without a node signs to vote: this node's vote body for the latest
-    /// settled checkpoint (none while the node has no view of it, or once it is certified).
+    /// What a member without a node signs to vote: where the agreement stands (height,
+    /// generation, round) and the valid proposal this node took for the current round, with
+    /// its id. The member checks the body, then signs a prevote and a precommit for that id
+    /// at that position (`web4fed_core::finality::Vote::sign`) and posts them.
     pub(crate) fn checkpoint_json(&self, now: u64) -> Value {
-        let e = self.replica.settled_checkpoint(now);
-        let body = self.replica.ledger().vote_body(e);
+        let v = self.replica.agreement_view();
         json!({
-            "epoch": e,
+            "epoch": self.replica.settled_checkpoint(now),
             "final_epoch": self.replica.ledger().final_epoch(),
-            "body": body.as_ref().map(|b| hex::encode(b.encode())),
-            "root": body.as_ref().map(|b| hex::encode(b.root)),
+            "height": v.at.height,
+            "gen": v.at.gen,
+            "round": v.at.round,
+            "running": v.running,
+            "body": v.proposal.as_ref().map(|b| hex::encode(b.encode())),
+            "value_id": v.proposal.as_ref().map(|b| hex::encode(b.id())),
+            "root": v.proposal.as_ref().map(|b| hex::encode(b.root)),
+            "validators": v.weights.iter().map(|(m, w)| (m.to_hex(), *w)).collect::<BTreeMap<_, _>>(),
         })
     }
 

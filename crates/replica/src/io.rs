@@ -85,12 +85,9 @@ pub enum Event {
     Proof(Box<Evidence>),
     /// A certificate adopted: persist it.
     Certificate(Certificate),
-    /// This replica is about to sign a vote for this checkpoint: persist that first, so a
-    /// restarted node never signs a second root for one epoch.
-    Voted {
-        /// The checkpoint epoch.
-        epoch: u64,
-    },
+    /// This replica is about to sign this agreement vote: persist it first, so a restarted
+    /// node never signs a second vote in one round and keeps its lock.
+    Voted(web4fed_core::finality::LastVote),
     /// The log ejected this member: refuse and disconnect it at the transport.
     Ejected {
         /// The member.
@@ -331,6 +328,8 @@ pub struct Counters {
     pub ratings_written: u64,
     /// Member connections dropped to keep the peer set under its ceiling.
     pub peers_dropped: u64,
+    /// Agreement steps (rounds entered, proposals made, decisions, stalls), by kind.
+    pub agreement: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {

@@ -25,9 +25,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agreement;
 mod attest;
 pub mod budget;
-mod finality;
 mod gossip;
 pub mod io;
 pub mod limits;
@@ -42,5 +42,6 @@ pub use io::{
     Acceptance, Challenge, Command, CommandError, Counters, Destination, DisconnectReason, Event,
     IngestReport, Reply, Source, Transmit, VotesReport,
 };
+pub use agreement::AgreementView;
 pub use replica::{Config, Replica};
 pub use wire::{Gossip, Message, Request, RequestId, Response, Topic};

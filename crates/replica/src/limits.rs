@@ -51,6 +51,23 @@ pub const HEARTBEAT_EPOCH_LAG: u64 = 2;
 /// for a far-future or ancient epoch would otherwise cost a root computation and push real
 /// votes out of the book.
 pub const VOTE_EPOCH_WINDOW: u64 = 60;
+/// How long a round waits for its proposal before prevoting nil, in the first round; each
+/// later round waits [`ROUND_TIMEOUT_STEP_MS`] longer (Tendermint's growing timeouts, so a
+/// round eventually outlasts any delay of a synchronous network). On a LAN a proposal takes a
+/// few milliseconds; the margin covers a proposer whose fold is a little behind.
+pub const PROPOSE_TIMEOUT_MS: u64 = 1_000;
+/// How long the prevote and precommit steps wait for two thirds of the weight in the first
+/// round, after two thirds voted for different things.
+pub const VOTE_TIMEOUT_MS: u64 = 500;
+/// What each later round adds to its timeouts.
+pub const ROUND_TIMEOUT_STEP_MS: u64 = 500;
+/// Rounds ahead of ours whose votes and proposals are taken: Tendermint needs some (a third
+/// of the weight in a later round moves us there), and a signer cannot make us hold votes
+/// for rounds without end.
+pub const ROUND_WINDOW: u32 = 4;
+/// Proposals held until this replica can judge them (it lacks events they cover, or their
+/// checkpoint has not settled here yet).
+pub const HELD_PROPOSALS_MAX: usize = 8;
 /// Certificates waiting until this replica can check them (it lacks events or the previous
 /// one).
 pub const PENDING_CERTS_MAX: usize = 16;

@@ -34,9 +34,9 @@ pub struct Config {
     pub heartbeat_ms: u64,
     /// Addresses to keep dialling until a peer answers there.
     pub bootstrap: Vec<String>,
-    /// The latest checkpoint this member voted for (from the durable log): it never signs a
-    /// second root for one epoch.
-    pub last_vote: Option<u64>,
+    /// The latest agreement vote this member signed (from the durable store): it never signs
+    /// a second vote in one round, and keeps what it precommitted as a lock.
+    pub last_vote: Option<web4fed_core::finality::LastVote>,
     /// Whether this member has a TPM to answer credential-activation challenges with.
     pub has_tpm: bool,
     /// Whether the node rates, with its scorer, the thoughts its member is drawn to rate
@@ -71,7 +71,8 @@ pub struct Replica {
     pub(crate) next_tick_ms: u64,
     pub(crate) last_periodic_sync_ms: u64,
     pub(crate) last_peer_exchange_ms: u64,
-    pub(crate) last_vote: Option<u64>,
+    /// Agreement on checkpoints (Tendermint, see `agreement`).
+    pub(crate) agreement: crate::agreement::Agreement,
     /// Certificates not checkable yet, with how many heartbeats they have waited.
     pub(crate) pending_certs: Vec<(Certificate, u32)>,
     /// Synced events waiting to be folded together (see `SYNC_BUFFER_MAX_BYTES`).
@@ -140,7 +141,7 @@ impl Replica {
             next_tick_ms: now_ms,
             last_periodic_sync_ms: now_ms,
             last_peer_exchange_ms: now_ms,
-            last_vote: config.last_vote,
+            agreement: crate::agreement::Agreement::new(config.last_vote),
             pending_certs: Vec::new(),
             sync_buffer: Vec::new(),
             shunned: BTreeMap::new(),
@@ -324,8 +325,12 @@ impl Replica {
     /// When [`Replica::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> u64 {
         let mut t = self.next_heartbeat_ms.min(self.next_tick_ms);
-        // Votes go out when their checkpoint is due, not at the next heartbeat.
+        // A height starts when its checkpoint settles, not at the next heartbeat; the
+        // agreement's own timeouts fire on time.
         t = t.min(self.next_vote_due);
+        if let Some(a) = self.agreement_deadline() {
+            t = t.min(a);
+        }
         if let Some(since) = self.sync_buffer_since_ms {
             t = t.min(since + SYNC_BUFFER_MAX_AGE_MS);
         }
@@ -351,11 +356,10 @@ impl Replica {
         }
         if now_ms >= self.next_vote_due {
             self.next_vote_due = self.next_vote_ms(now_ms);
-            self.vote(now_ms);
         }
+        self.drive_agreement(now_ms);
         if now_ms >= self.next_heartbeat_ms {
             self.next_heartbeat_ms = now_ms + self.heartbeat_ms;
-            self.vote(now_ms);
             self.retry_certs(now_ms);
             self.catch_up_finality(now_ms);
             self.send_heartbeat(now_ms);
@@ -410,6 +414,7 @@ impl Replica {
             Message::Gossip(Gossip::Event(env)) => self.on_envelope(now_ms, from, env),
             Message::Gossip(Gossip::Heartbeat(hb)) => self.on_heartbeat(now_ms, from, hb),
             Message::Gossip(Gossip::Vote(v)) => self.on_vote(now_ms, from, v),
+            Message::Gossip(Gossip::Proposal(p)) => self.on_proposal(now_ms, from, p),
             Message::Gossip(Gossip::Certificate(c)) => self.on_certificate(now_ms, from, c),
             Message::Request { id, body } => {
                 self.on_request(now_ms, from, id, body);
@@ -789,22 +794,22 @@ impl Replica {
                     .get_or_insert_with(|| format!("signer {} is not a member", v.signer));
                 continue;
             }
-            if !self.vote_in_window(now_ms, v.body.epoch) {
+            if !v.verify(&self.network) {
                 report.rejected += 1;
-                report.first_error.get_or_insert_with(|| {
-                    format!("epoch {} is not a recent closed epoch", v.body.epoch)
-                });
+                report
+                    .first_error
+                    .get_or_insert_with(|| "vote signature does not verify".into());
                 continue;
             }
-            match self.ledger.handle_vote(v.clone()) {
-                Ok(true) => {
-                    report.accepted += 1;
-                    self.gossip(Gossip::Vote(v));
-                }
-                Ok(false) => report.known += 1,
-                Err(e) => {
+            let me = self.me;
+            match self.on_vote(now_ms, me, v) {
+                Acceptance::Accept => report.accepted += 1,
+                Acceptance::Ignore => report.known += 1,
+                Acceptance::Reject => {
                     report.rejected += 1;
-                    report.first_error.get_or_insert(e);
+                    report
+                        .first_error
+                        .get_or_insert_with(|| "vote refused".into());
                 }
             }
         }

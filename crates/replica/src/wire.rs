@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use web4fed_core::codec::DecodeError;
 use web4fed_core::envelope::{Envelope, Heartbeat};
-use web4fed_core::finality::{Certificate, Vote};
+use web4fed_core::finality::{Certificate, Proposal, Vote};
 
 /// A gossip topic: the transport names it per network, the replica only tells which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -15,18 +15,21 @@ pub enum Topic {
     Events,
     /// Liveness and agreement signals.
     Heartbeats,
-    /// Finality votes.
+    /// Agreement votes (prevotes and precommits).
     Votes,
+    /// Agreement proposals.
+    Proposals,
     /// Finality certificates.
     Certificates,
 }
 
 impl Topic {
     /// Every topic, for subscribing.
-    pub const ALL: [Topic; 4] = [
+    pub const ALL: [Topic; 5] = [
         Topic::Events,
         Topic::Heartbeats,
         Topic::Votes,
+        Topic::Proposals,
         Topic::Certificates,
     ];
 
@@ -36,6 +39,7 @@ impl Topic {
             Topic::Events => "events",
             Topic::Heartbeats => "heartbeat",
             Topic::Votes => "votes",
+            Topic::Proposals => "proposals",
             Topic::Certificates => "certificates",
         }
     }
@@ -49,8 +53,10 @@ pub enum Gossip {
     Event(Envelope),
     /// A heartbeat.
     Heartbeat(Heartbeat),
-    /// A finality vote.
+    /// An agreement vote.
     Vote(Vote),
+    /// An agreement proposal.
+    Proposal(Proposal),
     /// A finality certificate.
     Certificate(Certificate),
 }
@@ -62,6 +68,7 @@ impl Gossip {
             Gossip::Event(_) => Topic::Events,
             Gossip::Heartbeat(_) => Topic::Heartbeats,
             Gossip::Vote(_) => Topic::Votes,
+            Gossip::Proposal(_) => Topic::Proposals,
             Gossip::Certificate(_) => Topic::Certificates,
         }
     }
@@ -72,6 +79,7 @@ impl Gossip {
             Gossip::Event(e) => e.encode(),
             Gossip::Heartbeat(h) => h.encode(),
             Gossip::Vote(v) => v.encode(),
+            Gossip::Proposal(p) => p.encode(),
             Gossip::Certificate(c) => c.encode(),
         }
     }
@@ -82,6 +90,7 @@ impl Gossip {
             Topic::Events => Gossip::Event(Envelope::decode(bytes)?),
             Topic::Heartbeats => Gossip::Heartbeat(Heartbeat::decode(bytes)?),
             Topic::Votes => Gossip::Vote(Vote::decode(bytes)?),
+            Topic::Proposals => Gossip::Proposal(Proposal::decode(bytes)?),
             Topic::Certificates => Gossip::Certificate(Certificate::decode(bytes)?),
         })
     }

@@ -213,7 +213,7 @@ struct Node {
     /// Proofs persisted.
     proofs: Vec<Evidence>,
     /// The latest vote persisted.
-    last_vote: Option<u64>,
+    last_vote: Option<web4fed_core::finality::LastVote>,
     up: bool,
     skew_ms: i64,
     posted: u64,
@@ -256,9 +256,9 @@ pub struct Stats {
     pub finality_ms: Vec<u64>,
     /// Certified epochs on the reference node.
     pub finalized: Vec<u64>,
-    /// Certificates honest nodes adopted and later set aside for a competing chain (summed
-    /// over them): "final" roots that were re-computed.
-    pub set_aside: u64,
+    /// Certificates a node adopted for a height it had already decided with another value
+    /// (summed over nodes): must be 0, a decided checkpoint is never replaced.
+    pub decided_twice: u64,
     /// Live thoughts on the reference node at the end, and of those, how many their
     /// committees (rated by the replicas themselves) had settled.
     pub thoughts_settled: (u64, u64),
@@ -311,6 +311,8 @@ struct Sim {
     links: Vec<Vec<usize>>,
     /// Per node, certified epoch → (root, when adopted).
     finalized: Vec<BTreeMap<u64, ([u8; 32], u64)>>,
+    /// Per node, the value id decided at each height.
+    decided: Vec<BTreeMap<u64, [u8; 32]>>,
     /// Whether outputs are filtered by behaviour (off while members register).
     filtering: bool,
 }
@@ -450,13 +452,18 @@ impl Sim {
                 self.nodes[n].durable.push(event);
             }
             ReplicaEvent::Certificate(c) => {
+                // A decided height is never decided again with another value.
+                let id = c.body.id();
+                if *self.decided[n].entry(c.at.height).or_insert(id) != id {
+                    self.stats.decided_twice += 1;
+                }
                 self.finalized[n]
                     .entry(c.body.epoch)
                     .or_insert((c.body.root, self.now));
                 self.nodes[n].certs.push(c);
             }
             ReplicaEvent::Proof(p) => self.nodes[n].proofs.push(*p),
-            ReplicaEvent::Voted { epoch } => self.nodes[n].last_vote = Some(epoch),
+            ReplicaEvent::Voted(v) => self.nodes[n].last_vote = Some(v),
             ReplicaEvent::ReadArchive {
                 to,
                 request,
@@ -522,12 +529,17 @@ impl Sim {
             (Behaviour::Silent | Behaviour::Sybil | Behaviour::SybilNoPow, _) => Vec::new(),
             (Behaviour::Withholder, Message::Gossip(Gossip::Vote(_))) => Vec::new(),
             (Behaviour::DoubleVoter, Message::Gossip(Gossip::Vote(v))) => {
-                // Two different roots for the checkpoint, one to each half of its peers.
+                // Two different votes in one round, one to each half of its peers.
                 let kp = self.nodes[n].keypair.clone();
                 let net = *self.nodes[n].replica.network();
-                let mut other = v.body.clone();
-                other.root[0] ^= 0xff;
-                let v2 = Vote::sign(&kp, &net, other);
+                let other = match v.value {
+                    Some(mut id) => {
+                        id[0] ^= 0xff;
+                        Some(id)
+                    }
+                    None => Some([7; 32]),
+                };
+                let v2 = Vote::sign(&kp, &net, v.at(), v.kind, other);
                 self.mark_attack();
                 let peers = self.links[n].clone();
                 let (left, right) = peers.split_at(peers.len() / 2);
@@ -1019,6 +1031,7 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
         first_attack_ms: None,
         links,
         finalized: vec![BTreeMap::new(); n],
+        decided: vec![BTreeMap::new(); n],
         filtering: false,
     };
     // Connections first (each pair once), then registrations: every member mines its PoW
@@ -1241,10 +1254,21 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
         let settled = st.corpus().filter(|(_, e)| e.settled).count() as u64;
         sim.stats.thoughts_settled = (live, settled);
     }
-    sim.stats.set_aside = honest
-        .iter()
-        .map(|i| sim.nodes[*i].replica.ledger().certificates_set_aside())
-        .sum();
+    if sim.stats.decided_twice > 0 {
+        failures.push(format!(
+            "{} certificates decided an already decided height again",
+            sim.stats.decided_twice
+        ));
+    }
+    // One value per height across nodes.
+    let mut by_height: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
+    for &i in &honest {
+        for (h, id) in &sim.decided[i] {
+            if *by_height.entry(*h).or_insert(*id) != *id {
+                failures.push(format!("height {h} decided with two values"));
+            }
+        }
+    }
     // 2. No acknowledged event lost; 3. honest members never penalised.
     let honest_ids: Vec<MemberId> = honest.iter().map(|i| sim.nodes[*i].keypair.id()).collect();
     for &i in &checked {

@@ -44,7 +44,7 @@ pub struct Summary {
     /// Certified epochs on the reference node, summed over seeds.
     pub certified: u64,
     /// Certificates honest nodes adopted and later set aside for a competing chain.
-    pub set_aside: u64,
+    pub decided_twice: u64,
     /// Live thoughts at the end on the reference node, and of those settled by their
     /// committees (summed over seeds).
     pub thoughts_settled: (u64, u64),
@@ -129,7 +129,7 @@ pub fn summarise(name: &str, outcomes: &[Outcome]) -> Summary {
             .iter()
             .map(|o| o.stats.finalized.len() as u64)
             .sum(),
-        set_aside: outcomes.iter().map(|o| o.stats.set_aside).sum(),
+        decided_twice: outcomes.iter().map(|o| o.stats.decided_twice).sum(),
         thoughts_settled: outcomes.iter().fold((0, 0), |(l, s), o| {
             (
                 l + o.stats.thoughts_settled.0,
@@ -258,8 +258,8 @@ pub fn markdown(summaries: &[Summary], command: &str) -> String {
         if s.certified > 0 {
             let _ = writeln!(
                 m,
-                "- certificates adopted and later set aside by fork choice, over honest nodes: {}",
-                s.set_aside
+                "- heights decided twice (a decided checkpoint replaced), over all nodes: {}",
+                s.decided_twice
             );
         }
         let _ = writeln!(

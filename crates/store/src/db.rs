@@ -8,7 +8,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use web4fed_core::event::{Body, Event, Evidence, Kind};
-use web4fed_core::finality::Certificate;
+use web4fed_core::finality::{Certificate, LastVote};
 use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::MemberId;
 use web4fed_core::ledger::{Ledger, Output, VerifiedEvent};
@@ -77,6 +77,10 @@ pub struct Rebuild {
 pub struct Store {
     conn: Connection,
 }
+
+/// The meta key of the latest agreement vote (a new key: the leaderless votes of earlier
+/// versions recorded an epoch under `last_vote`, which means nothing to the agreement).
+const LAST_VOTE_KEY: &str = "agreement_last_vote";
 
 impl Store {
     /// Opens (creating if needed) the store at `path` for the network of `genesis`.
@@ -240,18 +244,23 @@ impl Store {
             .collect()
     }
 
-    /// The latest epoch this node voted for: it never votes twice for one epoch, even across
-    /// restarts (two different votes would be evidence against it).
-    pub fn last_vote(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .meta("last_vote")?
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map(u64::from_be_bytes))
+    /// The latest agreement vote this node signed: it never signs two different votes in one
+    /// round, even across restarts (they would be evidence against it), and keeps what it
+    /// precommitted as a lock. A record that does not decode is reported, not ignored.
+    pub fn last_vote(&self) -> Result<Option<LastVote>, StoreError> {
+        self.meta(LAST_VOTE_KEY)?
+            .map(|b| {
+                LastVote::decode(&b).map_err(|e| StoreError::Corrupt {
+                    id: LAST_VOTE_KEY.into(),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
     }
 
     /// Records a vote before it is sent.
-    pub fn record_vote(&mut self, epoch: u64) -> Result<(), StoreError> {
-        self.set_meta("last_vote", &epoch.to_be_bytes())
+    pub fn record_vote(&mut self, v: &LastVote) -> Result<(), StoreError> {
+        self.set_meta(LAST_VOTE_KEY, &v.encode())
     }
 
     /// Up to `max` events of one feed from `from_seq` on, in seq order, as wire bytes: how a

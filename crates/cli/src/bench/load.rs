@@ -191,8 +191,9 @@ pub(super) fn stream_load(
     Ok(offered)
 }
 
-/// Signs each new settled checkpoint the node shows with every key and posts the votes,
-/// until `stop`. Returns the votes accepted.
+/// Signs each new proposal the node shows (a prevote and a precommit at its height,
+/// generation and round) with every key and posts the votes, until `stop`. Returns the votes
+/// accepted.
 pub(super) fn vote_for(
     node: &NodeProc,
     network: &[u8; 32],
@@ -211,13 +212,21 @@ pub(super) fn vote_for(
         };
         let bytes = hex::decode(hex_body).map_err(|e| e.to_string())?;
         let body = VoteBody::decode(&bytes).map_err(|e| e.to_string())?;
-        if last == Some(body.epoch) {
+        let field = |k: &str| cp[k].as_u64().unwrap_or(0);
+        let at = At {
+            height: field("height"),
+            gen: u32::try_from(field("gen")).unwrap_or(0),
+            round: u32::try_from(field("round")).unwrap_or(0),
+        };
+        if last == Some(at) {
             continue;
         }
-        last = Some(body.epoch);
+        last = Some(at);
         let mut batch = Vec::new();
         for k in keys {
-            frame(&mut batch, &Vote::sign(k, network, body.clone()).encode());
+            for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+                frame(&mut batch, &Vote::sign(k, network, at, kind, Some(body.id())).encode());
+            }
         }
         let v = node.post_frames("/v1/votes", &batch)?;
         accepted += v["accepted"].as_u64().unwrap_or(0);

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use web4fed_core::event::{Body, Event, EventId};
-use web4fed_core::finality::{Vote, VoteBody};
+use web4fed_core::finality::{At, Vote, VoteBody, VoteKind};
 use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::Keypair;
 use web4fed_core::ledger::Ledger;

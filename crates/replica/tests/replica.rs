@@ -314,24 +314,24 @@ fn votes_are_signed_once_per_checkpoint_after_they_are_recorded_and_finality_adv
                 );
             }
         }
-        let epochs: Vec<u64> = net.durable[i]
+        let steps: Vec<_> = net.durable[i]
             .iter()
             .filter_map(|e| match e {
-                Event::Voted { epoch } => Some(*epoch),
+                Event::Voted(v) => Some((v.at, v.kind)),
                 _ => None,
             })
             .collect();
-        let distinct: BTreeSet<_> = epochs.iter().collect();
+        let distinct: BTreeSet<_> = steps.iter().collect();
         assert_eq!(
             distinct.len(),
-            epochs.len(),
-            "node {i} voted twice for an epoch"
+            steps.len(),
+            "node {i} voted twice in one round"
         );
     }
 }
 
 #[test]
-fn a_replica_restarted_with_its_last_vote_does_not_vote_again_for_it() {
+fn a_replica_restarted_with_its_last_vote_does_not_vote_again_in_that_round() {
     let g = genesis();
     let mut a = Author::from_seed(&g, 9);
     let reg = a.register(&g, "solo", T0);
@@ -352,7 +352,13 @@ fn a_replica_restarted_with_its_last_vote_does_not_vote_again_for_it() {
             Ledger::new(g.clone()),
             now,
         );
-        probe.settled_checkpoint(now)
+        let e = probe.settled_checkpoint(now);
+        let _ = e;
+        web4fed_core::finality::LastVote {
+            at: web4fed_core::finality::At::default(),
+            kind: web4fed_core::finality::VoteKind::Precommit,
+            value: Some([5; 32]),
+        }
     };
     let mut r = Replica::new(
         Config {
@@ -366,10 +372,23 @@ fn a_replica_restarted_with_its_last_vote_does_not_vote_again_for_it() {
         l,
         now,
     );
-    r.handle_timeout(now);
-    while let Some(e) = r.poll_event() {
-        assert!(!matches!(e, Event::Voted { .. }), "voted again: {e:?}");
+    let mut events = Vec::new();
+    for t in (0..10).map(|k| now + k * 500) {
+        r.handle_timeout(t);
+        events.extend(std::iter::from_fn(|| r.poll_event()));
     }
+    let mut voted = 0;
+    for e in events {
+        if let Event::Voted(v) = e {
+            voted += 1;
+            assert!(v.at.round >= 1, "voted again in round 0: {v:?}");
+            // Locked on what it precommitted before the restart: no prevote for another.
+            if v.kind == web4fed_core::finality::VoteKind::Prevote {
+                assert!(v.value.is_none_or(|id| id == [5; 32]), "{v:?}");
+            }
+        }
+    }
+    assert!(voted > 0, "the replica votes again, in a later round");
 }
 
 #[test]
@@ -614,14 +633,13 @@ fn strangers_heartbeats_and_votes_are_dropped_before_they_cost_anything() {
         net.nodes[0].peers().get(&stranger.id()).is_none(),
         "a peer entry for a stranger"
     );
-    let epoch = net.now / 200 - 1;
-    let body = web4fed_core::finality::VoteBody {
-        epoch,
-        prev: None,
-        root: [0; 32],
-        frontier: [0; 32],
-    };
-    let vote = web4fed_core::finality::Vote::sign(&stranger.keypair, net.nodes[0].network(), body);
+    let vote = web4fed_core::finality::Vote::sign(
+        &stranger.keypair,
+        net.nodes[0].network(),
+        web4fed_core::finality::At::default(),
+        web4fed_core::finality::VoteKind::Prevote,
+        None,
+    );
     let v = net.nodes[0].handle_message(net.now, from, Message::Gossip(Gossip::Vote(vote)));
     assert_eq!(v, Acceptance::Ignore);
     assert!(net.nodes[0].counters().rejected["vote_not_member"] >= 1);
@@ -633,6 +651,11 @@ fn implausible_certificates_are_refused_without_touching_the_ledger() {
     net.run_until(net.now + 1_000);
     let from = net.ids[1];
     let far = web4fed_core::finality::Certificate {
+        at: web4fed_core::finality::At {
+            height: 5,
+            gen: 0,
+            round: 0,
+        },
         body: web4fed_core::finality::VoteBody {
             epoch: net.now / 200 + 1_000,
             prev: None,

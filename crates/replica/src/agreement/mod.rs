@@ -117,6 +117,10 @@ impl Replica {
     /// The generation the next height is in at `now_ms`: 0 until it has been undecided for a
     /// stall period, then one more per period.
     fn generation_at(&self, now_ms: u64) -> u32 {
+        // A genesis without a genesis time gives height 0 no clock to stall against.
+        if self.ledger.final_epoch().is_none() && self.genesis().genesis_time_ms == 0 {
+            return 0;
+        }
         let start = self.ledger.generation_start_ms(1);
         if now_ms < start {
             return 0;
@@ -416,22 +420,19 @@ impl Replica {
     fn decided(&mut self, now_ms: u64, round: Round, p: context::Proposal) {
         let value = p.value;
         let id = mc::Value::id(&value);
-        let Some(driver) = self.agreement.driver.as_ref() else {
-            return;
-        };
-        let Some(cc) = driver.commit_certificate(round, id) else {
-            Counters::bump(&mut self.counters.agreement, "decided_without_certificate");
-            return;
-        };
-        let mut signatures: Vec<_> = cc
-            .commit_signatures
-            .iter()
-            .map(|s| (s.address.0, s.signature.0))
+        // The precommits for it in that round, every one checked when it arrived (ours
+        // included): Malachite's consensus layer restores them the same way.
+        let at = at_of(self.agreement.height, round);
+        let mut signatures: Vec<_> = self
+            .agreement
+            .seen
+            .values()
+            .filter(|v| v.at() == at && v.kind == VoteKind::Precommit && v.value == Some(id.0))
+            .map(|v| (v.signer, v.signature))
             .collect();
         signatures.sort_by_key(|(m, _)| *m);
-        signatures.dedup_by_key(|(m, _)| *m);
         let cert = Certificate {
-            at: at_of(cc.height, round),
+            at,
             body: value.body,
             frontier: (*value.frontier).clone(),
             signatures,

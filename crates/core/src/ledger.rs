@@ -75,9 +75,10 @@ pub const EPOCH_ROOTS_KEPT: usize = 64;
 pub const CERTS_KEPT: usize = 256;
 /// How many of the newest certificates the fold's base stays behind. A decided checkpoint is
 /// never replaced (the agreement locks), so nothing before the latest certificate is ever
-/// re-folded; the base may follow the chain closely. Two, so that the base (a snapshot kept
-/// every few checkpoints) is always complete when a certificate arrives.
-pub const REORG_WINDOW_CERTS: usize = 2;
+/// re-folded; the base could follow the chain closely. One minute at the defaults: what
+/// recent history the fold keeps for the checks that read it (violation evidence); issue
+/// of memory for long-lived nodes, not of safety.
+pub const REORG_WINDOW_CERTS: usize = 12;
 /// Ms before a stalled height's next generation begins at which its weights are read: every
 /// live member's events up to then have reached every node (presence and gossip take well
 /// under this on a LAN and across regions).

@@ -61,6 +61,10 @@ pub const PROPOSE_TIMEOUT_MS: u64 = 1_000;
 pub const VOTE_TIMEOUT_MS: u64 = 500;
 /// What each later round adds to its timeouts.
 pub const ROUND_TIMEOUT_STEP_MS: u64 = 500;
+/// A round step that has not moved for this long (plus [`ROUND_TIMEOUT_STEP_MS`] per round)
+/// is timed out by the replica itself: votes lost to a partition or a restart are never sent
+/// again, and Tendermint waits for two thirds of them before it schedules its own timeouts.
+pub const STALLED_STEP_MS: u64 = 3_000;
 /// Rounds ahead of ours whose votes and proposals are taken: Tendermint needs some (a third
 /// of the weight in a later round moves us there), and a signer cannot make us hold votes
 /// for rounds without end.

@@ -23,7 +23,8 @@ pub mod context;
 
 use crate::io::{Acceptance, Counters, Event};
 use crate::limits::{
-    HELD_PROPOSALS_MAX, PROPOSE_TIMEOUT_MS, ROUND_TIMEOUT_STEP_MS, ROUND_WINDOW, VOTE_TIMEOUT_MS,
+    HELD_PROPOSALS_MAX, PROPOSE_TIMEOUT_MS, ROUND_TIMEOUT_STEP_MS, ROUND_WINDOW, STALLED_STEP_MS,
+    VOTE_TIMEOUT_MS,
 };
 use crate::replica::Replica;
 use crate::wire::Gossip;
@@ -65,6 +66,8 @@ pub(crate) struct Agreement {
     lock: Option<(u64, [u8; 32], Option<Value>)>,
     /// The latest vote this member signed (durable: see [`Event::Voted`]).
     pub(crate) last: Option<LastVote>,
+    /// The driver's round and step when they last changed, and when.
+    progress: (Option<Round>, u8, u64),
 }
 
 impl Agreement {
@@ -111,7 +114,59 @@ fn timeout_ms(t: &Timeout) -> u64 {
 impl Replica {
     /// The earliest agreement timeout (for `poll_timeout`).
     pub(crate) fn agreement_deadline(&self) -> Option<u64> {
-        self.agreement.timers.iter().map(|(t, _)| *t).min()
+        let timers = self.agreement.timers.iter().map(|(t, _)| *t).min();
+        let stall = self
+            .agreement
+            .driver
+            .as_ref()
+            .map(|_| self.agreement.progress.2 + self.stall_ms());
+        match (timers, stall) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How long a round may sit in one step before this replica times the step out itself:
+    /// Tendermint schedules the prevote and precommit timeouts only once two thirds of the
+    /// weight voted, so a round whose votes were lost (a partition, a restart) would wait
+    /// for ever. Timing a step out is always safe; it only moves us on.
+    fn stall_ms(&self) -> u64 {
+        let r = u64::from(self.agreement.progress.0.and_then(|r| r.as_u32()).unwrap_or(0));
+        STALLED_STEP_MS + r.saturating_mul(ROUND_TIMEOUT_STEP_MS)
+    }
+
+    /// Notes the driver's round and step, and times out a step that has not moved.
+    fn watch_progress(&mut self, now_ms: u64) {
+        let Some(d) = self.agreement.driver.as_ref() else {
+            return;
+        };
+        let step = if d.step_is_propose() {
+            0
+        } else if d.step_is_prevote() {
+            1
+        } else if d.step_is_precommit() {
+            2
+        } else {
+            3
+        };
+        let (round, _, _) = self.agreement.progress;
+        if (Some(d.round()), step) != (round, self.agreement.progress.1) {
+            self.agreement.progress = (Some(d.round()), step, now_ms);
+            return;
+        }
+        if now_ms < self.agreement.progress.2 + self.stall_ms() {
+            return;
+        }
+        let kind = match step {
+            0 => TimeoutKind::Propose,
+            1 => TimeoutKind::Prevote,
+            2 => TimeoutKind::Precommit,
+            _ => return,
+        };
+        Counters::bump(&mut self.counters.agreement, "stalled_steps_timed_out");
+        self.agreement.progress.2 = now_ms;
+        let round = d.round();
+        self.process(now_ms, Input::TimeoutElapsed(Timeout::new(round, kind)));
     }
 
     /// The generation the next height is in at `now_ms`: 0 until it has been undecided for a
@@ -154,6 +209,7 @@ impl Replica {
                 self.process(now_ms, input);
             }
         }
+        self.watch_progress(now_ms);
     }
 
     /// Starts the driver for the ledger's next height (or its next generation) once this
@@ -227,6 +283,7 @@ impl Replica {
             ThresholdParams::default(),
         ));
         a.set = Some(set);
+        a.progress = (None, u8::MAX, now_ms);
         Counters::bump(&mut self.counters.agreement, "heights_entered");
         if target.gen > 0 {
             Counters::bump(&mut self.counters.agreement, "generations_entered");

@@ -65,6 +65,9 @@ pub const ROUND_TIMEOUT_STEP_MS: u64 = 500;
 /// is timed out by the replica itself: votes lost to a partition or a restart are never sent
 /// again, and Tendermint waits for two thirds of them before it schedules its own timeouts.
 pub const STALLED_STEP_MS: u64 = 3_000;
+/// Most votes and proposals in one point-to-point resend of a stalled round: two votes per
+/// validator of the largest federation planned for, for two rounds.
+pub const MAX_AGREEMENT_RESEND: usize = 4 * 4_096;
 /// Rounds ahead of ours whose votes and proposals are taken: Tendermint needs some (a third
 /// of the weight in a later round moves us there), and a signer cannot make us hold votes
 /// for rounds without end.

@@ -168,6 +168,9 @@ impl Replica {
     pub(crate) fn on_request(&mut self, now_ms: u64, from: MemberId, id: RequestId, req: Request) {
         let bytes = match &req {
             Request::Push { events } => events.iter().map(|e| e.len() as u64).sum(),
+            Request::Agreement { votes, proposals } => {
+                votes.iter().chain(proposals).map(|e| e.len() as u64).sum()
+            }
             _ => 0,
         };
         if !self.charge(now_ms, from, 1, bytes) {
@@ -271,6 +274,10 @@ impl Replica {
                 // One batch, one fold: however late its events, a push costs one re-fold.
                 let evs = decode_all(&events);
                 self.ingest(now_ms, evs, Source::Push);
+                Response::Ack
+            }
+            Request::Agreement { votes, proposals } => {
+                self.take_agreement_resend(now_ms, from, votes, proposals);
                 Response::Ack
             }
         };

@@ -135,6 +135,15 @@ pub enum Request {
         /// Event wire bytes.
         events: Vec<ByteBuf>,
     },
+    /// Agreement messages of the current round, sent again point to point when a round
+    /// stalls (gossip delivers each message once; one lost to a partition or a restart is
+    /// never sent again by it). Taken like gossip; answered with `Ack`.
+    Agreement {
+        /// Encoded votes (at most [`crate::limits::MAX_AGREEMENT_RESEND`]).
+        votes: Vec<ByteBuf>,
+        /// Encoded proposals.
+        proposals: Vec<ByteBuf>,
+    },
     /// A credential-activation challenge to the TPM behind the receiving member (layer 6).
     Activate {
         /// `TPM2B_ID_OBJECT` contents.
@@ -155,6 +164,7 @@ impl Request {
             Request::Peers => "peers",
             Request::Certificates { .. } => "certificates",
             Request::Push { .. } => "push",
+            Request::Agreement { .. } => "agreement",
             Request::Activate { .. } => "activate",
         }
     }

@@ -59,8 +59,8 @@ pub(crate) struct Agreement {
     /// Votes taken at the current height, by signer, position and kind: duplicates cost
     /// nothing, and a second, different one is a double vote.
     seen: BTreeMap<(MemberId, At, VoteKind), Vote>,
-    /// Rounds whose proposal was taken (one per round; the proposer's others are ignored).
-    proposals_taken: BTreeMap<u32, [u8; 32]>,
+    /// Proposals taken, by round (one per round; the proposer's others are ignored).
+    proposals_taken: BTreeMap<u32, Proposal>,
     /// A value precommitted in an earlier generation of this height, or before a restart:
     /// prevoted for alone until two thirds prevote another.
     lock: Option<(u64, [u8; 32], Option<Value>)>,
@@ -163,9 +163,10 @@ impl Replica {
             2 => TimeoutKind::Precommit,
             _ => return,
         };
+        let round = d.round();
         Counters::bump(&mut self.counters.agreement, "stalled_steps_timed_out");
         self.agreement.progress.2 = now_ms;
-        let round = d.round();
+        self.resend_round(now_ms);
         self.process(now_ms, Input::TimeoutElapsed(Timeout::new(round, kind)));
     }
 
@@ -393,7 +394,7 @@ impl Replica {
         Counters::bump(&mut self.counters.agreement, "proposals_made");
         self.agreement
             .proposals_taken
-            .insert(signed.at.round, signed.body.id());
+            .insert(signed.at.round, signed.clone());
         let signature = Signature(signed.signature);
         self.gossip(Gossip::Proposal(signed));
         SignedMessage {
@@ -453,6 +454,86 @@ impl Replica {
             message: v,
             signature,
         })
+    }
+
+    /// Sends every vote and proposal held for this round and the one before to each
+    /// connected member, point to point: gossip sends a message once, and one lost while a
+    /// peer was cut off is otherwise never seen by it.
+    fn resend_round(&mut self, now_ms: u64) {
+        let Some(d) = self.agreement.driver.as_ref() else {
+            return;
+        };
+        let round = d.round().as_u32().unwrap_or(0);
+        let from = round.saturating_sub(1);
+        let votes: Vec<serde_bytes::ByteBuf> = self
+            .agreement
+            .seen
+            .values()
+            .filter(|v| v.round >= from)
+            .take(crate::limits::MAX_AGREEMENT_RESEND)
+            .map(|v| serde_bytes::ByteBuf::from(v.encode()))
+            .collect();
+        let proposals: Vec<serde_bytes::ByteBuf> = self
+            .agreement
+            .proposals_taken
+            .range(from..)
+            .map(|(_, p)| serde_bytes::ByteBuf::from(p.encode()))
+            .collect();
+        if votes.is_empty() && proposals.is_empty() {
+            return;
+        }
+        let peers: Vec<MemberId> = self
+            .peers
+            .iter()
+            .filter(|(m, p)| p.connected && self.is_member(m))
+            .map(|(m, _)| *m)
+            .collect();
+        for m in peers {
+            let req = crate::wire::Request::Agreement {
+                votes: votes.clone(),
+                proposals: proposals.clone(),
+            };
+            self.send_request(now_ms, m, req);
+        }
+    }
+
+    /// A resend from a peer: each message taken as if it came by gossip.
+    pub(crate) fn take_agreement_resend(
+        &mut self,
+        now_ms: u64,
+        from: MemberId,
+        votes: Vec<serde_bytes::ByteBuf>,
+        proposals: Vec<serde_bytes::ByteBuf>,
+    ) {
+        if votes.len() + proposals.len() > crate::limits::MAX_AGREEMENT_RESEND {
+            Counters::bump(&mut self.counters.rejected, "agreement_resend_too_long");
+            self.strike(now_ms, from);
+            return;
+        }
+        for p in proposals {
+            match Proposal::decode(&p) {
+                Ok(p) => {
+                    self.on_proposal(now_ms, from, p);
+                }
+                Err(_) => {
+                    Counters::bump(&mut self.counters.rejected, "agreement_resend_undecodable");
+                    self.strike(now_ms, from);
+                    return;
+                }
+            }
+        }
+        for v in votes {
+            match Vote::decode(&v) {
+                Ok(v) => {
+                    self.on_vote(now_ms, from, v);
+                }
+                Err(_) => {
+                    Counters::bump(&mut self.counters.rejected, "agreement_resend_undecodable");
+                    self.strike(now_ms, from);
+                    return;
+                }
+            }
+        }
     }
 
     /// Whether two thirds prevoted `id` in some round of this generation: then a carried
@@ -530,8 +611,8 @@ impl Replica {
             Counters::bump(&mut self.counters.rejected, "proposal_wrong_proposer");
             return Acceptance::Reject;
         }
-        if let Some(id) = self.agreement.proposals_taken.get(&p.at.round) {
-            if *id != p.body.id() {
+        if let Some(taken) = self.agreement.proposals_taken.get(&p.at.round) {
+            if taken.body.id() != p.body.id() {
                 Counters::bump(&mut self.counters.agreement, "conflicting_proposals");
             }
             return Acceptance::Ignore;
@@ -543,7 +624,7 @@ impl Replica {
         }
         self.agreement
             .proposals_taken
-            .insert(p.at.round, p.body.id());
+            .insert(p.at.round, p.clone());
         self.take_proposal(now_ms, Some(from), p);
         Acceptance::Accept
     }

@@ -4,7 +4,9 @@
 
 use web4fed_core::envelope::{Envelope, Heartbeat};
 use web4fed_core::event::{Body, Event, EventId};
-use web4fed_core::finality::{frontier_digest, At, Certificate, Frontier, Vote, VoteBody, VoteKind};
+use web4fed_core::finality::{
+    frontier_digest, At, Certificate, Frontier, Vote, VoteBody, VoteKind,
+};
 use web4fed_core::identity::{Keypair, MemberId};
 
 /// Thought text in forged events: long enough that each one costs the victim a real hash and

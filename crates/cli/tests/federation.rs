@@ -579,7 +579,10 @@ fn members_without_nodes_vote_and_finality_resumes() {
     }
     let (_, v) = nodes[1].post_bytes("/v1/votes", "application/octet-stream", &forged);
     assert_eq!(v["rejected"], 8, "{v}");
-    assert!(v["first_error"].as_str().unwrap().contains("signature"), "{v}");
+    assert!(
+        v["first_error"].as_str().unwrap().contains("signature"),
+        "{v}"
+    );
     let (st, v) = nodes[1].post_bytes("/v1/votes", "application/octet-stream", &[0, 0, 9, 9, 1]);
     assert_eq!((st, v["field"].as_str()), (400, Some("body")), "{v}");
 }

@@ -315,12 +315,7 @@ pub struct Proposal {
 }
 
 impl Proposal {
-    fn signing_bytes(
-        network: &[u8; 32],
-        at: At,
-        pol_round: Option<u32>,
-        id: &[u8; 32],
-    ) -> Vec<u8> {
+    fn signing_bytes(network: &[u8; 32], at: At, pol_round: Option<u32>, id: &[u8; 32]) -> Vec<u8> {
         let mut w = Writer::with_capacity(96);
         w.raw(PROPOSAL_DOMAIN);
         w.raw(network);

@@ -1186,7 +1186,6 @@ impl Ledger {
         k
     }
 
-
     /// The order keys of every event beyond `covered` (events per feed).
     fn keys_after(&self, covered: &BTreeMap<MemberId, u64>) -> Vec<(EventId, OrderKey)> {
         let mut out = Vec::new();
@@ -1305,7 +1304,10 @@ impl Ledger {
 
     /// The next height to decide: how many certificates are on the chain.
     pub fn next_height(&self) -> u64 {
-        self.certs.values().next_back().map_or(0, |c| c.at.height + 1)
+        self.certs
+            .values()
+            .next_back()
+            .map_or(0, |c| c.at.height + 1)
     }
 
     /// When generation `gen` of the next height begins (ms): the end of the latest certified
@@ -1377,7 +1379,8 @@ impl Ledger {
         {
             return Ok(());
         }
-        self.apply_value(body, frontier, false, |_| Ok(())).map(|_| ())
+        self.apply_value(body, frontier, false, |_| Ok(()))
+            .map(|_| ())
     }
 
     fn precheck_value(

@@ -313,13 +313,7 @@ pub fn certify_in(
         gen,
         round: 0,
     };
-    let cert = Certificate::sign_by(
-        l.network(),
-        at,
-        body,
-        cp.frontier,
-        signers.iter().copied(),
-    );
+    let cert = Certificate::sign_by(l.network(), at, body, cp.frontier, signers.iter().copied());
     l.handle_certificate(cert.clone())?;
     Ok(cert)
 }

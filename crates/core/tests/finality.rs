@@ -3,8 +3,8 @@
 
 use web4fed_core::event::Event;
 use web4fed_core::finality::{At, CertError, Certificate, Vote, VoteKind};
-use web4fed_core::identity::Keypair;
 use web4fed_core::genesis::Genesis;
+use web4fed_core::identity::Keypair;
 use web4fed_core::ledger::{Admission, InsertError, Ledger, Output};
 use web4fed_core::testkit::{certify, sentence, Author};
 

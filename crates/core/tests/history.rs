@@ -9,8 +9,8 @@
 
 use web4fed_core::event::{Body, Event};
 use web4fed_core::finality::{CertError, Certificate};
-use web4fed_core::identity::Keypair;
 use web4fed_core::genesis::Genesis;
+use web4fed_core::identity::Keypair;
 use web4fed_core::ledger::{Admission, InsertError, Ledger, Output};
 use web4fed_core::testkit::{certify, sentence, Author};
 
@@ -117,7 +117,8 @@ fn feed(l: &mut Ledger, i: &Input) -> Vec<Certificate> {
             l.handle_event(*at, ev.clone()).expect("valid event");
         }
         Input::Cert(c) => {
-            l.handle_certificate(c.clone()).expect("a valid certificate");
+            l.handle_certificate(c.clone())
+                .expect("a valid certificate");
         }
     }
     std::iter::from_fn(|| l.poll_output())

@@ -38,10 +38,10 @@ mod replica;
 mod sync;
 pub mod wire;
 
+pub use agreement::AgreementView;
 pub use io::{
     Acceptance, Challenge, Command, CommandError, Counters, Destination, DisconnectReason, Event,
     IngestReport, Reply, Source, Transmit, VotesReport,
 };
-pub use agreement::AgreementView;
 pub use replica::{Config, Replica};
 pub use wire::{Gossip, Message, Request, RequestId, Response, Topic};

@@ -62,9 +62,10 @@ pub const VOTE_TIMEOUT_MS: u64 = 500;
 /// What each later round adds to its timeouts.
 pub const ROUND_TIMEOUT_STEP_MS: u64 = 500;
 /// A round step that has not moved for this long (plus [`ROUND_TIMEOUT_STEP_MS`] per round)
-/// is timed out by the replica itself: votes lost to a partition or a restart are never sent
-/// again, and Tendermint waits for two thirds of them before it schedules its own timeouts.
-pub const STALLED_STEP_MS: u64 = 3_000;
+/// has its messages resent point to point, and after as long again is timed out by the
+/// replica itself: votes lost to a partition or a restart are never sent again by gossip,
+/// and Tendermint waits for two thirds of them before it schedules its own timeouts.
+pub const STALLED_STEP_MS: u64 = 1_500;
 /// Most votes and proposals in one point-to-point resend of a stalled round: two votes per
 /// validator of the largest federation planned for, for two rounds.
 pub const MAX_AGREEMENT_RESEND: usize = 4 * 4_096;

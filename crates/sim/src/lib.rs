@@ -1215,12 +1215,6 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
         }
     }
     // 7. Finality advances in the healed phase.
-    for &i in &checked {
-        if std::env::var("SIM_DEBUG").is_ok() {
-            let v = sim.nodes[i].replica.agreement_view();
-            eprintln!("DEBUG {i}: {:?} at {:?} running {} prop {:?} w {:?} rej {:?}", sim.nodes[i].replica.counters().agreement, v.at, v.running, v.proposal.map(|b| b.epoch), v.weights.values().collect::<Vec<_>>(), sim.nodes[i].replica.counters().rejected);
-        }
-    }
     let g = &sim.cfg.genesis;
     let heal_mid = (T0 + sim.cfg.fault_ms + sim.cfg.heal_ms / 2) / g.epoch_ms;
     if sim.cfg.expect_finality {

@@ -225,7 +225,10 @@ pub(super) fn vote_for(
         let mut batch = Vec::new();
         for k in keys {
             for kind in [VoteKind::Prevote, VoteKind::Precommit] {
-                frame(&mut batch, &Vote::sign(k, network, at, kind, Some(body.id())).encode());
+                frame(
+                    &mut batch,
+                    &Vote::sign(k, network, at, kind, Some(body.id())).encode(),
+                );
             }
         }
         let v = node.post_frames("/v1/votes", &batch)?;

@@ -84,6 +84,4 @@ impl Replica {
             self.drain_ledger(now_ms, Source::Sync);
         }
     }
-
-
 }

@@ -31,14 +31,11 @@ use crate::wire::Gossip;
 use context::{Address, Ctx, Height, Signature, ValidatorSet, Value, ValueId};
 use malachitebft_core_driver::{Driver, Input, Output, ThresholdParams};
 use malachitebft_core_types::{
-    self as mc, Context as _, NilOrVal, Round, SignedMessage, Timeout,
-    TimeoutKind, Validity,
+    self as mc, Context as _, NilOrVal, Round, SignedMessage, Timeout, TimeoutKind, Validity,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use web4fed_core::finality::{
-    At, CertError, Certificate, LastVote, Proposal, Vote, VoteKind,
-};
+use web4fed_core::finality::{At, CertError, Certificate, LastVote, Proposal, Vote, VoteKind};
 use web4fed_core::identity::MemberId;
 
 /// The agreement's state inside a replica.
@@ -66,6 +63,12 @@ pub(crate) struct Agreement {
     lock: Option<(u64, [u8; 32], Option<Value>)>,
     /// The latest vote this member signed (durable: see [`Event::Voted`]).
     pub(crate) last: Option<LastVote>,
+    /// Values of this height this replica found valid: Tendermint proposes a value again in
+    /// later rounds once two thirds prevoted it, after its checkpoint may have left the
+    /// fold's recent figures; it stays valid (events are only ever added).
+    valid: std::collections::BTreeSet<[u8; 32]>,
+    /// Whether the current step's messages were resent since it last moved.
+    resent: bool,
     /// The driver's round and step when they last changed, and when.
     progress: (Option<Round>, u8, u64),
 }
@@ -131,7 +134,13 @@ impl Replica {
     /// weight voted, so a round whose votes were lost (a partition, a restart) would wait
     /// for ever. Timing a step out is always safe; it only moves us on.
     fn stall_ms(&self) -> u64 {
-        let r = u64::from(self.agreement.progress.0.and_then(|r| r.as_u32()).unwrap_or(0));
+        let r = u64::from(
+            self.agreement
+                .progress
+                .0
+                .and_then(|r| r.as_u32())
+                .unwrap_or(0),
+        );
         STALLED_STEP_MS + r.saturating_mul(ROUND_TIMEOUT_STEP_MS)
     }
 
@@ -152,6 +161,7 @@ impl Replica {
         let (round, _, _) = self.agreement.progress;
         if (Some(d.round()), step) != (round, self.agreement.progress.1) {
             self.agreement.progress = (Some(d.round()), step, now_ms);
+            self.agreement.resent = false;
             return;
         }
         if now_ms < self.agreement.progress.2 + self.stall_ms() {
@@ -164,9 +174,17 @@ impl Replica {
             _ => return,
         };
         let round = d.round();
-        Counters::bump(&mut self.counters.agreement, "stalled_steps_timed_out");
         self.agreement.progress.2 = now_ms;
-        self.resend_round(now_ms);
+        // First the round's messages go out again (what was lost usually completes the
+        // step); only if that does not move it either is the step timed out.
+        if !self.agreement.resent {
+            self.agreement.resent = true;
+            Counters::bump(&mut self.counters.agreement, "stalled_rounds_resent");
+            self.resend_round(now_ms);
+            return;
+        }
+        self.agreement.resent = false;
+        Counters::bump(&mut self.counters.agreement, "stalled_steps_timed_out");
         self.process(now_ms, Input::TimeoutElapsed(Timeout::new(round, kind)));
     }
 
@@ -273,8 +291,10 @@ impl Replica {
         a.proposals_taken.clear();
         if changed_height {
             a.held.clear();
+            a.valid.clear();
         }
-        a.held.retain(|p| p.at.height == target.height && p.at.gen == target.gen);
+        a.held
+            .retain(|p| p.at.height == target.height && p.at.gen == target.gen);
         a.seen.clear();
         a.driver = Some(Driver::new(
             Ctx,
@@ -350,7 +370,11 @@ impl Replica {
     /// its own checkpoint for the latest settled epoch.
     fn value_to_propose(&mut self, now_ms: u64) -> Option<Input<Ctx>> {
         let round = self.agreement.want_value?;
-        let locked = self.agreement.lock.as_ref().map(|(_, id, v)| (*id, v.clone()));
+        let locked = self
+            .agreement
+            .lock
+            .as_ref()
+            .map(|(_, id, v)| (*id, v.clone()));
         let value = match locked {
             Some((_, Some(v))) => {
                 if self.ledger.check_value(&v.body, &v.frontier).is_err() {
@@ -406,7 +430,11 @@ impl Replica {
     /// Signs and sends a vote the driver cast for us, after recording it durably; `None`
     /// when we may not (not a validator here, or a round already signed in before a
     /// restart). A carried lock turns a prevote for another value into nil.
-    fn cast(&mut self, now_ms: u64, mut v: context::Vote) -> Option<SignedMessage<Ctx, context::Vote>> {
+    fn cast(
+        &mut self,
+        now_ms: u64,
+        mut v: context::Vote,
+    ) -> Option<SignedMessage<Ctx, context::Vote>> {
         let set = self.agreement.set.as_ref()?;
         set.weight(&self.me)?;
         let at = at_of(v.height, v.round);
@@ -622,9 +650,7 @@ impl Replica {
             self.strike(now_ms, from);
             return Acceptance::Reject;
         }
-        self.agreement
-            .proposals_taken
-            .insert(p.at.round, p.clone());
+        self.agreement.proposals_taken.insert(p.at.round, p.clone());
         self.take_proposal(now_ms, Some(from), p);
         Acceptance::Accept
     }
@@ -636,13 +662,28 @@ impl Replica {
         if (p.at.height, p.at.gen) != (cur.height, cur.gen) {
             return;
         }
-        let validity = if p.body.epoch > self.settled_checkpoint(now_ms) {
+        let validity = if self.agreement.valid.contains(&p.body.id()) {
+            Some(Validity::Valid)
+        } else if p.body.epoch > self.settled_checkpoint(now_ms) {
             None
         } else {
             match self.ledger.check_value(&p.body, &p.frontier) {
-                Ok(()) => Some(Validity::Valid),
+                Ok(()) => {
+                    self.agreement.valid.insert(p.body.id());
+                    Some(Validity::Valid)
+                }
                 Err(CertError::MissingEvents) => None,
-                Err(_) => Some(Validity::Invalid),
+                Err(e) => {
+                    let why = match e {
+                        CertError::RootMismatch { .. } => "proposal_root_mismatch",
+                        CertError::Conflicting(_) => "proposal_conflicting",
+                        CertError::Unverifiable(_) => "proposal_unverifiable",
+                        CertError::FrontierMismatch => "proposal_frontier_mismatch",
+                        _ => "proposal_other",
+                    };
+                    Counters::bump(&mut self.counters.agreement, why);
+                    Some(Validity::Invalid)
+                }
             }
         };
         let Some(validity) = validity else {
@@ -758,9 +799,11 @@ impl Replica {
     /// once its log holds another active member (see `may_vote`).
     pub(crate) fn may_vote(&self) -> bool {
         self.peers.bootstrap.is_empty()
-            || self.ledger.state().accounts().any(|(m, a)| {
-                *m != self.me && a.status == web4fed_core::state::Status::Active
-            })
+            || self
+                .ledger
+                .state()
+                .accounts()
+                .any(|(m, a)| *m != self.me && a.status == web4fed_core::state::Status::Active)
     }
 
     /// What `GET /v1/checkpoint` shows: where the agreement stands and the proposal of the

@@ -1294,9 +1294,12 @@ impl Ledger {
             return None;
         }
         let c = self.checkpoint(e)?;
+        // The chain as it is now: a checkpoint recorded before the latest certificate was
+        // adopted names the certificate before it (its root is unchanged unless the order
+        // moved, and then the fold re-recorded it).
         Some(VoteBody {
             epoch: e,
-            prev: c.prev,
+            prev: self.final_epoch(),
             root: c.root,
             frontier: crate::finality::frontier_digest(&c.frontier),
         })

@@ -168,9 +168,16 @@ impl Replica {
     pub(crate) fn on_request(&mut self, now_ms: u64, from: MemberId, id: RequestId, req: Request) {
         let bytes = match &req {
             Request::Push { events } => events.iter().map(|e| e.len() as u64).sum(),
-            Request::Agreement { votes, proposals } => {
-                votes.iter().chain(proposals).map(|e| e.len() as u64).sum()
-            }
+            Request::Agreement {
+                votes,
+                proposals,
+                polkas,
+            } => votes
+                .iter()
+                .chain(proposals)
+                .chain(polkas.iter().flatten())
+                .map(|e| e.len() as u64)
+                .sum(),
             _ => 0,
         };
         if !self.charge(now_ms, from, 1, bytes) {
@@ -276,8 +283,12 @@ impl Replica {
                 self.ingest(now_ms, evs, Source::Push);
                 Response::Ack
             }
-            Request::Agreement { votes, proposals } => {
-                self.take_agreement_resend(now_ms, from, votes, proposals);
+            Request::Agreement {
+                votes,
+                proposals,
+                polkas,
+            } => {
+                self.take_agreement_resend(now_ms, from, votes, proposals, polkas);
                 Response::Ack
             }
         };

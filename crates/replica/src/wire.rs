@@ -143,6 +143,12 @@ pub enum Request {
         votes: Vec<ByteBuf>,
         /// Encoded proposals.
         proposals: Vec<ByteBuf>,
+        /// Proofs of lock: each the encoded prevotes of more than two thirds of the weight
+        /// for one value in one round. A member locked on a value proposes it again in later
+        /// rounds, and the others prevote it only once they see such a proof; gossip alone may
+        /// never show it to them (an equivocator's two votes reach different halves).
+        #[serde(default)]
+        polkas: Vec<Vec<ByteBuf>>,
     },
     /// A credential-activation challenge to the TPM behind the receiving member (layer 6).
     Activate {

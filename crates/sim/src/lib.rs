@@ -1218,7 +1218,8 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
     if std::env::var("SIM_DEBUG").is_ok() {
         for &i in &checked {
             let v = sim.nodes[i].replica.agreement_view();
-            eprintln!("DEBUG {i}: {:?} at {:?} prop {:?}", sim.nodes[i].replica.counters().agreement, v.at, v.proposal.map(|b| b.epoch));
+            eprintln!("DEBUG {i}: {:?} at {:?} prop {:?} rej {:?}", sim.nodes[i].replica.counters().agreement, v.at, v.proposal.map(|b| b.epoch), sim.nodes[i].replica.counters().rejected);
+            if i == 0 { eprintln!("SEEN {}", sim.nodes[i].replica.agreement_debug()); }
         }
     }
     let g = &sim.cfg.genesis;

@@ -507,7 +507,31 @@ impl Replica {
             .range(from..)
             .map(|(_, p)| serde_bytes::ByteBuf::from(p.encode()))
             .collect();
-        if votes.is_empty() && proposals.is_empty() {
+        // The proofs of lock the driver holds for this height, as the prevotes they are.
+        let h = self.agreement.height;
+        let polkas: Vec<Vec<serde_bytes::ByteBuf>> = d
+            .polka_certificates()
+            .iter()
+            .map(|c| {
+                let at = at_of(h, c.round);
+                c.polka_signatures
+                    .iter()
+                    .map(|s| {
+                        let v = Vote {
+                            height: at.height,
+                            gen: at.gen,
+                            round: at.round,
+                            kind: VoteKind::Prevote,
+                            value: Some(c.value_id.0),
+                            signer: s.address.0,
+                            signature: s.signature.0,
+                        };
+                        serde_bytes::ByteBuf::from(v.encode())
+                    })
+                    .collect()
+            })
+            .collect();
+        if votes.is_empty() && proposals.is_empty() && polkas.is_empty() {
             return;
         }
         let peers: Vec<MemberId> = self
@@ -520,6 +544,7 @@ impl Replica {
             let req = crate::wire::Request::Agreement {
                 votes: votes.clone(),
                 proposals: proposals.clone(),
+                polkas: polkas.clone(),
             };
             self.send_request(now_ms, m, req);
         }
@@ -532,8 +557,10 @@ impl Replica {
         from: MemberId,
         votes: Vec<serde_bytes::ByteBuf>,
         proposals: Vec<serde_bytes::ByteBuf>,
+        polkas: Vec<Vec<serde_bytes::ByteBuf>>,
     ) {
-        if votes.len() + proposals.len() > crate::limits::MAX_AGREEMENT_RESEND {
+        let polka_votes: usize = polkas.iter().map(Vec::len).sum();
+        if votes.len() + proposals.len() + polka_votes > crate::limits::MAX_AGREEMENT_RESEND {
             Counters::bump(&mut self.counters.rejected, "agreement_resend_too_long");
             self.strike(now_ms, from);
             return;
@@ -562,6 +589,79 @@ impl Replica {
                 }
             }
         }
+        for polka in polkas {
+            if !self.take_polka(now_ms, &polka) {
+                Counters::bump(&mut self.counters.rejected, "agreement_bad_polka");
+                self.strike(now_ms, from);
+                return;
+            }
+        }
+    }
+
+    /// A proof of lock from a peer: prevotes of one round for one value, every signature
+    /// checked, signers in this height's set holding more than two thirds of its weight.
+    /// Handed to the driver (a member that has seen it prevotes a re-proposed locked value).
+    /// False for a malformed or forged proof; one for another height is ignored.
+    fn take_polka(&mut self, now_ms: u64, polka: &[serde_bytes::ByteBuf]) -> bool {
+        let cur = self.agreement.height;
+        let Some(set) = self.agreement.set.as_ref() else {
+            return true;
+        };
+        let mut first: Option<(At, [u8; 32])> = None;
+        let mut signers = std::collections::BTreeSet::new();
+        let mut weight = 0u64;
+        let mut signatures = Vec::new();
+        for b in polka {
+            let Ok(v) = Vote::decode(b) else {
+                return false;
+            };
+            if (v.height, v.gen) != (cur.height, cur.gen) {
+                return true;
+            }
+            let Some(id) = v.value else {
+                return false;
+            };
+            if v.kind != VoteKind::Prevote || first.get_or_insert((v.at(), id)) != &(v.at(), id) {
+                return false;
+            }
+            let Some(w) = set.weight(&v.signer) else {
+                return false;
+            };
+            if !signers.insert(v.signer) || !v.verify(&self.network) {
+                return false;
+            }
+            weight += w;
+            signatures.push(mc::PolkaSignature::new(Address(v.signer), Signature(v.signature)));
+        }
+        let Some((at, id)) = first else {
+            return false;
+        };
+        let total = mc::ValidatorSet::<Ctx>::total_voting_power(set);
+        if !web4fed_core::finality::is_quorum(weight, total) {
+            return false;
+        }
+        let known = self
+            .agreement
+            .driver
+            .as_ref()
+            .is_some_and(|d| {
+                d.polka_certificates()
+                    .iter()
+                    .any(|c| c.round == Round::new(at.round) && c.value_id == ValueId(id))
+            });
+        if !known {
+            Counters::bump(&mut self.counters.agreement, "polkas_taken");
+            self.process(
+                now_ms,
+                Input::PolkaCertificate(mc::PolkaCertificate {
+                    height: cur,
+                    round: Round::new(at.round),
+                    value_id: ValueId(id),
+                    polka_signatures: signatures,
+                }),
+            );
+        }
+        true
     }
 
     /// Whether two thirds prevoted `id` in some round of this generation: then a carried
@@ -804,6 +904,15 @@ impl Replica {
                 .state()
                 .accounts()
                 .any(|(m, a)| *m != self.me && a.status == web4fed_core::state::Status::Active)
+    }
+
+    /// TEMP debug.
+    pub fn agreement_debug(&self) -> String {
+        let mut out = String::new();
+        for ((m, at, k), v) in &self.agreement.seen {
+            out.push_str(&format!("[{} r{} {:?} {:?}] ", &m.to_hex()[..4], at.round, k, v.value.map(|x| x[0])));
+        }
+        out
     }
 
     /// What `GET /v1/checkpoint` shows: where the agreement stands and the proposal of the

@@ -53,19 +53,20 @@ pub const HEARTBEAT_EPOCH_LAG: u64 = 2;
 pub const VOTE_EPOCH_WINDOW: u64 = 60;
 /// How long a round waits for its proposal before prevoting nil, in the first round; each
 /// later round waits [`ROUND_TIMEOUT_STEP_MS`] longer (Tendermint's growing timeouts, so a
-/// round eventually outlasts any delay of a synchronous network). On a LAN a proposal takes a
-/// few milliseconds; the margin covers a proposer whose fold is a little behind.
-pub const PROPOSE_TIMEOUT_MS: u64 = 1_000;
-/// How long the prevote and precommit steps wait for two thirds of the weight in the first
+/// round eventually outlasts any delay of a synchronous network). CometBFT's defaults: on a
+/// LAN a proposal takes milliseconds and this only matters when the proposer is down; across
+/// regions (and the simulator's 1 s links) a shorter one wastes rounds.
+pub const PROPOSE_TIMEOUT_MS: u64 = 3_000;
+/// How long the prevote and precommit steps wait for the rest of the weight in the first
 /// round, after two thirds voted for different things.
-pub const VOTE_TIMEOUT_MS: u64 = 500;
+pub const VOTE_TIMEOUT_MS: u64 = 1_000;
 /// What each later round adds to its timeouts.
 pub const ROUND_TIMEOUT_STEP_MS: u64 = 500;
 /// A round step that has not moved for this long (plus [`ROUND_TIMEOUT_STEP_MS`] per round)
 /// has its messages resent point to point, and after as long again is timed out by the
 /// replica itself: votes lost to a partition or a restart are never sent again by gossip,
 /// and Tendermint waits for two thirds of them before it schedules its own timeouts.
-pub const STALLED_STEP_MS: u64 = 1_500;
+pub const STALLED_STEP_MS: u64 = 2_000;
 /// Most votes and proposals in one point-to-point resend of a stalled round: two votes per
 /// validator of the largest federation planned for, for two rounds.
 pub const MAX_AGREEMENT_RESEND: usize = 4 * 4_096;

@@ -501,10 +501,15 @@ impl Replica {
             .take(crate::limits::MAX_AGREEMENT_RESEND)
             .map(|v| serde_bytes::ByteBuf::from(v.encode()))
             .collect();
+        // This round's and the last one's proposals, and every proposal with a proof of
+        // lock (a member locked on it, or restarted with only its id, needs it whole).
+        let polka_ids: std::collections::BTreeSet<[u8; 32]> =
+            d.polka_certificates().iter().map(|c| c.value_id.0).collect();
         let proposals: Vec<serde_bytes::ByteBuf> = self
             .agreement
             .proposals_taken
-            .range(from..)
+            .iter()
+            .filter(|(r, p)| **r >= from || polka_ids.contains(&p.body.id()))
             .map(|(_, p)| serde_bytes::ByteBuf::from(p.encode()))
             .collect();
         // The proofs of lock the driver holds for this height, as the prevotes they are.
@@ -761,6 +766,15 @@ impl Replica {
         let cur = self.agreement.height;
         if (p.at.height, p.at.gen) != (cur.height, cur.gen) {
             return;
+        }
+        // A lock known by id alone (after a restart) gets its value back.
+        if let Some((h, id, full @ None)) = &mut self.agreement.lock {
+            if *h == cur.height && *id == p.body.id() {
+                *full = Some(Value {
+                    body: p.body.clone(),
+                    frontier: Arc::new(p.frontier.clone()),
+                });
+            }
         }
         let validity = if self.agreement.valid.contains(&p.body.id()) {
             Some(Validity::Valid)

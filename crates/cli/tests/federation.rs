@@ -437,8 +437,12 @@ fn final_history_leaves_memory_and_is_still_served() {
         }
         assert!(
             start.elapsed() < common::DEADLINE,
-            "no pruning after {posted} thoughts: {:?}",
-            nodes.iter().map(in_memory).collect::<Vec<_>>()
+            "no pruning after {posted} thoughts: {:?}, agreement {:?}",
+            nodes.iter().map(in_memory).collect::<Vec<_>>(),
+            nodes
+                .iter()
+                .map(|n| n.status().unwrap()["agreement"].clone())
+                .collect::<Vec<_>>()
         );
     }
     let total = posted + 2;

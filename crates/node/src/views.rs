@@ -294,6 +294,22 @@ impl Node {
             "network_density": density_json(l.state()),
             "adversary": self.settings.adversary.map(|a| format!("{a:?}").to_lowercase()),
             "me": self.account_json(&me, &self.weight_view(now)),
+            "agreement": self.agreement_json(),
+        })
+    }
+
+    /// Where the agreement stands and what it has done (rounds, decisions, stalls), for
+    /// operators reading why finality lags.
+    fn agreement_json(&self) -> Value {
+        let v = self.replica.agreement_view();
+        json!({
+            "final_epoch": self.replica.ledger().final_epoch(),
+            "height": v.at.height,
+            "gen": v.at.gen,
+            "round": v.at.round,
+            "running": v.running,
+            "proposal_epoch": v.proposal.as_ref().map(|b| b.epoch),
+            "counts": self.replica.counters().agreement,
         })
     }
 

@@ -1,4 +1,4 @@
-//! Everything that arrives by gossip (envelopes, heartbeats, votes, certificates): decoding
+//! Everything that arrives by gossip (envelopes, heartbeats, votes, proposals, certificates): decoding
 //! never panics and round-trips; signature checks on garbage never panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -21,6 +21,9 @@ fuzz_target!(|data: &[u8]| {
             }
             Gossip::Vote(v) => {
                 let _ = v.verify(&[0; 32]);
+            }
+            Gossip::Proposal(p) => {
+                let _ = p.verify(&[0; 32]);
             }
             Gossip::Certificate(c) => {
                 let _ = c.verify(&[0; 32], &Default::default());

@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
         }
         match kind & 0x0f {
             0..=3 => {
-                let topic = Topic::ALL[(kind & 3) as usize];
+                let topic = Topic::ALL[((kind >> 4) as usize + (kind & 3) as usize) % Topic::ALL.len()];
                 if let Ok(g) = Gossip::decode(topic, rest) {
                     r.handle_message(now, from, Message::Gossip(g));
                 }
@@ -80,6 +80,15 @@ fuzz_target!(|data: &[u8]| {
                     author: ByteBuf::from(rest.get(..32).unwrap_or(rest).to_vec()),
                     from_seq: u64::from(rest.len() as u8),
                     max: u32::MAX,
+                };
+                r.handle_message(now, from, Message::Request { id, body });
+            }
+            5 if kind & 0x10 != 0 => {
+                // A stalled round's resend: any bytes as votes, proposals and a proof of lock.
+                let body = Request::Agreement {
+                    votes: bufs(rest),
+                    proposals: bufs(rest),
+                    polkas: vec![bufs(rest)],
                 };
                 r.handle_message(now, from, Message::Request { id, body });
             }

@@ -22,13 +22,14 @@ pub enum Class {
     Orphans,
     /// Pushes of ~750 KiB of events whose signatures do not verify.
     BadSignatures,
-    /// Double-vote pairs by fresh keys, gossiped.
+    /// Double-vote pairs and proposals by fresh keys, gossiped.
     Votes,
     /// Certificates with no signatures, for current and far-future epochs.
     Certificates,
     /// Heartbeats signed by fresh keys claiming logs the victim lacks.
     Heartbeats,
-    /// Sync requests (summary, range, evidence, certificates, peers) as fast as possible.
+    /// Sync requests (summary, range, evidence, certificates, peers, agreement resends of
+    /// random bytes) as fast as possible.
     Requests,
     /// New connections with fresh keys from one address, 16 at a time, 2,000 spread over
     /// the run: each costs the victim a Noise handshake.

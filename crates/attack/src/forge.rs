@@ -5,7 +5,7 @@
 use web4fed_core::envelope::{Envelope, Heartbeat};
 use web4fed_core::event::{Body, Event, EventId};
 use web4fed_core::finality::{
-    frontier_digest, At, Certificate, Frontier, Vote, VoteBody, VoteKind,
+    frontier_digest, At, Certificate, Frontier, Proposal, Vote, VoteBody, VoteKind,
 };
 use web4fed_core::identity::{Keypair, MemberId};
 
@@ -84,6 +84,19 @@ pub fn double_vote(network: &[u8; 32], height: u64) -> (Vote, Vote) {
         Vote::sign(&kp, network, at, VoteKind::Prevote, Some(random32())),
         Vote::sign(&kp, network, at, VoteKind::Prevote, Some(random32())),
     )
+}
+
+/// A proposal by a fresh key for a checkpoint near `epoch`: a stranger is not the proposer
+/// of anything, so the victim must drop it before its signature is checked.
+pub fn proposal(network: &[u8; 32], epoch: u64) -> Proposal {
+    let frontier: Frontier = (0..4).map(|i| (MemberId(random32()), i)).collect();
+    let body = VoteBody {
+        epoch,
+        prev: epoch.checked_sub(5),
+        root: random32(),
+        frontier: frontier_digest(&frontier),
+    };
+    Proposal::sign(&fresh_key(), network, At::default(), None, body, frontier)
 }
 
 /// A certificate with no signatures at all for `epoch` (the victim must refuse it before it

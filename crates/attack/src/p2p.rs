@@ -110,6 +110,7 @@ fn stranger_round(
                 let (a, b) = forge::double_vote(&net, epoch);
                 p.publish(Topic::Votes, a.encode());
                 p.publish(Topic::Votes, b.encode());
+                p.publish(Topic::Proposals, forge::proposal(&net, epoch).encode());
             }
         }
         Class::Certificates => {
@@ -137,8 +138,15 @@ fn stranger_round(
         }
         Class::Requests => {
             while p.in_flight() < REQUESTS_IN_FLIGHT {
-                let body = match *i % 7 {
+                let body = match *i % 8 {
                     0 => Request::Summary,
+                    // A stalled round's resend: random bytes as votes, proposals and a proof
+                    // of lock.
+                    7 => Request::Agreement {
+                        votes: vec![ByteBuf::from(forge::random32().repeat(5)); 64],
+                        proposals: vec![ByteBuf::from(forge::random32().repeat(8)); 8],
+                        polkas: vec![vec![ByteBuf::from(forge::random32().repeat(5)); 64]],
+                    },
                     // Reconciliation: a well-formed first message (the victim builds its set
                     // of heads to answer it), then one of random bytes.
                     5 => Request::Reconcile {

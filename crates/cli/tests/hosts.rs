@@ -285,7 +285,7 @@ fn three_hosts_on_a_bridge() {
     std::fs::write(&heavy, m.to_string()).unwrap();
     let under = verify(&cert, &heavy);
     assert!(!under.status.success());
-    assert!(String::from_utf8_lossy(&under.stderr).contains("under two thirds"));
+    assert!(String::from_utf8_lossy(&under.stderr).contains("not more than two thirds"));
 
     // ---- Crash: kill -9 sprout while thoughts are submitted to it. ---------------------
     let before = nodes[2].events().unwrap();

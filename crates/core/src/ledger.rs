@@ -326,7 +326,7 @@ struct Snapshot {
 /// What the ledger keeps of final history (see [`Ledger::prune`]).
 #[derive(Debug, Default)]
 struct History {
-    /// Certificates a competing branch may set aside; `None` keeps everything in memory.
+    /// Certificates the fold's base stays behind; `None` keeps everything in memory.
     window: Option<usize>,
     /// The fold at the pruning point: re-folds start here, never before.
     base: Option<Snapshot>,
@@ -434,6 +434,9 @@ pub struct Ledger {
     /// The validator set of the next height's first generation: the weights at the latest
     /// certified checkpoint, kept when it is adopted.
     next_weights: Option<BTreeMap<MemberId, u64>>,
+    /// The validator set each held certificate was checked against (by epoch): what an
+    /// outsider needs to verify it (`GET /v1/finality`, `web4fed verify-cert`).
+    cert_sets: BTreeMap<u64, Arc<BTreeMap<MemberId, u64>>>,
     /// Logical time of the last folded item.
     fold_ms: u64,
 }
@@ -518,6 +521,7 @@ impl Ledger {
             certs: BTreeMap::new(),
             steps: HashMap::new(),
             next_weights: None,
+            cert_sets: BTreeMap::new(),
             fold_ms: 0,
         }
     }
@@ -1484,14 +1488,33 @@ impl Ledger {
             // Height 0 of a genesis without founders: the weights at the epoch itself.
             None => cert.verify(&network, &cp.weights).map(|_| ()),
         })?;
+        let set = set.unwrap_or_else(|| cp.weights.clone());
         self.next_weights = Some(cp.weights);
-        self.certs.insert(cert.body.epoch, cert.clone());
-        while self.certs.len() > CERTS_KEPT {
-            self.certs.pop_first();
-        }
+        self.keep_certificate(cert.clone(), set);
         self.push_output(Output::Certificate(Box::new(cert)));
         self.prune();
         Ok(())
+    }
+
+    fn keep_certificate(
+        &mut self,
+        cert: crate::finality::Certificate,
+        set: BTreeMap<MemberId, u64>,
+    ) {
+        let e = cert.body.epoch;
+        self.certs.insert(e, cert);
+        self.cert_sets.insert(e, Arc::new(set));
+        while self.certs.len() > CERTS_KEPT {
+            self.certs.pop_first();
+        }
+        while self.cert_sets.len() > CERTS_KEPT {
+            self.cert_sets.pop_first();
+        }
+    }
+
+    /// The validator set a held certificate was checked against (member → voting weight).
+    pub fn certificate_validators(&self, e: u64) -> Option<&BTreeMap<MemberId, u64>> {
+        self.cert_sets.get(&e).map(|s| s.as_ref())
     }
 
     fn certified_frontier(&self) -> BTreeMap<MemberId, u64> {
@@ -1525,11 +1548,11 @@ impl Ledger {
     pub fn restore_certificate(&mut self, cert: crate::finality::Certificate) {
         let old = self.uncertified_keys();
         let e = cert.body.epoch;
+        let set = self
+            .validators(cert.at.gen)
+            .unwrap_or_else(|| self.checkpoint(e).map(|c| c.weights).unwrap_or_default());
         self.link(e, cert.body.prev, &cert.frontier);
-        self.certs.insert(e, cert);
-        while self.certs.len() > CERTS_KEPT {
-            self.certs.pop_first();
-        }
+        self.keep_certificate(cert, set);
         self.rekey(old);
         self.settle();
         self.next_weights = self.checkpoint(e).map(|c| c.weights);
@@ -1613,8 +1636,8 @@ impl Ledger {
         self.history.pruned
     }
 
-    /// Sets how many certificates a competing branch may set aside (`None`: never prune,
-    /// keep every event in memory). Tests compare the two; nodes use the default
+    /// Sets how many certificates the fold's base stays behind (`None`: never prune, keep
+    /// every event in memory). Tests compare the two; nodes use the default
     /// [`REORG_WINDOW_CERTS`]. Set it before handing the ledger any event.
     pub fn set_reorg_window(&mut self, certs: Option<usize>) {
         self.history.window = certs;

@@ -30,7 +30,7 @@ pub enum Query {
         /// How many.
         limit: usize,
     },
-    /// The vote body of the latest settled checkpoint, for members without a node.
+    /// Where the agreement stands and the current proposal, for members without a node.
     Checkpoint,
     /// The dashboard's chart figures of the last minutes, one point a second.
     History,

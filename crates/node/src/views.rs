@@ -158,8 +158,12 @@ impl Node {
         let items: Vec<Value> = certs
             .iter()
             .map(|c| {
-                let cp = l.checkpoint(c.body.epoch);
-                let weights = cp.as_ref().map(|cp| cp.weights.clone()).unwrap_or_default();
+                // The set it was decided by (fixed before its height began), not the weights
+                // at its own epoch.
+                let weights = l
+                    .certificate_validators(c.body.epoch)
+                    .cloned()
+                    .unwrap_or_default();
                 let signed: u64 = c.signatures.iter().filter_map(|(m, _)| weights.get(m)).sum();
                 let total: u64 = weights.values().sum();
                 let adopted = self

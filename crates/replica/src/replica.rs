@@ -414,7 +414,7 @@ impl Replica {
             Message::Gossip(Gossip::Event(env)) => self.on_envelope(now_ms, from, env),
             Message::Gossip(Gossip::Heartbeat(hb)) => self.on_heartbeat(now_ms, from, hb),
             Message::Gossip(Gossip::Vote(v)) => self.on_vote(now_ms, from, v),
-            Message::Gossip(Gossip::Proposal(p)) => self.on_proposal(now_ms, from, p),
+            Message::Gossip(Gossip::Proposal(p)) => self.on_proposal(now_ms, from, *p),
             Message::Gossip(Gossip::Certificate(c)) => self.on_certificate(now_ms, from, c),
             Message::Request { id, body } => {
                 self.on_request(now_ms, from, id, body);

@@ -56,7 +56,7 @@ pub enum Gossip {
     /// An agreement vote.
     Vote(Vote),
     /// An agreement proposal.
-    Proposal(Proposal),
+    Proposal(Box<Proposal>),
     /// A finality certificate.
     Certificate(Certificate),
 }
@@ -90,7 +90,7 @@ impl Gossip {
             Topic::Events => Gossip::Event(Envelope::decode(bytes)?),
             Topic::Heartbeats => Gossip::Heartbeat(Heartbeat::decode(bytes)?),
             Topic::Votes => Gossip::Vote(Vote::decode(bytes)?),
-            Topic::Proposals => Gossip::Proposal(Proposal::decode(bytes)?),
+            Topic::Proposals => Gossip::Proposal(Box::new(Proposal::decode(bytes)?)),
             Topic::Certificates => Gossip::Certificate(Certificate::decode(bytes)?),
         })
     }

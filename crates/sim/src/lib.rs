@@ -1215,13 +1215,6 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
         }
     }
     // 7. Finality advances in the healed phase.
-    if std::env::var("SIM_DEBUG").is_ok() {
-        for &i in &checked {
-            let v = sim.nodes[i].replica.agreement_view();
-            eprintln!("DEBUG {i}: {:?} at {:?} prop {:?} rej {:?}", sim.nodes[i].replica.counters().agreement, v.at, v.proposal.map(|b| b.epoch), sim.nodes[i].replica.counters().rejected);
-            if i == 0 { eprintln!("SEEN {}", sim.nodes[i].replica.agreement_debug()); }
-        }
-    }
     let g = &sim.cfg.genesis;
     let heal_mid = (T0 + sim.cfg.fault_ms + sim.cfg.heal_ms / 2) / g.epoch_ms;
     if sim.cfg.expect_finality {

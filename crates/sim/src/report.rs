@@ -43,7 +43,7 @@ pub struct Summary {
     pub finality: (u64, u64),
     /// Certified epochs on the reference node, summed over seeds.
     pub certified: u64,
-    /// Certificates honest nodes adopted and later set aside for a competing chain.
+    /// Certificates that decided an already decided height again (must be 0).
     pub decided_twice: u64,
     /// Live thoughts at the end on the reference node, and of those settled by their
     /// committees (summed over seeds).

@@ -420,7 +420,7 @@ impl Replica {
             .proposals_taken
             .insert(signed.at.round, signed.clone());
         let signature = Signature(signed.signature);
-        self.gossip(Gossip::Proposal(signed));
+        self.gossip(Gossip::Proposal(Box::new(signed)));
         SignedMessage {
             message: p.clone(),
             signature,
@@ -503,8 +503,11 @@ impl Replica {
             .collect();
         // This round's and the last one's proposals, and every proposal with a proof of
         // lock (a member locked on it, or restarted with only its id, needs it whole).
-        let polka_ids: std::collections::BTreeSet<[u8; 32]> =
-            d.polka_certificates().iter().map(|c| c.value_id.0).collect();
+        let polka_ids: std::collections::BTreeSet<[u8; 32]> = d
+            .polka_certificates()
+            .iter()
+            .map(|c| c.value_id.0)
+            .collect();
         let proposals: Vec<serde_bytes::ByteBuf> = self
             .agreement
             .proposals_taken
@@ -636,7 +639,10 @@ impl Replica {
                 return false;
             }
             weight += w;
-            signatures.push(mc::PolkaSignature::new(Address(v.signer), Signature(v.signature)));
+            signatures.push(mc::PolkaSignature::new(
+                Address(v.signer),
+                Signature(v.signature),
+            ));
         }
         let Some((at, id)) = first else {
             return false;
@@ -645,15 +651,11 @@ impl Replica {
         if !web4fed_core::finality::is_quorum(weight, total) {
             return false;
         }
-        let known = self
-            .agreement
-            .driver
-            .as_ref()
-            .is_some_and(|d| {
-                d.polka_certificates()
-                    .iter()
-                    .any(|c| c.round == Round::new(at.round) && c.value_id == ValueId(id))
-            });
+        let known = self.agreement.driver.as_ref().is_some_and(|d| {
+            d.polka_certificates()
+                .iter()
+                .any(|c| c.round == Round::new(at.round) && c.value_id == ValueId(id))
+        });
         if !known {
             Counters::bump(&mut self.counters.agreement, "polkas_taken");
             self.process(
@@ -918,15 +920,6 @@ impl Replica {
                 .state()
                 .accounts()
                 .any(|(m, a)| *m != self.me && a.status == web4fed_core::state::Status::Active)
-    }
-
-    /// TEMP debug.
-    pub fn agreement_debug(&self) -> String {
-        let mut out = String::new();
-        for ((m, at, k), v) in &self.agreement.seen {
-            out.push_str(&format!("[{} r{} {:?} {:?}] ", &m.to_hex()[..4], at.round, k, v.value.map(|x| x[0])));
-        }
-        out
     }
 
     /// What `GET /v1/checkpoint` shows: where the agreement stands and the proposal of the

@@ -163,6 +163,13 @@ impl Bench<'_> {
             held,
             expected,
         } = finality_samples(nodes, g, first_end, until_ms)?;
+        // A node that holds fewer certificates than expected says where its agreement stands.
+        for (n, h) in nodes.iter().zip(&held) {
+            if *h < expected {
+                let a = n.get("/v1/status").map(|s| s["agreement"].clone());
+                eprintln!("finality: node {} holds {h} of {expected}: agreement {a:?}", n.host.ip);
+            }
+        }
         if lat.is_empty() {
             return Err("no certificate formed during the finality stretch".into());
         }

@@ -67,11 +67,25 @@ pub(crate) struct Agreement {
     /// later rounds once two thirds prevoted it, after its checkpoint may have left the
     /// fold's recent figures; it stays valid (events are only ever added).
     valid: std::collections::BTreeSet<[u8; 32]>,
+    /// Proposals and votes for the next height that came before this replica entered it (its
+    /// checkpoint had not settled here yet): taken, with every check, once it has. Bounded
+    /// (see [`EARLY_MAX`]).
+    early: Vec<(MemberId, Early)>,
     /// Whether the current step's messages were resent since it last moved.
     resent: bool,
     /// The driver's round and step when they last changed, and when.
     progress: (Option<Round>, u8, u64),
 }
+
+/// A message for the next height that came before this replica entered it.
+enum Early {
+    Proposal(Box<Proposal>),
+    Vote(Vote),
+}
+
+/// Most early messages held: a round's worth for a federation of a few hundred members;
+/// more are dropped (the stalled-round resend brings them again).
+const EARLY_MAX: usize = 1_024;
 
 impl Agreement {
     /// A fresh agreement that remembers the latest vote signed before a restart.
@@ -210,6 +224,7 @@ impl Replica {
         if self.agreement.driver.is_none() {
             return;
         }
+        self.take_early(now_ms);
         let due: Vec<Timeout> = {
             let timers = &mut self.agreement.timers;
             let (due, keep): (Vec<_>, Vec<_>) = timers.drain(..).partition(|(t, _)| *t <= now_ms);
@@ -484,6 +499,35 @@ impl Replica {
         })
     }
 
+    fn hold_early(&mut self, from: MemberId, m: Early) {
+        if self.agreement.early.len() < EARLY_MAX {
+            self.agreement.early.push((from, m));
+        } else {
+            Counters::bump(&mut self.counters.agreement, "early_dropped");
+        }
+    }
+
+    /// Takes the messages that came before this replica entered its current height, with
+    /// every check a message gets (those for another height are dropped).
+    fn take_early(&mut self, now_ms: u64) {
+        if self.agreement.early.is_empty() {
+            return;
+        }
+        let early = std::mem::take(&mut self.agreement.early);
+        let h = self.agreement.height.height;
+        for (from, m) in early {
+            match m {
+                Early::Proposal(p) if p.at.height == h => {
+                    self.on_proposal(now_ms, from, *p);
+                }
+                Early::Vote(v) if v.height == h => {
+                    self.on_vote(now_ms, from, v);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Sends every vote and proposal held for this round and the one before to each
     /// connected member, point to point: gossip sends a message once, and one lost while a
     /// peer was cut off is otherwise never seen by it.
@@ -728,6 +772,15 @@ impl Replica {
             self.strike(now_ms, from);
             return Acceptance::Ignore;
         }
+        // A peer whose timer fired first: enter the height now, or keep its message until
+        // this replica can.
+        self.enter_height(now_ms);
+        if self.agreement.driver.is_none() || self.agreement.height.height < p.at.height {
+            if p.at.height == self.ledger.next_height() {
+                self.hold_early(from, Early::Proposal(Box::new(p)));
+                return Acceptance::Ignore;
+            }
+        }
         let cur = self.agreement.height;
         if p.at.height > cur.height && p.at.height >= self.ledger.next_height() {
             // We are behind: the certificates we lack come with a sync.
@@ -839,6 +892,13 @@ impl Replica {
             Counters::bump(&mut self.counters.rejected, "vote_not_member");
             self.strike(now_ms, from);
             return Acceptance::Ignore;
+        }
+        self.enter_height(now_ms);
+        if self.agreement.driver.is_none() || self.agreement.height.height < v.height {
+            if v.height == self.ledger.next_height() {
+                self.hold_early(from, Early::Vote(v));
+                return Acceptance::Ignore;
+            }
         }
         let cur = self.agreement.height;
         if v.height > cur.height && v.height >= self.ledger.next_height() {

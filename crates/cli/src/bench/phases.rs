@@ -167,7 +167,10 @@ impl Bench<'_> {
         for (n, h) in nodes.iter().zip(&held) {
             if *h < expected {
                 let a = n.get("/v1/status").map(|s| s["agreement"].clone());
-                eprintln!("finality: node {} holds {h} of {expected}: agreement {a:?}", n.host.ip);
+                eprintln!(
+                    "finality: node {} holds {h} of {expected}: agreement {a:?}",
+                    n.host.ip
+                );
             }
         }
         if lat.is_empty() {

@@ -499,6 +499,13 @@ impl Replica {
         })
     }
 
+    /// Whether a message for `height` is for the next height, which this replica has not
+    /// entered yet.
+    fn is_early(&self, height: u64) -> bool {
+        (self.agreement.driver.is_none() || self.agreement.height.height < height)
+            && height == self.ledger.next_height()
+    }
+
     fn hold_early(&mut self, from: MemberId, m: Early) {
         if self.agreement.early.len() < EARLY_MAX {
             self.agreement.early.push((from, m));
@@ -775,11 +782,9 @@ impl Replica {
         // A peer whose timer fired first: enter the height now, or keep its message until
         // this replica can.
         self.enter_height(now_ms);
-        if self.agreement.driver.is_none() || self.agreement.height.height < p.at.height {
-            if p.at.height == self.ledger.next_height() {
-                self.hold_early(from, Early::Proposal(Box::new(p)));
-                return Acceptance::Ignore;
-            }
+        if self.is_early(p.at.height) {
+            self.hold_early(from, Early::Proposal(Box::new(p)));
+            return Acceptance::Ignore;
         }
         let cur = self.agreement.height;
         if p.at.height > cur.height && p.at.height >= self.ledger.next_height() {
@@ -894,11 +899,9 @@ impl Replica {
             return Acceptance::Ignore;
         }
         self.enter_height(now_ms);
-        if self.agreement.driver.is_none() || self.agreement.height.height < v.height {
-            if v.height == self.ledger.next_height() {
-                self.hold_early(from, Early::Vote(v));
-                return Acceptance::Ignore;
-            }
+        if self.is_early(v.height) {
+            self.hold_early(from, Early::Vote(v));
+            return Acceptance::Ignore;
         }
         let cur = self.agreement.height;
         if v.height > cur.height && v.height >= self.ledger.next_height() {

@@ -360,7 +360,7 @@ impl Replica {
                         queue.push_back(Input::Proposal(signed, Validity::Valid));
                     }
                     Output::Vote(v) => {
-                        if let Some(signed) = self.cast(now_ms, v) {
+                        if let Some(signed) = self.cast(v) {
                             queue.push_back(Input::Vote(signed));
                         }
                     }
@@ -445,11 +445,7 @@ impl Replica {
     /// Signs and sends a vote the driver cast for us, after recording it durably; `None`
     /// when we may not (not a validator here, or a round already signed in before a
     /// restart). A carried lock turns a prevote for another value into nil.
-    fn cast(
-        &mut self,
-        now_ms: u64,
-        mut v: context::Vote,
-    ) -> Option<SignedMessage<Ctx, context::Vote>> {
+    fn cast(&mut self, mut v: context::Vote) -> Option<SignedMessage<Ctx, context::Vote>> {
         let set = self.agreement.set.as_ref()?;
         set.weight(&self.me)?;
         let at = at_of(v.height, v.round);
@@ -492,7 +488,6 @@ impl Replica {
             .seen
             .insert((self.me, at, kind), signed.clone());
         self.gossip(Gossip::Vote(signed));
-        let _ = now_ms;
         Some(SignedMessage {
             message: v,
             signature,

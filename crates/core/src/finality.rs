@@ -136,6 +136,29 @@ impl VoteKind {
 const NIL_TAG: u8 = 0;
 /// Encodes "a value id follows".
 const VAL_TAG: u8 = 1;
+/// Writes a vote's value: nil, or a tag and the value id.
+fn write_value_id(w: &mut Writer, value: Option<&[u8; 32]>) {
+    match value {
+        None => w.u8(NIL_TAG),
+        Some(id) => {
+            w.u8(VAL_TAG);
+            w.raw(id);
+        }
+    }
+}
+
+/// Reads what [`write_value_id`] wrote.
+fn read_value_id(r: &mut Reader<'_>) -> Result<Option<[u8; 32]>, DecodeError> {
+    match r.u8("vote value tag")? {
+        NIL_TAG => Ok(None),
+        VAL_TAG => Ok(Some(r.array("value id")?)),
+        _ => Err(DecodeError::Invalid {
+            field: "vote value tag",
+            reason: "neither nil (0) nor value (1)",
+        }),
+    }
+}
+
 /// Encodes "no proof-of-lock round" in a proposal.
 const NO_POL_ROUND: u32 = u32::MAX;
 
@@ -199,13 +222,7 @@ impl Vote {
         w.raw(network);
         at.write(&mut w);
         w.u8(kind.tag());
-        match value {
-            None => w.u8(NIL_TAG),
-            Some(id) => {
-                w.u8(VAL_TAG);
-                w.raw(id);
-            }
-        }
+        write_value_id(&mut w, value);
         w.finish()
     }
 
@@ -246,29 +263,14 @@ impl Vote {
     pub(crate) fn write(&self, w: &mut Writer) {
         self.at().write(w);
         w.u8(self.kind.tag());
-        match &self.value {
-            None => w.u8(NIL_TAG),
-            Some(id) => {
-                w.u8(VAL_TAG);
-                w.raw(id);
-            }
-        }
+        write_value_id(w, self.value.as_ref());
         w.raw(&self.signer.0);
         w.raw(&self.signature);
     }
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let at = At::read(r)?;
         let kind = VoteKind::from_tag(r.u8("vote kind")?)?;
-        let value = match r.u8("vote value tag")? {
-            NIL_TAG => None,
-            VAL_TAG => Some(r.array("value id")?),
-            _ => {
-                return Err(DecodeError::Invalid {
-                    field: "vote value tag",
-                    reason: "neither nil (0) nor value (1)",
-                })
-            }
-        };
+        let value = read_value_id(r)?;
         Ok(Self {
             height: at.height,
             gen: at.gen,
@@ -640,13 +642,7 @@ impl LastVote {
         let mut w = Writer::with_capacity(56);
         self.at.write(&mut w);
         w.u8(self.kind.tag());
-        match &self.value {
-            None => w.u8(NIL_TAG),
-            Some(id) => {
-                w.u8(VAL_TAG);
-                w.raw(id);
-            }
-        }
+        write_value_id(&mut w, self.value.as_ref());
         w.finish()
     }
     /// Decodes what [`LastVote::encode`] wrote.
@@ -654,16 +650,7 @@ impl LastVote {
         let mut r = Reader::new(b);
         let at = At::read(&mut r)?;
         let kind = VoteKind::from_tag(r.u8("vote kind")?)?;
-        let value = match r.u8("vote value tag")? {
-            NIL_TAG => None,
-            VAL_TAG => Some(r.array("value id")?),
-            _ => {
-                return Err(DecodeError::Invalid {
-                    field: "vote value tag",
-                    reason: "neither nil (0) nor value (1)",
-                })
-            }
-        };
+        let value = read_value_id(&mut r)?;
         r.finish("last vote")?;
         Ok(Self { at, kind, value })
     }

@@ -419,8 +419,11 @@ fn final_history_leaves_memory_and_is_still_served() {
             s["events_in_memory"].as_u64().unwrap(),
         )
     };
-    // Post steadily until both have pruned half their log (candidate bases are taken as the
-    // fold crosses checkpoints, so pruning needs events to keep flowing).
+    // Post steadily until both have pruned two thirds of their log (candidate bases are taken
+    // as the fold crosses checkpoints, so pruning needs events to keep flowing). Two thirds,
+    // not half: the restarted node below must hold under half, and what it keeps (the last
+    // certificates' worth) is a smaller share of a longer log; with finality quick, a half
+    // was reached so early that the restart kept 886 of 1,743.
     let start = std::time::Instant::now();
     loop {
         for _ in 0..10 {
@@ -431,7 +434,7 @@ fn final_history_leaves_memory_and_is_still_served() {
         std::thread::sleep(std::time::Duration::from_millis(50));
         if nodes.iter().all(|n| {
             let (all, mem) = in_memory(n);
-            mem * 2 < all
+            mem * 3 < all
         }) {
             break;
         }

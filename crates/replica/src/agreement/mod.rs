@@ -619,29 +619,28 @@ impl Replica {
             self.strike(now_ms, from);
             return;
         }
+        // Decoded whole before anything is taken: one undecodable item refuses the request.
+        let decoded = proposals
+            .iter()
+            .map(|p| Proposal::decode(p))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|ps| {
+                let vs = votes
+                    .iter()
+                    .map(|v| Vote::decode(v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((ps, vs))
+            });
+        let Ok((proposals, votes)) = decoded else {
+            Counters::bump(&mut self.counters.rejected, "agreement_resend_undecodable");
+            self.strike(now_ms, from);
+            return;
+        };
         for p in proposals {
-            match Proposal::decode(&p) {
-                Ok(p) => {
-                    self.on_proposal(now_ms, from, p);
-                }
-                Err(_) => {
-                    Counters::bump(&mut self.counters.rejected, "agreement_resend_undecodable");
-                    self.strike(now_ms, from);
-                    return;
-                }
-            }
+            self.on_proposal(now_ms, from, p);
         }
         for v in votes {
-            match Vote::decode(&v) {
-                Ok(v) => {
-                    self.on_vote(now_ms, from, v);
-                }
-                Err(_) => {
-                    Counters::bump(&mut self.counters.rejected, "agreement_resend_undecodable");
-                    self.strike(now_ms, from);
-                    return;
-                }
-            }
+            self.on_vote(now_ms, from, v);
         }
         for polka in polkas {
             if !self.take_polka(now_ms, &polka) {

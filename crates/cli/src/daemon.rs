@@ -22,6 +22,8 @@ pub struct RunArgs {
     pub peers: Vec<String>,
     /// Heartbeat period.
     pub heartbeat_ms: u64,
+    /// Runtime threads (1: one thread for everything).
+    pub threads: usize,
     /// Attack behaviour.
     pub adversary: Option<String>,
     /// JSON logs.
@@ -85,10 +87,15 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(50)),
         adversary,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = match args.threads {
+        0 | 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     rt.block_on(async move {
         // Signals are watched on their own task: a node task stuck in long work still hears
         // SIGTERM, and if it cannot stop within the grace period the process exits anyway

@@ -117,6 +117,11 @@ enum Command {
         /// Heartbeat period in milliseconds.
         #[arg(long, default_value_t = 1000)]
         heartbeat_ms: u64,
+        /// Threads that run the node (network, replica, API). 1 runs everything on one
+        /// thread, which costs least while idle (no wake-ups between threads); 2 or more let
+        /// the network's connections and the replica work in parallel under load.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
         /// Attack behaviour for experiments: `forge` (forged inner signatures) or `spam` (signs
         /// thoughts beyond its rate limit).
         #[arg(long)]
@@ -387,6 +392,7 @@ fn main() -> ExitCode {
             api,
             peers,
             heartbeat_ms,
+            threads,
             adversary,
             log_json,
         } => daemon::run(daemon::RunArgs {
@@ -395,6 +401,7 @@ fn main() -> ExitCode {
             api,
             peers,
             heartbeat_ms,
+            threads,
             adversary,
             log_json,
         }),

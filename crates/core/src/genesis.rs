@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Version of the genesis encoding that is hashed into the network id.
-pub const GENESIS_VERSION: u8 = 3;
+pub const GENESIS_VERSION: u8 = 4;
 
 /// Longest vote delay a genesis may set: longer would hold finality back by more than a
 /// minute after every checkpoint, far beyond any link delay we plan for.
@@ -22,6 +22,14 @@ pub const MAX_VOTE_DELAY_MS: u64 = 60_000;
 
 /// Most founders a genesis names: one per member of the largest federation we plan for.
 pub const MAX_FOUNDERS: usize = 4_096;
+
+/// Default size of the validator committee. Each validator's two votes per checkpoint reach
+/// every node (a checkpoint every 5 s: 2·32/5 ≈ 13 signed votes a second to check and relay,
+/// whatever the member count); a third of 32 is 10 members an attacker must own by trust.
+pub const DEFAULT_MAX_VALIDATORS: u32 = 32;
+
+/// Largest committee a genesis may set: the most signatures a certificate carries.
+pub const MAX_VALIDATORS: u32 = crate::finality::MAX_CERT_SIGNERS as u32;
 
 /// The network's consensus parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +156,12 @@ pub struct Genesis {
     /// millionths (their weights are scaled down together to fit). Below a third, so that
     /// no number of fresh identities can stop or fork finality before they mature.
     pub young_weight_cap_micro: u64,
+    /// Finality: the most members that vote on a checkpoint (the validator committee): the
+    /// heaviest mature members first, then the heaviest young ones; the rest follow the
+    /// certificates. Every validator's prevote and precommit reaches every node, so this
+    /// bounds the agreement's traffic per node whatever the federation's size
+    /// (docs/PROTOCOL.md, "Validator committee").
+    pub max_validators: u32,
     /// Finality: a member with no event in the log for this long starts to lose voting
     /// weight (the inactivity leak); running nodes write presence events well before.
     pub inactivity_grace_ms: u64,
@@ -226,6 +240,7 @@ impl Default for Genesis {
             genesis_time_ms: 0,
             weight_maturity_ms: 7 * DAY_MS,
             young_weight_cap_micro: 200_000,
+            max_validators: DEFAULT_MAX_VALIDATORS,
             inactivity_grace_ms: 5 * 60_000,
             inactivity_leak_ms: 10 * 60_000,
             presence_every_ms: 60_000,
@@ -357,6 +372,11 @@ impl Genesis {
         if self.young_weight_cap_micro >= MICRO / 3 {
             return err("young_weight_cap_micro must be below a third (333,333)");
         }
+        if self.max_validators == 0 || self.max_validators > MAX_VALIDATORS {
+            return Err(GenesisError(format!(
+                "max_validators must be 1 to {MAX_VALIDATORS}"
+            )));
+        }
         if self.vote_delay_ms > MAX_VOTE_DELAY_MS {
             return err("vote_delay_ms above a minute");
         }
@@ -448,6 +468,7 @@ impl Genesis {
         ] {
             w.u64(v);
         }
+        w.u32(self.max_validators);
         let founders = self.founder_ids();
         w.u32(founders.len() as u32);
         for f in &founders {

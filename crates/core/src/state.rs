@@ -423,6 +423,9 @@ impl State {
     /// - a founder whose registration is not folded yet weighs the L4 starting trust,
     ///   leaking from `genesis_time_ms` (so a node does not certify alone before the other
     ///   founders' registrations reach it);
+    /// - at most `max_validators` members weigh anything (the validator committee): the
+    ///   heaviest mature members, then the heaviest young ones in the seats left, ties to
+    ///   the lower member id;
     /// - members younger than `weight_maturity_ms` together hold at most
     ///   `young_weight_cap_micro` of the total: their weights are scaled down together.
     ///
@@ -464,6 +467,7 @@ impl State {
                 }
             }
         }
+        let (mut mature, young) = validator_seats(mature, young, g.max_validators as usize);
         let y: u128 = young.values().map(|w| u128::from(*w)).sum();
         let old: u128 = mature.values().map(|w| u128::from(*w)).sum();
         let cap = u128::from(g.young_weight_cap_micro);
@@ -1092,6 +1096,30 @@ pub fn check_evidence(network: &[u8; 32], e: &Evidence) -> Result<(), String> {
         Evidence::ForgedEnvelope(env) => env.proves_forgery(network),
         Evidence::DoubleVote(a, b) => crate::finality::check_double_vote(network, a, b),
     }
+}
+
+/// The validator committee: at most `seats` members, the heaviest mature ones first and the
+/// heaviest young ones in the seats left (ties to the lower member id), so that fresh
+/// identities never push a mature member out and the committee's size, not the
+/// federation's, sets what every checkpoint's votes cost.
+fn validator_seats(
+    mature: BTreeMap<MemberId, u64>,
+    young: BTreeMap<MemberId, u64>,
+    seats: usize,
+) -> (BTreeMap<MemberId, u64>, BTreeMap<MemberId, u64>) {
+    fn heaviest(m: BTreeMap<MemberId, u64>, seats: usize) -> BTreeMap<MemberId, u64> {
+        if m.len() <= seats {
+            return m;
+        }
+        let mut v: Vec<(MemberId, u64)> = m.into_iter().collect();
+        // Stable: equal weights keep the map's order, the lower id first.
+        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.truncate(seats);
+        v.into_iter().collect()
+    }
+    let mature = heaviest(mature, seats);
+    let young = heaviest(young, seats - mature.len());
+    (mature, young)
 }
 
 #[cfg(test)]

@@ -243,6 +243,10 @@ impl Node {
     fn transmit(&mut self, t: Transmit) {
         match (t.to, t.message) {
             (Destination::Gossip, Message::Gossip(g)) => {
+                self.metrics
+                    .gossip_sent
+                    .get_or_create(&metrics::kind(g.topic().name()))
+                    .inc();
                 let topic = self.names.topic(g.topic());
                 if let Err(e) = self
                     .swarm
@@ -576,6 +580,10 @@ impl Node {
                         request_response::Message::Request {
                             request, channel, ..
                         } => {
+                            self.metrics
+                                .requests_received
+                                .get_or_create(&metrics::kind(request.kind()))
+                                .inc();
                             let id = self.next_inbound;
                             self.next_inbound += 1;
                             self.inbound.insert(id, channel);
@@ -626,6 +634,10 @@ impl Node {
         let Some(topic) = self.names.kind_of(&msg.topic) else {
             return MessageAcceptance::Reject;
         };
+        self.metrics
+            .gossip_received
+            .get_or_create(&metrics::kind(topic.name()))
+            .inc();
         let gossip = match web4fed_replica::Gossip::decode(topic, &msg.data) {
             Ok(g) => g,
             Err(_) => {

@@ -39,6 +39,13 @@ pub struct Metrics {
     pub replication_latency: Histogram,
     /// Sync requests sent.
     pub sync_requests: Family<KindLabel, Counter>,
+    /// Requests received from peers (answered or not), by kind.
+    pub requests_received: Family<KindLabel, Counter>,
+    /// Gossip messages handed to the replica (new to this node: the transport drops
+    /// copies it has seen), by topic.
+    pub gossip_received: Family<KindLabel, Counter>,
+    /// Gossip messages this node published, by topic.
+    pub gossip_sent: Family<KindLabel, Counter>,
     /// Events received through sync.
     pub sync_events: Counter,
     /// Bytes of events received through sync.
@@ -83,6 +90,9 @@ impl Metrics {
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
             ]),
             sync_requests: Family::default(),
+            requests_received: Family::default(),
+            gossip_received: Family::default(),
+            gossip_sent: Family::default(),
             sync_events: Counter::default(),
             sync_bytes: Counter::default(),
             peers_connected: Gauge::default(),
@@ -128,6 +138,21 @@ impl Metrics {
             "sync_requests",
             "Sync requests sent, by kind",
             m.sync_requests.clone(),
+        );
+        registry.register(
+            "requests_received",
+            "Requests received from peers, by kind",
+            m.requests_received.clone(),
+        );
+        registry.register(
+            "gossip_received",
+            "Gossip messages new to this node, by topic",
+            m.gossip_received.clone(),
+        );
+        registry.register(
+            "gossip_sent",
+            "Gossip messages this node published, by topic",
+            m.gossip_sent.clone(),
         );
         registry.register(
             "sync_events",

@@ -1,13 +1,15 @@
 //! The libp2p side: the behaviour (gossipsub with one topic per kind of gossip,
 //! request-response carrying the replica's requests, identify for addresses and the network
-//! check, ping, connection limits in all and per source address, and a block list for ejected members), and the mapping
-//! between libp2p peers and members.
+//! check, connection limits in all and per source address, and a block list for ejected
+//! members), and the mapping between libp2p peers and members. No libp2p ping: the
+//! replica's heartbeats (one a second to each neighbour) already show a link alive or dead,
+//! and a second liveness protocol cost every connection its own timers and wake-ups.
 //!
 //! Protocol decisions stay in the replica; this module only wires libp2p up.
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    allow_block_list, connection_limits, gossipsub, identify, identity, noise, ping,
+    allow_block_list, connection_limits, gossipsub, identify, identity, noise,
     request_response, tcp, yamux, PeerId, StreamProtocol, Swarm,
 };
 use std::time::Duration;
@@ -45,8 +47,6 @@ pub struct Behaviour {
     pub sync: request_response::cbor::Behaviour<Request, Response>,
     /// Listen addresses and the network check.
     pub identify: identify::Behaviour,
-    /// Liveness of connections.
-    pub ping: ping::Behaviour,
 }
 
 /// The libp2p key for a member key pair: the same Ed25519 key, so the PeerId names the member.
@@ -230,7 +230,6 @@ pub fn build_swarm(
                 gossipsub: gs,
                 sync,
                 identify,
-                ping: ping::Behaviour::new(ping::Config::new()),
             })
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))

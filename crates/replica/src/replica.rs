@@ -663,8 +663,7 @@ impl Replica {
                 }
                 Output::Certificate(c) => {
                     self.events.push_back(Event::Certificate((*c).clone()));
-                    // One that arrived by gossip is relayed by the transport already.
-                    if source != Source::Gossip {
+                    if self.publishes_certificate(source, &c) {
                         self.gossip(Gossip::Certificate(*c));
                     }
                 }
@@ -681,6 +680,20 @@ impl Replica {
             let _ = self.publish_own(now_ms, Body::Evidence(Box::new(p)));
         }
         self.note_ejections();
+    }
+
+    /// Whether a certificate just adopted goes out by gossip. One that came by gossip is
+    /// relayed by the transport already; one fetched by a sync (a heal) is news to the
+    /// peers that missed it too. One decided here is published by the deciding round's
+    /// proposer only: every node that saw the precommits decides by itself, so one copy
+    /// per height serves those that missed some (each node's own copy, with its own subset
+    /// of signatures, was a distinct message to every node: n a height).
+    fn publishes_certificate(&self, source: Source, c: &web4fed_core::finality::Certificate) -> bool {
+        match source {
+            Source::Gossip => false,
+            Source::Local => self.proposed_round(c.at),
+            _ => true,
+        }
     }
 
     /// Reports members the log has ejected since the last look, and stops talking to them.

@@ -435,7 +435,7 @@ fn a_request_never_answered_expires_and_sync_starts_again() {
 }
 
 #[test]
-fn heartbeats_count_once_and_are_never_relayed() {
+fn heartbeats_count_once_and_only_from_their_sender() {
     let mut net = Net::new(2);
     let kp = Keypair::from_secret({
         let mut s = [0u8; 32];
@@ -462,11 +462,20 @@ fn heartbeats_count_once_and_are_never_relayed() {
         Acceptance::Ignore
     );
     assert_eq!(net.nodes[0].counters().heartbeats, before + 1);
-    let mut forged = hb.clone();
-    forged.events = 2;
+    // Relayed by anyone but its sender (here a stranger's connection), even unchanged, it
+    // is not taken: a heartbeat speaks for the link it came over, which the transport
+    // authenticated, so its signature is not what is checked.
+    let relay = web4fed_core::identity::MemberId([0x77; 32]);
+    let mut later = hb.clone();
+    later.sent_ms += 1_000;
     assert_eq!(
-        net.nodes[0].handle_message(net.now, from, Message::Gossip(Gossip::Heartbeat(forged))),
-        Acceptance::Reject
+        net.nodes[0].handle_message(net.now, relay, Message::Gossip(Gossip::Heartbeat(later))),
+        Acceptance::Ignore
+    );
+    assert_eq!(net.nodes[0].counters().heartbeats, before + 1);
+    assert_eq!(
+        net.nodes[0].counters().rejected.get("heartbeat_not_from_sender"),
+        Some(&1)
     );
 }
 

@@ -44,7 +44,7 @@ impl NodeProc {
     pub fn new(root: &Path, name: &str, genesis: &Path, host: Host) -> Result<Self, String> {
         let dir = root.join(name);
         let nd = NodeDir::new(&dir);
-        if !nd.key().exists() {
+        if !nd.config().exists() {
             init_quiet(&dir, name, 8, Some(genesis), "ai", None).map_err(|e| e.to_string())?;
             // The bench's workloads carry their committees' ratings themselves; nodes that
             // rated too would add events of their own and make every count unpredictable.

@@ -91,8 +91,21 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
 fn one(args: &BenchArgs, n: usize) -> Result<Scale, Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let root = tmp.path().to_path_buf();
+    // Every node a founder: every member carries voting weight from the start, the case
+    // in which the validator committee (`max_validators`), not the member count, must bound
+    // what the agreement costs. Keys first, so that the genesis can name them.
+    let mut founders = Vec::with_capacity(n);
+    for i in 0..n {
+        let dir = root.join(format!("n{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let kp = web4fed_store::keyfile::generate()?;
+        web4fed_store::keyfile::write_new(&web4fed_store::node_dir::NodeDir::new(&dir).key(), &kp)?;
+        founders.push(hex::encode(kp.id().0));
+    }
     let g = Genesis {
         network_name: format!("web4fed-scale-{n}"),
+        founders,
+        genesis_time_ms: web4fed_node::now_ms(),
         ..Genesis::with_pow_bits(8)
     };
     let genesis_path = root.join("genesis.toml");

@@ -87,6 +87,10 @@ enum Early {
 /// more are dropped (the stalled-round resend brings them again).
 const EARLY_MAX: usize = 1_024;
 
+/// The step a decided height stays in until the next height starts (after propose 0,
+/// prevote 1, precommit 2): it cannot stall, so it has no stall deadline.
+const STEP_DECIDED: u8 = 3;
+
 impl Agreement {
     /// A fresh agreement that remembers the latest vote signed before a restart.
     pub(crate) fn new(last: Option<LastVote>) -> Self {
@@ -132,10 +136,15 @@ impl Replica {
     /// The earliest agreement timeout (for `poll_timeout`).
     pub(crate) fn agreement_deadline(&self) -> Option<u64> {
         let timers = self.agreement.timers.iter().map(|(t, _)| *t).min();
+        // Only a step that can stall has a stall deadline: once the height is decided
+        // (step 3) the driver waits for the next height, and a deadline left in the past
+        // would wake the node at once, again and again, until then (found by the idle
+        // bench: a node spun every millisecond for seconds after each decision).
         let stall = self
             .agreement
             .driver
             .as_ref()
+            .filter(|_| self.agreement.progress.1 < STEP_DECIDED)
             .map(|_| self.agreement.progress.2 + self.stall_ms());
         match (timers, stall) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -170,7 +179,7 @@ impl Replica {
         } else if d.step_is_precommit() {
             2
         } else {
-            3
+            STEP_DECIDED
         };
         let (round, _, _) = self.agreement.progress;
         if (Some(d.round()), step) != (round, self.agreement.progress.1) {
@@ -327,6 +336,16 @@ impl Replica {
         let round = Round::new(first_round);
         let proposer = self.proposer(target, round);
         self.process(now_ms, Input::NewRound(target, round, proposer));
+    }
+
+    /// Whether this replica is the proposer of the round `at` names, under the set it is
+    /// driving (false once it has moved to another height or generation).
+    pub(crate) fn proposed_round(&self, at: At) -> bool {
+        let h = &self.agreement.height;
+        self.agreement.set.is_some()
+            && h.height == at.height
+            && h.gen == at.gen
+            && self.proposer(*h, Round::new(at.round)).0 == self.me
     }
 
     fn proposer(&self, h: Height, round: Round) -> Address {

@@ -37,12 +37,86 @@ impl MemberId {
     /// Verifies `signature` over `message` with this key, using the strict check that refuses
     /// small-order keys and non-canonical signatures (so no signature is malleable).
     pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
+        if !memo::on() {
+            return self.verify_now(message, signature);
+        }
+        let key = memo::key(&self.0, message, signature);
+        if let Some(ok) = memo::get(&key) {
+            return ok;
+        }
+        let ok = self.verify_now(message, signature);
+        memo::put(key, ok);
+        ok
+    }
+
+    fn verify_now(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
         let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
             return false;
         };
         let sig = ed25519_dalek::Signature::from_bytes(signature);
         key.verify_strict(message, &sig).is_ok()
     }
+}
+
+/// Shares signature checks between the replicas of one process: the simulator runs
+/// hundreds of them, and each checks every signature of the federation, so checking
+/// dominated its cost (two thirds of a 30-node run) and made it quadratic in nodes. A check
+/// is a pure function of (key, message, signature), so its outcome, found once by the real
+/// check, is the outcome for every replica; the memo is keyed by a hash of all three, so
+/// a forgery differing in any byte is checked afresh. Off unless
+/// [`share_signature_checks`] switched it on: the daemon never does.
+mod memo {
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    /// Outcomes kept before the memo starts over (32 bytes and a flag each: about 80 MB at
+    /// most), far more than the distinct signatures of a simulated minute.
+    const MEMO_MAX: usize = 1 << 20;
+
+    static ON: AtomicBool = AtomicBool::new(false);
+    static MEMO: OnceLock<Mutex<HashMap<[u8; 32], bool>>> = OnceLock::new();
+
+    pub(super) fn on() -> bool {
+        ON.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set(on: bool) {
+        ON.store(on, Ordering::Relaxed);
+    }
+
+    pub(super) fn key(pk: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(pk);
+        h.update(signature);
+        h.update(message);
+        h.finalize().into()
+    }
+
+    fn memo() -> std::sync::MutexGuard<'static, HashMap<[u8; 32], bool>> {
+        MEMO.get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn get(key: &[u8; 32]) -> Option<bool> {
+        memo().get(key).copied()
+    }
+
+    pub(super) fn put(key: [u8; 32], ok: bool) {
+        let mut m = memo();
+        if m.len() >= MEMO_MAX {
+            m.clear();
+        }
+        m.insert(key, ok);
+    }
+}
+
+/// Switches on the process-wide memo of signature checks (see `memo`): for the
+/// simulator, whose replicas all check the same signatures. Never for a node.
+pub fn share_signature_checks(on: bool) {
+    memo::set(on);
 }
 
 impl serde::Serialize for MemberId {

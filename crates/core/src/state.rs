@@ -1113,7 +1113,7 @@ fn validator_seats(
         }
         let mut v: Vec<(MemberId, u64)> = m.into_iter().collect();
         // Stable: equal weights keep the map's order, the lower id first.
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|e| std::cmp::Reverse(e.1));
         v.truncate(seats);
         v.into_iter().collect()
     }

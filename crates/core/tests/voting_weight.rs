@@ -18,6 +18,11 @@ const SEC: u64 = 1_000;
 /// A genesis naming the first `founders` of `n` authors (seeds 500..) as founders, with the
 /// leak shortened to seconds so tests stay fast.
 fn federation(n: u64, founders: u64) -> (Genesis, Vec<Author>, Vec<Event>) {
+    federation_of(n, founders, Genesis::default().max_validators)
+}
+
+/// [`federation`] with a validator committee of `seats`.
+fn federation_of(n: u64, founders: u64, seats: u32) -> (Genesis, Vec<Author>, Vec<Event>) {
     let base = Genesis::with_pow_bits(4);
     let ids: Vec<MemberId> = (0..founders)
         .map(|i| Author::from_seed(&base, 500 + i).id())
@@ -29,6 +34,7 @@ fn federation(n: u64, founders: u64) -> (Genesis, Vec<Author>, Vec<Event>) {
         inactivity_leak_ms: 20 * SEC,
         presence_every_ms: 10 * SEC,
         weight_maturity_ms: 3_600 * SEC,
+        max_validators: seats,
         ..base
     };
     g.validate().unwrap();
@@ -254,4 +260,48 @@ fn finality_resumes_once_dead_founders_have_leaked() {
     let bound = leaked_enough + web4fed_core::ledger::GENERATION_SETTLE_MS + g.inactivity_grace_ms;
     assert!(start <= bound, "decided at {start}, bound {bound}");
     assert!(!stalled.is_empty());
+}
+
+#[test]
+fn the_committee_seats_the_heaviest_mature_members_and_young_ones_only_in_seats_left() {
+    // Six founders, ten newcomers who earn trust; a committee of eight seats.
+    let (g, mut authors, regs) = federation_of(16, 6, 8);
+    let mut events = regs;
+    for (k, a) in authors[6..].iter_mut().enumerate() {
+        // Newcomer k posts k+1 thoughts: the later ones earn more.
+        for j in 0..=k as u64 {
+            events.push(a.thought(T0 + (1 + j) * SEC, &sentence(k as u64 * 20 + j)));
+        }
+    }
+    // Founder 0 posts too, so the founders' weights differ.
+    for j in 0..3 {
+        events.push(authors[0].thought(T0 + (1 + j) * SEC, &sentence(900 + j)));
+    }
+    let l = ledger_with(&g, T0 + g.weight_maturity_ms, events.clone());
+    // Before anyone's weight leaks (grace 20 s).
+    let t = T0 + 12 * SEC;
+    let w = weights(&l, t);
+    assert_eq!(w.len(), 8, "eight seats: {w:?}");
+    // Every founder (mature, and heavier than any newcomer) holds a seat.
+    for a in &authors[..6] {
+        assert!(w.contains_key(&a.id()), "a founder lost its seat");
+    }
+    // The two seats left go to the two heaviest young members: the two who posted most.
+    let young: Vec<MemberId> = authors[6..]
+        .iter()
+        .map(|a| a.id())
+        .filter(|m| w.contains_key(m))
+        .collect();
+    assert_eq!(young, vec![authors[14].id(), authors[15].id()]);
+    // The young cap holds within the committee.
+    let total: u64 = w.values().sum();
+    let y: u64 = young.iter().map(|m| w[m]).sum();
+    assert!(y * 1_000_000 <= g.young_weight_cap_micro * total + 2_000_000);
+    // The same members under a committee of all: every one weighs something (the state,
+    // not the genesis, is what differs here, so the fold of the same log is reused).
+    let all = Genesis {
+        max_validators: 4_096,
+        ..g.clone()
+    };
+    assert_eq!(l.state().weights_at(&all, t).len(), 16);
 }

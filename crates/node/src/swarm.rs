@@ -9,8 +9,8 @@
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    allow_block_list, connection_limits, gossipsub, identify, identity, noise,
-    request_response, tcp, yamux, PeerId, StreamProtocol, Swarm,
+    allow_block_list, connection_limits, gossipsub, identify, identity, noise, request_response,
+    tcp, yamux, PeerId, StreamProtocol, Swarm,
 };
 use std::time::Duration;
 use web4fed_core::envelope::MAX_ENVELOPE_BYTES;

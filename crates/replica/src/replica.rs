@@ -688,7 +688,11 @@ impl Replica {
     /// proposer only: every node that saw the precommits decides by itself, so one copy
     /// per height serves those that missed some (each node's own copy, with its own subset
     /// of signatures, was a distinct message to every node: n a height).
-    fn publishes_certificate(&self, source: Source, c: &web4fed_core::finality::Certificate) -> bool {
+    fn publishes_certificate(
+        &self,
+        source: Source,
+        c: &web4fed_core::finality::Certificate,
+    ) -> bool {
         match source {
             Source::Gossip => false,
             Source::Local => self.proposed_round(c.at),

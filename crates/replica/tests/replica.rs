@@ -474,7 +474,10 @@ fn heartbeats_count_once_and_only_from_their_sender() {
     );
     assert_eq!(net.nodes[0].counters().heartbeats, before + 1);
     assert_eq!(
-        net.nodes[0].counters().rejected.get("heartbeat_not_from_sender"),
+        net.nodes[0]
+            .counters()
+            .rejected
+            .get("heartbeat_not_from_sender"),
         Some(&1)
     );
 }

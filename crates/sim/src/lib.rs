@@ -941,6 +941,8 @@ fn peer_set_links(nodes: &[Node]) -> Vec<Vec<usize>> {
 
 /// Runs one seeded simulation of `cfg`.
 pub fn run(cfg: &Config, seed: u64) -> Outcome {
+    // Every simulated replica checks the same signatures: one real check each, shared.
+    web4fed_core::identity::share_signature_checks(true);
     let mut rng = Rng::new(seed);
     let n = cfg.behaviours.len();
     let key_of = |i: usize| {

@@ -199,6 +199,15 @@ impl Net {
             for i in 0..self.nodes.len() {
                 if self.nodes[i].poll_timeout() <= self.now {
                     self.nodes[i].handle_timeout(self.now);
+                    // A timeout handled consumes every deadline up to now: one left in the
+                    // past makes the daemon wake at once, again and again (a decided
+                    // height's stall deadline did: every node spun for seconds after each
+                    // decision).
+                    assert!(
+                        self.nodes[i].poll_timeout() > self.now,
+                        "node {i} asks to be woken again at once (at {})",
+                        self.now
+                    );
                 }
             }
             self.pump();

@@ -259,6 +259,10 @@ pub struct Stats {
     /// Certificates a node adopted for a height it had already decided with another value
     /// (summed over nodes): must be 0, a decided checkpoint is never replaced.
     pub decided_twice: u64,
+    /// Timeouts after which a replica still asked to be woken at once (its next deadline
+    /// not after the time it was just given): must be 0, or a daemon would spin. Found
+    /// after a decided height's stall deadline made every node wake every millisecond.
+    pub spins: u64,
     /// Live thoughts on the reference node at the end, and of those, how many their
     /// committees (rated by the replicas themselves) had settled.
     pub thoughts_settled: (u64, u64),
@@ -626,6 +630,9 @@ impl Sim {
         }
         let now = self.local_now(n);
         self.nodes[n].replica.handle_timeout(now);
+        if self.nodes[n].replica.poll_timeout() <= now {
+            self.stats.spins += 1;
+        }
         self.drive(n);
     }
 
@@ -1255,6 +1262,12 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
         let live = st.corpus_len() as u64;
         let settled = st.corpus().filter(|(_, e)| e.settled).count() as u64;
         sim.stats.thoughts_settled = (live, settled);
+    }
+    if sim.stats.spins > 0 {
+        failures.push(format!(
+            "{} timeouts left a deadline in the past (a daemon would spin)",
+            sim.stats.spins
+        ));
     }
     if sim.stats.decided_twice > 0 {
         failures.push(format!(

@@ -437,6 +437,7 @@ pub fn plots(summaries: &[Summary]) -> Vec<(String, String)> {
                     ("full mesh", scale("mesh", &per_node)),
                     ("gossip, fan-out 6", scale("gossip", &per_node)),
                     ("bounded peer set (the daemon's)", scale("peers", &per_node)),
+                    ("bounded peer set, idle", scale("idle", &per_node)),
                 ],
                 true,
             ),

@@ -82,6 +82,11 @@ pub const ALL: &[&str] = &[
     "scale-100-peers",
     "scale-300-peers",
     "scale-1000-peers",
+    "scale-10-idle",
+    "scale-30-idle",
+    "scale-100-idle",
+    "scale-300-idle",
+    "scale-1000-idle",
 ];
 
 /// Scenarios too slow for every CI run (hundreds of nodes, each folding every event).
@@ -93,6 +98,9 @@ pub const SLOW: &[&str] = &[
     "scale-100-peers",
     "scale-300-peers",
     "scale-1000-peers",
+    "scale-100-idle",
+    "scale-300-idle",
+    "scale-1000-idle",
 ];
 
 /// Scenarios quick enough for every CI run: all but [`SLOW`].
@@ -242,6 +250,13 @@ pub fn config(name: &str) -> Option<Config> {
                     // What the daemon does: bounded neighbour sets, a gossipsub mesh on them.
                     "peers" => {
                         c.peer_set = true;
+                        Dissemination::FullMesh
+                    }
+                    // The same federation with nothing posted: what a node pays to stay
+                    // in it (heartbeats, votes, presence).
+                    "idle" => {
+                        c.peer_set = true;
+                        c.honest_per_minute = 0;
                         Dissemination::FullMesh
                     }
                     _ => return None,

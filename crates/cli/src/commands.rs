@@ -305,11 +305,24 @@ pub fn keygen(dir: &Path) -> CmdResult {
         )
         .into());
     }
-    create_node_dir(dir)?;
-    let keypair: Keypair = keyfile::generate()?;
-    keyfile::write_new(&nd.key(), &keypair)?;
-    println!("{}", hex::encode(keypair.id().0));
+    println!("{}", founder_key(dir)?);
     Ok(())
+}
+
+/// The member id (hex) of the key in node directory `dir`, made first if there is none:
+/// how a founder's key exists before the genesis that names it (`keygen`, the demo, the
+/// scale bench), for `init` on the same directory to use.
+pub fn founder_key(dir: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let nd = NodeDir::new(dir);
+    let keypair: Keypair = if nd.key().exists() {
+        keyfile::read(&nd.key())?
+    } else {
+        create_node_dir(dir)?;
+        let kp = keyfile::generate()?;
+        keyfile::write_new(&nd.key(), &kp)?;
+        kp
+    };
+    Ok(hex::encode(keypair.id().0))
 }
 
 /// A founder as given on the command line: the member id, 64 hex digits (`web4fed keygen`

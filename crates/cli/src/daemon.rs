@@ -142,17 +142,7 @@ pub fn demo(
     if !genesis_file.exists() {
         let mut founders = Vec::new();
         for name in names {
-            let d = base.join(name);
-            std::fs::create_dir_all(&d)?;
-            let key = NodeDir::new(&d).key();
-            let kp = if key.exists() {
-                web4fed_store::keyfile::read(&key)?
-            } else {
-                let kp = web4fed_store::keyfile::generate()?;
-                web4fed_store::keyfile::write_new(&key, &kp)?;
-                kp
-            };
-            founders.push(hex::encode(kp.id().0));
+            founders.push(crate::commands::founder_key(&base.join(name))?);
         }
         let g = web4fed_core::genesis::Genesis {
             network_name: "web4fed-demo".into(),

@@ -25,7 +25,8 @@ pub const MAX_FOUNDERS: usize = 4_096;
 
 /// Default size of the validator committee. Each validator's two votes per checkpoint reach
 /// every node (a checkpoint every 5 s: 2·32/5 ≈ 13 signed votes a second to check and relay,
-/// whatever the member count); a third of 32 is 10 members an attacker must own by trust.
+/// whatever the member count); to stop or fork finality an attacker must hold more than a
+/// third of the weight of the 32 most trusted members.
 pub const DEFAULT_MAX_VALIDATORS: u32 = 32;
 
 /// Largest committee a genesis may set: the most signatures a certificate carries.
@@ -160,7 +161,7 @@ pub struct Genesis {
     /// heaviest mature members first, then the heaviest young ones; the rest follow the
     /// certificates. Every validator's prevote and precommit reaches every node, so this
     /// bounds the agreement's traffic per node whatever the federation's size
-    /// (docs/PROTOCOL.md, "Validator committee").
+    /// (docs/PROTOCOL.md, "Voting weight", rule 6).
     pub max_validators: u32,
     /// Finality: a member with no event in the log for this long starts to lose voting
     /// weight (the inactivity leak); running nodes write presence events well before.

@@ -94,14 +94,9 @@ fn one(args: &BenchArgs, n: usize) -> Result<Scale, Box<dyn std::error::Error>> 
     // Every node a founder: every member carries voting weight from the start, the case
     // in which the validator committee (`max_validators`), not the member count, must bound
     // what the agreement costs. Keys first, so that the genesis can name them.
-    let mut founders = Vec::with_capacity(n);
-    for i in 0..n {
-        let dir = root.join(format!("n{i}"));
-        std::fs::create_dir_all(&dir)?;
-        let kp = web4fed_store::keyfile::generate()?;
-        web4fed_store::keyfile::write_new(&web4fed_store::node_dir::NodeDir::new(&dir).key(), &kp)?;
-        founders.push(hex::encode(kp.id().0));
-    }
+    let founders = (0..n)
+        .map(|i| crate::commands::founder_key(&root.join(format!("n{i}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     let g = Genesis {
         network_name: format!("web4fed-scale-{n}"),
         founders,

@@ -24,6 +24,8 @@ pub struct RunArgs {
     pub heartbeat_ms: u64,
     /// Runtime threads (1: one thread for everything).
     pub threads: usize,
+    /// Snapshots kept on disk.
+    pub snapshots_kept: usize,
     /// Attack behaviour.
     pub adversary: Option<String>,
     /// JSON logs.
@@ -86,6 +88,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         peers,
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(50)),
         adversary,
+        snapshots_kept: args.snapshots_kept,
     };
     let rt = match args.threads {
         0 | 1 => tokio::runtime::Builder::new_current_thread()

@@ -122,6 +122,12 @@ enum Command {
         /// the network's connections and the replica work in parallel under load.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Snapshots of the state kept in DIR/snapshots (one is written each time the
+        /// certified history the node keeps in memory moves on, about every 30 s while
+        /// finality runs); a restart loads the newest and reads only the log after it.
+        /// 0 writes none (every restart re-reads the whole log).
+        #[arg(long, default_value_t = web4fed_store::snapshots::DEFAULT_KEPT)]
+        snapshots_kept: usize,
         /// Attack behaviour for experiments: `forge` (forged inner signatures) or `spam` (signs
         /// thoughts beyond its rate limit).
         #[arg(long)]
@@ -393,6 +399,7 @@ fn main() -> ExitCode {
             peers,
             heartbeat_ms,
             threads,
+            snapshots_kept,
             adversary,
             log_json,
         } => daemon::run(daemon::RunArgs {
@@ -402,6 +409,7 @@ fn main() -> ExitCode {
             peers,
             heartbeat_ms,
             threads,
+            snapshots_kept,
             adversary,
             log_json,
         }),

@@ -24,7 +24,7 @@ use std::fmt;
 
 /// Why a member holds its level. Shown in the API beside the level; the level itself (not
 /// the reason) is part of the state root.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum LevelReason {
     /// The member claimed L4.
     ClaimedL4,

@@ -213,3 +213,28 @@ mod tests {
         assert!(matches!(r.u64("x"), Err(DecodeError::Truncated { .. })));
     }
 }
+
+/// How 32-byte ids (member keys, event ids) go through serde: hex text for people (the API's
+/// JSON), the 32 bytes themselves for binary formats (snapshots).
+pub(crate) mod id32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(id))
+        } else {
+            serde::Serialize::serialize(id, s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(&text, &mut out).map_err(serde::de::Error::custom)?;
+            Ok(out)
+        } else {
+            <[u8; 32]>::deserialize(d)
+        }
+    }
+}

@@ -55,7 +55,13 @@ impl EventId {
 
 impl serde::Serialize for EventId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        crate::codec::id32::serialize(&self.0, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::codec::id32::deserialize(d).map(Self)
     }
 }
 
@@ -238,7 +244,9 @@ impl SignedHeader {
 
 /// Hardware level claimed in a registration. A claim is only a claim: the fold grants L5
 /// only when an attestation verifier accepts the evidence (see `attest`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Level {
     /// Software key.
     L4 = 4,
@@ -247,7 +255,7 @@ pub enum Level {
 }
 
 /// The kind of hardware attestation evidence carried by a registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum AttestationKind {
     /// No evidence.
     None = 0,
@@ -616,7 +624,9 @@ impl Event {
 /// A position in the canonical total order of events (every node folds in it): timestamp,
 /// then author, then seq. Within one feed timestamps never decrease, so this order agrees
 /// with every feed's own order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct OrderKey {
     /// Logical time.
     pub timestamp_ms: u64,

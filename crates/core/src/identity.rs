@@ -121,7 +121,13 @@ pub fn share_signature_checks(on: bool) {
 
 impl serde::Serialize for MemberId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        crate::codec::id32::serialize(&self.0, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MemberId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::codec::id32::deserialize(d).map(Self)
     }
 }
 

@@ -36,6 +36,8 @@ use crate::verdict::Verdict;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+mod image;
+
 /// Most events waiting for their predecessor, over all authors: out-of-order delivery is
 /// normal, but an unbounded pool would let any peer exhaust memory.
 pub const MAX_ORPHANS: usize = 8_192;
@@ -230,6 +232,12 @@ pub enum Output {
     Proof(Box<Evidence>),
     /// A certificate adopted: persist it and pass it on.
     Certificate(Box<crate::finality::Certificate>),
+    /// The fold's base moved to this certified checkpoint epoch: the driver may write
+    /// [`Ledger::snapshot`] to disk (a restart then starts there).
+    Snapshot {
+        /// The certified epoch of the new base.
+        epoch: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +255,9 @@ struct Feed {
     head_ms: u64,
     /// What the registration's hardware evidence establishes (checked once, at append).
     claim: Claim,
+    /// The last pruned event's id and timestamp (the first event still held links to it):
+    /// what a snapshot needs to let the tail append again.
+    pruned_head: Option<(EventId, u64)>,
 }
 
 /// Bytes of an id kept for a pruned event (see `Feed::old`).
@@ -338,6 +349,11 @@ struct History {
     registrations: HashMap<MemberId, Arc<Event>>,
     /// Events that have left memory.
     pruned: usize,
+    /// The checkpoint epoch the base was taken at.
+    base_epoch: Option<u64>,
+    /// Set if pruning ever left a feed's ids whole (pruned events not a prefix of their
+    /// feed): then no snapshot can describe the base by feed lengths, and none is offered.
+    irregular: bool,
 }
 
 /// Where a page of evidence ends (see [`Ledger::evidence_after`]): a kind byte (0 proof,
@@ -943,6 +959,7 @@ impl Ledger {
                     head: EventId::default(),
                     head_ms: 0,
                     claim,
+                    pruned_head: None,
                 },
             );
             self.take_up_pending_proofs(&author);
@@ -1665,7 +1682,16 @@ impl Ledger {
         let Some(&floor) = self.chain.keys().rev().nth(window) else {
             return;
         };
-        let Some((&epoch, _)) = self.history.candidates.range(..=floor).next_back() else {
+        // The newest candidate at or before the floor, preferring a certified one: a base at
+        // a certified checkpoint can be written as a snapshot and checked on restart.
+        let newest = self.history.candidates.range(..=floor).next_back();
+        let certified = self
+            .history
+            .candidates
+            .range(..=floor)
+            .rev()
+            .find(|(e, _)| self.certs.contains_key(e));
+        let Some((&epoch, _)) = certified.or(newest) else {
             return;
         };
         let mut newer = self.history.candidates.split_off(&epoch);
@@ -1682,9 +1708,16 @@ impl Ledger {
             gone.insert(base.at, ());
         }
         let mut per_feed: HashMap<MemberId, Vec<u64>> = HashMap::new();
+        let mut heads: HashMap<MemberId, (u64, EventId, u64)> = HashMap::new();
         for ((_, Item::Event(id)), ()) in gone {
             if let Some(ev) = self.events.remove(&id) {
                 per_feed.entry(ev.author()).or_default().push(ev.seq());
+                let h = heads
+                    .entry(ev.author())
+                    .or_insert((ev.seq(), ev.id(), ev.timestamp_ms()));
+                if ev.seq() >= h.0 {
+                    *h = (ev.seq(), ev.id(), ev.timestamp_ms());
+                }
                 if ev.seq() == 0 {
                     self.history.registrations.insert(ev.author(), ev);
                 }
@@ -1703,9 +1736,18 @@ impl Ledger {
             let first = f.old.len() as u64;
             if seqs.iter().enumerate().all(|(i, s)| *s == first + i as u64) {
                 f.compact(seqs.len());
+                if let Some((_, id, ms)) = heads.get(&m) {
+                    f.pruned_head = Some((*id, *ms));
+                }
+            } else {
+                self.history.irregular = true;
             }
         }
         self.history.base = Some(base);
+        self.history.base_epoch = Some(epoch);
+        if self.certs.contains_key(&epoch) && !self.history.irregular {
+            self.push_output(Output::Snapshot { epoch });
+        }
     }
 
     /// Length of a member's feed as held here.

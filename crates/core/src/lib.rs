@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod merkle;
 pub mod pow;
 pub mod quality;
+pub mod snapshot;
 pub mod state;
 pub mod testkit;
 pub mod tpm;

@@ -17,7 +17,7 @@ use crate::verdict::{EjectCause, Ignored, Rule, Verdict};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// Whether a member takes part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Registered and in good standing.
@@ -27,7 +27,7 @@ pub enum Status {
 }
 
 /// One member's account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Account {
     /// Display name from the registration.
     pub name: String,
@@ -55,6 +55,7 @@ pub struct Account {
     /// Active or ejected.
     pub status: Status,
     /// Why it was ejected, if it was.
+    #[serde(with = "crate::snapshot::eject_cause")]
     pub eject_cause: Option<EjectCause>,
     /// Thoughts accepted over the member's life.
     pub thoughts_accepted: u64,
@@ -68,7 +69,7 @@ pub struct Account {
 }
 
 /// A member's verified TPM and its vouches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hardware {
     /// SHA-256 of the endorsement key (see `tpm::Verified`).
     pub id: [u8; 32],
@@ -195,7 +196,7 @@ impl Account {
 }
 
 /// A thought in the live corpus.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CorpusEntry {
     /// Author.
     pub author: MemberId,
@@ -280,7 +281,7 @@ impl CorpusEntry {
 pub const CORPUS_BUCKETS: usize = 256;
 
 /// The accounts and the live corpus.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     accounts: BTreeMap<MemberId, Account>,
     corpus: BTreeMap<EventId, CorpusEntry>,
@@ -289,6 +290,7 @@ pub struct State {
     corpus_buckets: Vec<[u8; 32]>,
     /// The root over the bucket roots, computed once per change of the corpus (epoch roots
     /// between two changes reuse it).
+    #[serde(skip)]
     corpus_top: std::sync::OnceLock<[u8; 32]>,
     by_key: HashMap<[u8; 32], EventId>,
     corpus_bytes: u64,
@@ -962,6 +964,23 @@ impl State {
             .map(|(_, e)| e.leaf)
             .collect();
         self.corpus_buckets[usize::from(b)] = merkle::root(leaves);
+        self.corpus_top = std::sync::OnceLock::new();
+    }
+
+    /// Recomputes every derived hash (each thought's leaf, every bucket root) from the
+    /// entries themselves: a state decoded from a snapshot is never trusted for its hashes,
+    /// so its root is a function of its accounts and thoughts alone.
+    pub(crate) fn rehash(&mut self) {
+        for (id, e) in self.corpus.iter_mut() {
+            e.refresh_leaf(id);
+        }
+        if !self.corpus.is_empty() || !self.corpus_buckets.is_empty() {
+            let mut buckets: Vec<Vec<[u8; 32]>> = vec![Vec::new(); CORPUS_BUCKETS];
+            for (id, e) in &self.corpus {
+                buckets[usize::from(id.0[0])].push(e.leaf);
+            }
+            self.corpus_buckets = buckets.into_iter().map(merkle::root).collect();
+        }
         self.corpus_top = std::sync::OnceLock::new();
     }
 

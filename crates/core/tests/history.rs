@@ -263,3 +263,144 @@ fn a_pruned_ledger_knows_replays_refuses_old_conflicts_and_old_branches() {
     assert_eq!(l.final_epoch(), Some(fin));
     assert_eq!(l.state_root(), before);
 }
+
+/// The tail a restarted node reads from its log after loading a snapshot: every event
+/// delivered so far that the snapshot's feeds do not cover, in delivery order.
+fn tail(restored: &Ledger, delivered: &[Event]) -> Vec<Event> {
+    delivered
+        .iter()
+        .filter(|ev| ev.seq() >= restored.feed_len(&ev.author()))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_ledger_restored_from_its_snapshot_agrees_with_one_that_never_stopped() {
+    use web4fed_core::attest::GenesisVerifier;
+    use web4fed_core::snapshot::SnapshotFile;
+    for seed in [1u64, 7] {
+        let (g, _, input) = script(seed);
+        let mut never = Ledger::new(g.clone());
+        let mut delivered: Vec<Event> = Vec::new();
+        let mut restored: Vec<Ledger> = Vec::new();
+        let mut now = T0;
+        for (step, i) in input.iter().enumerate() {
+            if let Input::Event(at, ev) = i {
+                delivered.push(ev.clone());
+                now = *at;
+            }
+            match i {
+                Input::Event(at, ev) => {
+                    never.handle_event(*at, ev.clone()).expect("valid event");
+                }
+                Input::Cert(c) => never.handle_certificate(c.clone()).expect("valid cert"),
+            }
+            let due = std::iter::from_fn(|| never.poll_output())
+                .filter(|o| matches!(o, Output::Snapshot { .. }))
+                .count();
+            for r in &mut restored {
+                feed(r, i);
+            }
+            if due > 0 && restored.len() < 3 {
+                // Written, read back through the file format, restored, given the tail.
+                let file = never.snapshot().expect("a certified base");
+                let bytes = file.encode();
+                let read = SnapshotFile::decode(&bytes, never.network()).expect("decodes");
+                let epoch = read.header.epoch;
+                let certified = never.certificate(epoch).map(|c| c.body.root);
+                let (mut r, _) = Ledger::from_snapshot(
+                    g.clone(),
+                    Box::new(GenesisVerifier::new(&g)),
+                    &read,
+                    certified,
+                )
+                .expect("a sound snapshot loads");
+                assert!(r.pruned() > 0, "the snapshot covers history");
+                let tail = tail(&r, &delivered);
+                assert!(tail.len() < delivered.len(), "only the tail is read again");
+                r.handle_batch(now, tail);
+                while r.poll_output().is_some() {}
+                assert_eq!(
+                    r.state_root(),
+                    never.state_root(),
+                    "seed {seed} step {step}: restored at epoch {epoch}"
+                );
+                restored.push(r);
+            }
+            for (k, r) in restored.iter().enumerate() {
+                assert_eq!(
+                    r.state_root(),
+                    never.state_root(),
+                    "seed {seed} step {step}: restore {k} drifted"
+                );
+                assert_eq!(r.final_epoch(), never.final_epoch());
+            }
+        }
+        assert!(!restored.is_empty(), "seed {seed}: no snapshot was offered");
+        let fin = never.final_epoch().expect("final");
+        for r in &restored {
+            for ev in &delivered {
+                if never.event(&ev.id()).is_some() {
+                    assert_eq!(r.verdict(&ev.id()), never.verdict(&ev.id()), "verdict");
+                }
+            }
+            for e in fin.saturating_sub(5)..=fin {
+                assert_eq!(r.epoch_root(e), never.epoch_root(e), "epoch {e}");
+            }
+            assert_eq!(r.len(), never.len(), "events held or pruned");
+        }
+    }
+}
+
+#[test]
+fn a_damaged_or_uncertified_snapshot_is_refused_with_the_reason() {
+    use web4fed_core::attest::GenesisVerifier;
+    use web4fed_core::snapshot::{SnapshotError, SnapshotFile, HEADER_LEN};
+    let (g, _, input) = script(5);
+    let mut l = Ledger::new(g.clone());
+    let mut file = None;
+    for i in &input {
+        feed(&mut l, i);
+        if let Some(f) = l.snapshot() {
+            file = Some(f);
+        }
+    }
+    let bytes = file.expect("a snapshot").encode();
+    let network = *l.network();
+    let load = |b: &[u8], certified: Option<[u8; 32]>| {
+        let f = SnapshotFile::decode(b, &network)?;
+        Ledger::from_snapshot(g.clone(), Box::new(GenesisVerifier::new(&g)), &f, certified)
+            .map(|_| ())
+    };
+    load(&bytes, None).expect("the intact file loads");
+    // Any one flipped bit, in the header or anywhere in the body, is refused.
+    let mut rng = Rng(99);
+    let positions: Vec<usize> = (0..HEADER_LEN)
+        .chain((0..300).map(|_| HEADER_LEN + (rng.next() as usize) % (bytes.len() - HEADER_LEN)))
+        .collect();
+    for p in positions {
+        let mut b = bytes.clone();
+        b[p] ^= 1 << (p % 8);
+        let err = load(&b, None).expect_err("a flipped bit is refused");
+        if p >= HEADER_LEN {
+            assert!(
+                matches!(err, SnapshotError::Checksum { .. }),
+                "byte {p}: {err}"
+            );
+        }
+    }
+    // Cut short, or with bytes after it.
+    assert!(matches!(
+        load(&bytes[..bytes.len() - 1], None),
+        Err(SnapshotError::Length { .. })
+    ));
+    // Not the root the node's own certificate names.
+    let err = load(&bytes, Some([7; 32])).expect_err("uncertified root");
+    assert!(matches!(err, SnapshotError::NotCertified { .. }), "{err}");
+    assert!(err.to_string().contains("certified root"), "{err}");
+    // Another network's node refuses it.
+    assert!(matches!(
+        SnapshotFile::decode(&bytes, &[0; 32]),
+        Err(SnapshotError::WrongNetwork { .. })
+    ));
+}

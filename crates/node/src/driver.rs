@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc};
-use web4fed_core::ledger::Ledger;
 use web4fed_core::verdict::Verdict;
 use web4fed_replica::{
     Command as ReplicaCommand, CommandError, Counters, Destination, DisconnectReason,
@@ -25,6 +24,7 @@ use web4fed_replica::{
 };
 use web4fed_store::keyfile;
 use web4fed_store::node_dir::{load_genesis, NodeConfig, NodeDir};
+use web4fed_store::snapshots::SnapshotDir;
 use web4fed_store::Store;
 
 /// A behaviour a node can be told to adopt, for attack experiments on real processes.
@@ -53,6 +53,8 @@ pub struct NodeSettings {
     pub heartbeat: Duration,
     /// Attack behaviour, for experiments.
     pub adversary: Option<Adversary>,
+    /// Snapshots of the fold kept on disk (0: none written; a restart reads the whole log).
+    pub snapshots_kept: usize,
 }
 
 /// Wall-clock ms: the daemon's one clock, passed into the replica.
@@ -78,6 +80,11 @@ pub(crate) struct Node {
     pub(crate) settings: NodeSettings,
     pub(crate) started: Instant,
     pub(crate) local_peer: PeerId,
+    snapshots: SnapshotDir,
+    /// The ledger's base moved to a certified epoch during this drain: write a snapshot.
+    snapshot_due: bool,
+    /// A snapshot write in progress on its own thread (one at a time).
+    snapshot_writer: Option<std::thread::JoinHandle<()>>,
     tpm: TpmWorker,
     /// Counters already copied into the metrics.
     counters_seen: Counters,
@@ -100,11 +107,19 @@ pub async fn run(
     let genesis = load_genesis(&nd.genesis())?;
     let keypair = keyfile::read(&nd.key())?;
     let store = Store::open(&nd.db(), &genesis)?;
-    let mut ledger = Ledger::new(genesis.clone());
-    let rebuild = store.rebuild(&mut ledger, now_ms())?;
+    let snapshots = SnapshotDir::new(nd.snapshots());
+    let started = Instant::now();
+    let restored = web4fed_store::restore::restore(&store, &snapshots, &genesis, now_ms())?;
+    for why in &restored.refused {
+        tracing::warn!(%why, "snapshot refused; trying an older one");
+    }
+    let ledger = restored.ledger;
+    let rebuild = restored.rebuild;
     tracing::info!(
         events = rebuild.events,
         proofs = rebuild.proofs,
+        snapshot_epoch = restored.snapshot.as_ref().map(|(e, _)| *e),
+        ms = started.elapsed().as_millis() as u64,
         root = %hex::encode(rebuild.root),
         "log verified and state rebuilt"
     );
@@ -164,6 +179,9 @@ pub async fn run(
         config,
         settings,
         started: Instant::now(),
+        snapshots,
+        snapshot_due: false,
+        snapshot_writer: None,
         tpm,
         counters_seen: Counters::default(),
         inbound: HashMap::new(),
@@ -191,6 +209,9 @@ pub async fn run(
         node.drain();
     }
     api_server.abort();
+    if let Some(w) = node.snapshot_writer.take() {
+        let _ = w.join();
+    }
     node.store
         .record_root(&node.replica.ledger().state_root())?;
     tracing::info!("stopped");
@@ -232,12 +253,60 @@ impl Node {
                 break;
             }
         }
+        if std::mem::take(&mut self.snapshot_due) {
+            self.write_snapshot();
+        }
         // Requests the replica chose not to answer: close them rather than hold them.
         let async_ids = &self.inbound_async;
         self.inbound.retain(|id, _| async_ids.contains(id));
         self.metrics
             .log_events
             .set(self.replica.ledger().len() as i64);
+    }
+
+    /// Writes the ledger's snapshot (everything admitted so far is on disk by now: the drain
+    /// persists each batch before acting on it), on a thread of its own so the node does
+    /// not wait for the disk. Skipped while the previous write is still running.
+    fn write_snapshot(&mut self) {
+        if self.settings.snapshots_kept == 0
+            || self
+                .snapshot_writer
+                .as_ref()
+                .is_some_and(|w| !w.is_finished())
+        {
+            return;
+        }
+        let started = Instant::now();
+        let Some(file) = self.replica.ledger().snapshot() else {
+            return;
+        };
+        let epoch = file.header.epoch;
+        // The mark first: every row stored so far is covered or in a feed the file lists.
+        if let Err(e) = self.store.mark_snapshot(epoch) {
+            tracing::error!(error = %e, "cannot mark the snapshot; not writing it");
+            return;
+        }
+        let encoded_ms = started.elapsed().as_millis() as u64;
+        let dir = self.snapshots.clone();
+        let keep = self.settings.snapshots_kept;
+        let metrics = self.metrics.clone();
+        self.snapshot_writer = Some(std::thread::spawn(move || {
+            let t = Instant::now();
+            match dir.write(&file, keep) {
+                Ok(bytes) => {
+                    metrics.snapshot_epoch.set(epoch as i64);
+                    metrics.snapshot_bytes.set(bytes as i64);
+                    tracing::info!(
+                        epoch,
+                        bytes,
+                        encode_ms = encoded_ms,
+                        write_ms = t.elapsed().as_millis() as u64,
+                        "snapshot written"
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, epoch, "cannot write the snapshot"),
+            }
+        }));
     }
 
     fn transmit(&mut self, t: Transmit) {
@@ -313,6 +382,7 @@ impl Node {
                 self.metrics.final_epoch.set(e as i64);
                 self.live.finalized(e, now);
             }
+            ReplicaEvent::SnapshotDue { .. } => self.snapshot_due = true,
             ReplicaEvent::Voted(v) => tracing::debug!(
                 height = v.at.height,
                 gen = v.at.gen,

@@ -73,6 +73,10 @@ pub struct Metrics {
     pub finality_latency: Histogram,
     /// The latest certified epoch.
     pub final_epoch: Gauge,
+    /// The certified epoch of the newest snapshot written.
+    pub snapshot_epoch: Gauge,
+    /// Bytes of the newest snapshot written.
+    pub snapshot_bytes: Gauge,
     /// Inbound connections refused by the per-address limits (see `address_limits`).
     pub connections_refused: Counter,
 }
@@ -106,6 +110,8 @@ impl Metrics {
             attestations: Family::default(),
             finality_latency: Histogram::new([0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 60.0]),
             final_epoch: Gauge::default(),
+            snapshot_epoch: Gauge::default(),
+            snapshot_bytes: Gauge::default(),
             connections_refused: Counter::default(),
             registry: Registry::default(),
         };
@@ -210,6 +216,16 @@ impl Metrics {
             "final_epoch",
             "The latest certified epoch",
             m.final_epoch.clone(),
+        );
+        registry.register(
+            "snapshot_epoch",
+            "The certified epoch of the newest snapshot written (a restart starts there)",
+            m.snapshot_epoch.clone(),
+        );
+        registry.register(
+            "snapshot_bytes",
+            "Bytes of the newest snapshot written",
+            m.snapshot_bytes.clone(),
         );
         registry.register(
             "connections_refused",

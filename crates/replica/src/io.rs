@@ -85,6 +85,12 @@ pub enum Event {
     Proof(Box<Evidence>),
     /// A certificate adopted: persist it.
     Certificate(Certificate),
+    /// The ledger's base moved to this certified epoch: the driver may write the ledger's
+    /// snapshot (after persisting everything before it), so a restart starts there.
+    SnapshotDue {
+        /// The certified epoch.
+        epoch: u64,
+    },
     /// This replica is about to sign this agreement vote: persist it first, so a restarted
     /// node never signs a second vote in one round and keeps its lock.
     Voted(web4fed_core::finality::LastVote),

@@ -661,6 +661,7 @@ impl Replica {
                     self.events.push_back(Event::Proof(p.clone()));
                     proofs.push(*p);
                 }
+                Output::Snapshot { epoch } => self.events.push_back(Event::SnapshotDue { epoch }),
                 Output::Certificate(c) => {
                     self.events.push_back(Event::Certificate((*c).clone()));
                     if self.publishes_certificate(source, &c) {

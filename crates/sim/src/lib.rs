@@ -137,6 +137,9 @@ pub struct Crash {
     pub at_ms: u64,
     /// When it comes back.
     pub restart_ms: u64,
+    /// The restart must start from a snapshot (the crash comes after the node wrote one):
+    /// a restart that found none fails the run.
+    pub from_snapshot: bool,
 }
 
 /// Everything a run needs besides its seed.
@@ -214,6 +217,9 @@ struct Node {
     proofs: Vec<Evidence>,
     /// The latest vote persisted.
     last_vote: Option<web4fed_core::finality::LastVote>,
+    /// The newest snapshot written, as its file bytes, with how many events were durable
+    /// when it was written (the daemon's rowid mark).
+    snapshot: Option<(Vec<u8>, usize)>,
     up: bool,
     skew_ms: i64,
     posted: u64,
@@ -263,6 +269,8 @@ pub struct Stats {
     /// not after the time it was just given): must be 0, or a daemon would spin. Found
     /// after a decided height's stall deadline made every node wake every millisecond.
     pub spins: u64,
+    /// Restarts that loaded a snapshot (and read only the log after it).
+    pub snapshot_restarts: u64,
     /// Live thoughts on the reference node at the end, and of those, how many their
     /// committees (rated by the replicas themselves) had settled.
     pub thoughts_settled: (u64, u64),
@@ -467,6 +475,13 @@ impl Sim {
                 self.nodes[n].certs.push(c);
             }
             ReplicaEvent::Proof(p) => self.nodes[n].proofs.push(*p),
+            ReplicaEvent::SnapshotDue { .. } => {
+                // Written as the daemon writes it: the file's bytes and the log's length.
+                let node = &mut self.nodes[n];
+                if let Some(f) = node.replica.ledger().snapshot() {
+                    node.snapshot = Some((f.encode(), node.durable.len()));
+                }
+            }
             ReplicaEvent::Voted(v) => self.nodes[n].last_vote = Some(v),
             ReplicaEvent::ReadArchive {
                 to,
@@ -869,17 +884,65 @@ impl Sim {
         }
     }
 
+    /// Node `n`'s ledger restored from its newest snapshot and the log after it, as the
+    /// daemon restores (the tail: each listed feed from its covered length, then what was
+    /// stored after the snapshot); `None` without a snapshot. A snapshot the node wrote
+    /// itself that does not load is a bug, and fails the run.
+    fn restored(&self, n: usize, now: u64) -> Option<Ledger> {
+        let node = &self.nodes[n];
+        let (bytes, mark) = node.snapshot.as_ref()?;
+        let g = &self.cfg.genesis;
+        let file = web4fed_core::snapshot::SnapshotFile::decode(bytes, &g.network_id())
+            .expect("a snapshot this node wrote decodes");
+        let epoch = file.header.epoch;
+        let certified = node
+            .certs
+            .iter()
+            .find(|c| c.body.epoch == epoch)
+            .map(|c| c.body.root);
+        let verifier = Box::new(web4fed_core::attest::GenesisVerifier::new(g));
+        let (mut l, known) = Ledger::from_snapshot(g.clone(), verifier, &file, certified)
+            .expect("a snapshot this node wrote loads");
+        let known: BTreeSet<_> = known.into_iter().collect();
+        let covered: BTreeMap<_, _> = known.iter().map(|m| (*m, l.feed_len(m))).collect();
+        let tail: Vec<Event> = node
+            .durable
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| match covered.get(&e.author()) {
+                Some(len) => e.seq() >= *len,
+                None => *i >= *mark,
+            })
+            .map(|(_, e)| (**e).clone())
+            .collect();
+        for chunk in tail.chunks(web4fed_core::ledger::MAX_BATCH_EVENTS) {
+            l.handle_batch(now, chunk.to_vec());
+            while l.poll_output().is_some() {}
+        }
+        Some(l)
+    }
+
     /// A replica rebuilt from node `n`'s durable storage, as the daemon rebuilds from its log.
     fn rebuilt(&self, n: usize) -> Replica {
         let now = self.local_now(n);
         let node = &self.nodes[n];
-        let mut l = Ledger::new(self.cfg.genesis.clone());
-        for chunk in node.durable.chunks(web4fed_core::ledger::MAX_BATCH_EVENTS) {
-            l.handle_batch(now, chunk.iter().map(|e| (**e).clone()).collect::<Vec<_>>());
-            while l.poll_output().is_some() {}
-        }
+        let l = match self.restored(n, now) {
+            Some(l) => l,
+            None => {
+                let mut l = Ledger::new(self.cfg.genesis.clone());
+                for chunk in node.durable.chunks(web4fed_core::ledger::MAX_BATCH_EVENTS) {
+                    l.handle_batch(now, chunk.iter().map(|e| (**e).clone()).collect::<Vec<_>>());
+                    while l.poll_output().is_some() {}
+                }
+                l
+            }
+        };
+        let mut l = l;
+        let fin = l.final_epoch();
         for c in &node.certs {
-            l.restore_certificate(c.clone());
+            if fin.is_none_or(|f| c.body.epoch > f) {
+                l.restore_certificate(c.clone());
+            }
         }
         for p in &node.proofs {
             let _ = l.handle_proof(p.clone());
@@ -897,6 +960,9 @@ impl Sim {
     }
 
     fn restart(&mut self, n: usize) {
+        if self.nodes[n].snapshot.is_some() {
+            self.stats.snapshot_restarts += 1;
+        }
         self.nodes[n].replica = self.rebuilt(n);
         self.nodes[n].up = true;
         self.connect(n);
@@ -996,6 +1062,7 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
                 keypair,
                 behaviour: *b,
                 durable: Vec::new(),
+                snapshot: None,
                 certs: Vec::new(),
                 proofs: Vec::new(),
                 last_vote: None,
@@ -1262,6 +1329,13 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
         let live = st.corpus_len() as u64;
         let settled = st.corpus().filter(|(_, e)| e.settled).count() as u64;
         sim.stats.thoughts_settled = (live, settled);
+    }
+    let expected = sim.cfg.crashes.iter().filter(|c| c.from_snapshot).count() as u64;
+    if sim.stats.snapshot_restarts < expected {
+        failures.push(format!(
+            "{} restarts loaded a snapshot, {expected} were meant to",
+            sim.stats.snapshot_restarts
+        ));
     }
     if sim.stats.spins > 0 {
         failures.push(format!(

@@ -52,6 +52,7 @@ pub const ALL: &[&str] = &[
     "partition",
     "forger",
     "faults",
+    "restart",
     "garbage",
     "sybil",
     "equivocator",
@@ -116,6 +117,7 @@ pub fn describe(name: &str) -> &'static str {
         "partition" => "Seed Test 3: {0} | {1,2} for 30 s with 1 % loss, then heal.",
         "forger" => "Seed Test 4: a member relays events with forged signatures in envelopes it signs.",
         "faults" => "Loss 5 %, duplication 2 %, 50 ms jitter, 2 s clock skew, a crash and restart, a one-way partition.",
+        "restart" => "A node crashes after 130 s and restarts from its newest snapshot plus the log after it.",
         "garbage" => "Corpus poisoning: low-quality and near-duplicate thoughts at the full rate.",
         "sybil" => "Sybil swarm: twelve silent registrations with valid PoW (4:1 against three honest founders), five without.",
         "equivocator" => "Two different events at one seq, each sent to half the peers.",
@@ -161,12 +163,29 @@ pub fn config(name: &str) -> Option<Config> {
                 node: 1,
                 at_ms: 20_000,
                 restart_ms: 35_000,
+                from_snapshot: false,
             });
             c.partitions.push(Partition {
                 from_ms: 10_000,
                 until_ms: 25_000,
                 groups: vec![vec![0, 1], vec![2, 3, 4]],
                 one_way: true,
+            });
+            c
+        }
+        "restart" => {
+            // Long enough for certified history to leave memory and a snapshot to be written
+            // (a base every 30 s of event time, a minute behind the newest certificate), then
+            // a crash and a restart from it under loss and jitter.
+            let mut c = base(name, honest(4));
+            c.loss_ppm = 20_000;
+            c.jitter_ms = 30;
+            c.fault_ms = 150_000;
+            c.crashes.push(Crash {
+                node: 2,
+                at_ms: 130_000,
+                restart_ms: 140_000,
+                from_snapshot: true,
             });
             c
         }

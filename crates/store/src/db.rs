@@ -57,6 +57,8 @@ pub struct Persisted {
     pub proofs: Vec<Evidence>,
     /// Certificates adopted, to gossip.
     pub certificates: Vec<Certificate>,
+    /// The base moved to this certified epoch: a snapshot of it may be written.
+    pub snapshot: Option<u64>,
 }
 
 /// What rebuilding the ledger from the log found.
@@ -111,6 +113,10 @@ impl Store {
                  hash BLOB PRIMARY KEY,
                  accused BLOB NOT NULL,
                  bytes BLOB NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS snapshot_marks (
+                 epoch INTEGER PRIMARY KEY,
+                 last_rowid INTEGER NOT NULL
              );",
         )?;
         let store = Self { conn };
@@ -205,6 +211,7 @@ impl Store {
                 Output::Admitted(e) => events.push(e),
                 Output::Proof(p) => out.proofs.push(*p),
                 Output::Certificate(c) => out.certificates.push(*c),
+                Output::Snapshot { epoch } => out.snapshot = Some(epoch),
             }
         }
         for p in &out.proofs {
@@ -291,6 +298,179 @@ impl Store {
         Ok(n as u64)
     }
 
+    /// The root of the certificate of `epoch` stored here, if any: what a snapshot of that
+    /// epoch must hash to.
+    pub fn certified_root(&self, epoch: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        let root: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT root FROM certificates WHERE epoch = ?1",
+                [epoch as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(root.and_then(|r| <[u8; 32]>::try_from(r.as_slice()).ok()))
+    }
+
+    /// Marks the snapshot of `epoch` as taken now: every event stored so far is either
+    /// covered by it or in a feed it lists, so a restart from it reads by rowid only what was
+    /// stored after this mark.
+    pub fn mark_snapshot(&mut self, epoch: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO snapshot_marks (epoch, last_rowid)
+             VALUES (?1, (SELECT COALESCE(MAX(rowid), 0) FROM events))
+             ON CONFLICT(epoch) DO UPDATE SET last_rowid = excluded.last_rowid",
+            [epoch as i64],
+        )?;
+        self.conn.execute(
+            "DELETE FROM snapshot_marks WHERE epoch < ?1 - 100000",
+            [epoch as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The mark of the snapshot of `epoch`; 0 (read every row, skipping covered ones) for a
+    /// snapshot this store never marked (imported, or written by a node killed before the
+    /// mark).
+    fn snapshot_mark(&self, epoch: u64) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_rowid FROM snapshot_marks WHERE epoch = ?1",
+                [epoch as i64],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// Brings a ledger restored from the snapshot of `epoch` up to date with the log: the
+    /// events of the feeds it lists (`known`) from each one's covered length on, then every
+    /// event stored after the snapshot's mark that it does not hold; each checked (signature,
+    /// chain) through the admission path. Then the certificates after its chain and the
+    /// proofs. History before the snapshot is neither read nor verified again.
+    pub fn rebuild_after_snapshot(
+        &self,
+        ledger: &mut Ledger,
+        epoch: u64,
+        known: &[MemberId],
+        now_ms: u64,
+    ) -> Result<Rebuild, StoreError> {
+        let network = *ledger.network();
+        let mut events = 0u64;
+        let mut page: Vec<Row> = Vec::new();
+        let mut flush = |ledger: &mut Ledger, page: &mut Vec<Row>| -> Result<(), StoreError> {
+            if page.is_empty() {
+                return Ok(());
+            }
+            let rows = std::mem::take(page);
+            let batch = check_rows(&rows, &network)?;
+            events += batch.len() as u64;
+            for (r, row) in ledger
+                .handle_batch_verified(now_ms, batch)
+                .into_iter()
+                .zip(&rows)
+            {
+                if let Err(e) = r {
+                    return Err(StoreError::Corrupt {
+                        id: hex::encode(&row.1),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            while ledger.poll_output().is_some() {}
+            Ok(())
+        };
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT rowid, id, bytes FROM events WHERE author = ?1 AND seq >= ?2
+                 ORDER BY seq",
+            )?;
+            for m in known {
+                let from = ledger.feed_len(m);
+                let rows = stmt.query_map(params![m.0, from as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+                for row in rows {
+                    page.push(row?);
+                    if page.len() as i64 >= LOAD_PAGE_EVENTS {
+                        flush(ledger, &mut page)?;
+                    }
+                }
+                flush(ledger, &mut page)?;
+            }
+        }
+        {
+            let mark = self.snapshot_mark(epoch)?;
+            let mut stmt = self.conn.prepare(
+                "SELECT rowid, id, bytes, author, seq FROM events WHERE rowid > ?1 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([mark], |r| {
+                Ok((
+                    (r.get(0)?, r.get(1)?, r.get(2)?),
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?;
+            for row in rows {
+                let (row, author, seq) = row?;
+                let held = <[u8; 32]>::try_from(author.as_slice())
+                    .map(|a| ledger.feed_len(&MemberId(a)) > seq as u64)
+                    .unwrap_or(false);
+                if held {
+                    continue;
+                }
+                page.push(row);
+                if page.len() as i64 >= LOAD_PAGE_EVENTS {
+                    flush(ledger, &mut page)?;
+                }
+            }
+            flush(ledger, &mut page)?;
+        }
+        let newer: Vec<Certificate> = {
+            let fin = ledger.final_epoch();
+            let mut c = self.certificates(usize::MAX >> 1)?;
+            c.retain(|c| fin.is_none_or(|f| c.body.epoch > f));
+            c.reverse();
+            c
+        };
+        for c in newer {
+            ledger.restore_certificate(c);
+        }
+        let proofs = self.restore_proofs(ledger)?;
+        while ledger.poll_output().is_some() {}
+        let recorded_root = self
+            .meta("root")?
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
+        Ok(Rebuild {
+            events,
+            proofs,
+            recorded_root,
+            root: ledger.state_root(),
+        })
+    }
+
+    /// Re-applies every stored proof.
+    fn restore_proofs(&self, ledger: &mut Ledger) -> Result<u64, StoreError> {
+        let mut proofs = 0u64;
+        let mut stmt = self.conn.prepare("SELECT bytes FROM proofs")?;
+        let rows: Vec<Vec<u8>> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for bytes in rows {
+            let corrupt = |reason: String| StoreError::Corrupt {
+                id: "proof".into(),
+                reason,
+            };
+            match Body::decode(Kind::Evidence, &bytes).map_err(|e| corrupt(e.to_string()))? {
+                Body::Evidence(e) => ledger.handle_proof(*e).map_err(corrupt)?,
+                _ => return Err(corrupt("not evidence".into())),
+            }
+            proofs += 1;
+        }
+        Ok(proofs)
+    }
+
     /// Records the state root after a clean write, for the check on the next start.
     pub fn record_root(&mut self, root: &[u8; 32]) -> Result<(), StoreError> {
         self.set_meta("root", root)
@@ -371,22 +551,7 @@ impl Store {
                 }
             }
         })?;
-        let mut proofs = 0u64;
-        let mut stmt = self.conn.prepare("SELECT bytes FROM proofs")?;
-        let rows: Vec<Vec<u8>> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for bytes in rows {
-            let corrupt = |reason: String| StoreError::Corrupt {
-                id: "proof".into(),
-                reason,
-            };
-            match Body::decode(Kind::Evidence, &bytes).map_err(|e| corrupt(e.to_string()))? {
-                Body::Evidence(e) => ledger.handle_proof(*e).map_err(corrupt)?,
-                _ => return Err(corrupt("not evidence".into())),
-            }
-            proofs += 1;
-        }
+        let proofs = self.restore_proofs(ledger)?;
         // Any left cover events the log lacks (it was cut short): restored as before.
         for c in certs {
             ledger.restore_certificate(c);

@@ -11,5 +11,7 @@ pub mod atomic;
 pub mod db;
 pub mod keyfile;
 pub mod node_dir;
+pub mod restore;
+pub mod snapshots;
 
 pub use db::{Persisted, Store, StoreError};

@@ -5,6 +5,7 @@
 //! DIR/node.toml     settings (NodeConfig)
 //! DIR/genesis.toml  the network's parameters; its hash is the network id
 //! DIR/events.db     the SQLite event log (plus -wal and -shm files)
+//! DIR/snapshots/    the fold at recent certified checkpoints (what a restart starts from)
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,10 @@ impl NodeDir {
     /// The event log.
     pub fn db(&self) -> PathBuf {
         self.root.join("events.db")
+    }
+    /// The snapshots of the fold at certified checkpoints.
+    pub fn snapshots(&self) -> PathBuf {
+        self.root.join("snapshots")
     }
 }
 

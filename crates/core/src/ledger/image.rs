@@ -1,0 +1,260 @@
+//! The ledger to and from a durable snapshot (see [`crate::snapshot`]): the fold's base at
+//! a certified checkpoint and what the ledger keeps of the history before it. A ledger
+//! restored from one and then given the events after it (the tail) is the ledger that
+//! never stopped: same roots, same verdicts for every event it holds.
+
+use super::{Feed, Item, Ledger, Snapshot};
+use crate::attest::{claim_for, Verifier};
+use crate::event::{Body, Event, Evidence, Kind};
+use crate::finality::Certificate;
+use crate::genesis::Genesis;
+use crate::identity::MemberId;
+use crate::snapshot::{FeedImage, Image, SnapshotError, SnapshotFile};
+use crate::state::check_evidence;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+impl Ledger {
+    /// The certified checkpoint epoch the fold's base is at, if a snapshot of it can be
+    /// written (see [`Ledger::snapshot`]).
+    pub fn snapshot_epoch(&self) -> Option<u64> {
+        let e = self.history.base_epoch?;
+        (self.certs.contains_key(&e) && !self.history.irregular).then_some(e)
+    }
+
+    /// A durable snapshot of the fold's base, when the base is at a checkpoint this node
+    /// holds the certificate of. Costs a copy of the state; the driver asks for it when
+    /// [`super::Output::Snapshot`] says the base moved.
+    pub fn snapshot(&self) -> Option<SnapshotFile> {
+        let epoch = self.snapshot_epoch()?;
+        let base = self.history.base.as_ref()?;
+        let root = self.certs.get(&epoch)?.body.root;
+        // The base is the fold of every item before the epoch's end, which the certificate
+        // certified: a base that does not hash to it would be a bug, never written.
+        if base.state.root_at(&self.genesis, self.epoch_end(epoch)) != root {
+            debug_assert!(
+                false,
+                "base of certified epoch {epoch} differs from its root"
+            );
+            return None;
+        }
+        let (key, Item::Event(id)) = base.at;
+        let mut feeds = Vec::new();
+        for (m, f) in &self.feeds {
+            if f.old.is_empty() {
+                continue;
+            }
+            let (head, head_ms) = f.pruned_head?;
+            feeds.push(FeedImage {
+                author: *m,
+                old: f.old.clone(),
+                head,
+                head_ms,
+            });
+        }
+        feeds.sort_by_key(|f| f.author);
+        let mut known: Vec<MemberId> = self.feeds.keys().copied().collect();
+        known.sort();
+        let held_ratings = self
+            .events
+            .values()
+            .filter(|e| e.header.kind == Kind::Validate)
+            .count() as u64;
+        let encode = |e: &Evidence| Body::Evidence(Box::new(e.clone())).encode();
+        let mut evidence: Vec<(Vec<u8>, bool)> = Vec::new();
+        evidence.extend(self.proofs.values().map(|e| (encode(e), false)));
+        evidence.extend(
+            self.forgeries
+                .values()
+                .map(|env| (encode(&Evidence::ForgedEnvelope(env.clone())), false)),
+        );
+        evidence.extend(self.double_votes.values().map(|e| (encode(e), false)));
+        evidence.extend(self.pending_proofs.iter().map(|(_, e, a)| (encode(e), *a)));
+        let pairs = |m: &BTreeMap<MemberId, u64>| m.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut forks: Vec<(MemberId, u64)> = self.forks.iter().map(|(k, v)| (*k, *v)).collect();
+        forks.sort();
+        let mut steps: Vec<(MemberId, Vec<(u64, u64)>)> =
+            self.steps.iter().map(|(k, v)| (*k, v.clone())).collect();
+        steps.sort_by_key(|s| s.0);
+        let image = Image {
+            at: (key, id),
+            count: base.count as u64,
+            state: base.state.clone(),
+            feeds,
+            known,
+            registrations: {
+                let mut r: Vec<&Arc<Event>> = self.history.registrations.values().collect();
+                r.sort_by_key(|e| e.author());
+                r.iter().map(|e| e.bytes().to_vec()).collect()
+            },
+            ratings_held: self.ratings_held.saturating_sub(held_ratings),
+            pruned: self.history.pruned as u64,
+            evidence,
+            forks,
+            carried_forks: pairs(&self.carried_forks),
+            chain: self.chain.iter().map(|(k, v)| (*k, *v)).collect(),
+            steps,
+            certs: self
+                .certs
+                .iter()
+                .map(|(e, c)| {
+                    let set = self.cert_sets.get(e).map(|s| pairs(s)).unwrap_or_default();
+                    (c.encode(), set)
+                })
+                .collect(),
+            next_weights: self.next_weights.as_ref().map(pairs),
+            floor: self.history.floor,
+        };
+        Some(SnapshotFile::from_image(self.network, epoch, root, &image))
+    }
+
+    /// A ledger restored from a snapshot, with the members whose feeds it held when written
+    /// (where the caller looks for the tail: each one's events from
+    /// [`Ledger::feed_len`] on, then anything stored after the snapshot was written).
+    ///
+    /// Checks, in order: the state's recomputed root against the header, the header's root
+    /// against the snapshot's own certificate of its epoch and against `certified_root`
+    /// (the node's own certificate, when it holds one), the certificate's signatures
+    /// against the validator set it was adopted with, the certificate's frontier against
+    /// the state's, every registration's signature, and that every covered feed has one.
+    pub fn from_snapshot(
+        genesis: Genesis,
+        verifier: Box<dyn Verifier>,
+        file: &SnapshotFile,
+        certified_root: Option<[u8; 32]>,
+    ) -> Result<(Self, Vec<MemberId>), SnapshotError> {
+        let mut l = Self::with_verifier(genesis, verifier);
+        let h = file.header;
+        let inconsistent = |why: String| SnapshotError::Inconsistent(why);
+        if h.network != l.network {
+            return Err(SnapshotError::WrongNetwork {
+                found: hex::encode(h.network),
+                expected: hex::encode(l.network),
+            });
+        }
+        let img = file.image()?;
+        let mut state = img.state;
+        state.rehash();
+        let found = state.root_at(&l.genesis, l.epoch_end(h.epoch));
+        if found != h.root {
+            return Err(SnapshotError::RootMismatch {
+                epoch: h.epoch,
+                found: hex::encode(found),
+                claimed: hex::encode(h.root),
+            });
+        }
+        let mut certs = BTreeMap::new();
+        for (bytes, set) in &img.certs {
+            let c = Certificate::decode(bytes)
+                .map_err(|e| inconsistent(format!("a certificate does not decode: {e}")))?;
+            certs.insert(c.body.epoch, (c, set.iter().copied().collect()));
+        }
+        let (cert, set): &(Certificate, BTreeMap<MemberId, u64>) = certs
+            .get(&h.epoch)
+            .ok_or(SnapshotError::NoCertificate(h.epoch))?;
+        for certified in [Some(cert.body.root), certified_root].into_iter().flatten() {
+            if certified != h.root {
+                return Err(SnapshotError::NotCertified {
+                    epoch: h.epoch,
+                    found: hex::encode(h.root),
+                    certified: hex::encode(certified),
+                });
+            }
+        }
+        cert.verify(&l.network, set).map_err(|e| {
+            inconsistent(format!(
+                "the certificate of epoch {} does not verify against its validator set: {e}",
+                h.epoch
+            ))
+        })?;
+        if crate::finality::frontier_digest(state.frontier()) != cert.body.frontier {
+            return Err(inconsistent(format!(
+                "the state's frontier is not the one certified at epoch {}",
+                h.epoch
+            )));
+        }
+        for bytes in &img.registrations {
+            let ev = Event::decode(bytes)
+                .map_err(|e| inconsistent(format!("a registration does not decode: {e}")))?;
+            let ev = super::VerifiedEvent::check(ev, &l.network)
+                .map_err(|e| inconsistent(format!("registration of {} is forged", e.author())))?;
+            let ev = Arc::new(ev.event().clone());
+            if ev.seq() != 0 {
+                return Err(inconsistent(format!("{} is not a registration", ev.id())));
+            }
+            l.history.registrations.insert(ev.author(), ev);
+        }
+        for f in img.feeds {
+            let reg =
+                l.history.registrations.get(&f.author).ok_or_else(|| {
+                    inconsistent(format!("feed of {} has no registration", f.author))
+                })?;
+            let Body::Register(r) = &reg.body else {
+                return Err(inconsistent(format!("{} is not a registration", reg.id())));
+            };
+            if f.old.last().is_none_or(|p| p[..] != f.head.0[..p.len()]) {
+                return Err(inconsistent(format!(
+                    "feed of {} does not end at its head",
+                    f.author
+                )));
+            }
+            let claim = claim_for(
+                l.verifier.as_ref(),
+                &f.author,
+                &l.network,
+                reg.timestamp_ms(),
+                r.claimed_level,
+                &r.attestation,
+            );
+            l.feeds.insert(
+                f.author,
+                Feed {
+                    old: f.old,
+                    ids: Vec::new(),
+                    head: f.head,
+                    head_ms: f.head_ms,
+                    claim,
+                    pruned_head: Some((f.head, f.head_ms)),
+                },
+            );
+        }
+        let (key, id) = img.at;
+        let at = (key, Item::Event(id));
+        let count = usize::try_from(img.count).map_err(|_| inconsistent("count".into()))?;
+        l.state = state.clone();
+        l.folded_upto = Some(at);
+        l.folded_count = count;
+        l.fold_ms = key.timestamp_ms;
+        l.history.base = Some(Snapshot { at, state, count });
+        l.history.base_epoch = Some(h.epoch);
+        l.history.floor = img.floor;
+        l.history.pruned = usize::try_from(img.pruned).unwrap_or(usize::MAX);
+        l.ratings_held = img.ratings_held;
+        l.chain = img.chain.into_iter().collect();
+        l.steps = img.steps.into_iter().collect();
+        for (e, (c, set)) in certs {
+            l.keep_certificate(c, set);
+            debug_assert!(l.certs.contains_key(&e));
+        }
+        l.next_weights = img.next_weights.map(|w| w.into_iter().collect());
+        l.carried_forks = img.carried_forks.into_iter().collect();
+        for (bytes, announce) in img.evidence {
+            let e = match Body::decode(Kind::Evidence, &bytes) {
+                Ok(Body::Evidence(e)) => *e,
+                Ok(_) => return Err(inconsistent("evidence of another kind".into())),
+                Err(e) => return Err(inconsistent(format!("evidence does not decode: {e}"))),
+            };
+            check_evidence(&l.network, &e)
+                .map_err(|why| inconsistent(format!("evidence does not hold: {why}")))?;
+            l.add_proof(e, announce);
+        }
+        for (m, seq) in img.forks {
+            let f = l.forks.entry(m).or_insert(seq);
+            *f = (*f).min(seq);
+        }
+        l.generation += 1;
+        // Evidence re-added announces nothing new; restored state is already durable.
+        l.outputs.clear();
+        Ok((l, img.known))
+    }
+}

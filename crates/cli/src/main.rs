@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod daemon;
 mod simulate;
+mod snapshot_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -325,6 +326,51 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A node's snapshots of its state at certified checkpoints: list, verify, export, import.
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
+    },
+}
+
+/// What to do with snapshots.
+#[derive(Subcommand, Debug)]
+enum SnapshotAction {
+    /// List DIR/snapshots with each file's epoch, root and size.
+    List {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Run every check a restart makes on each snapshot (or on one file); fails if any is
+    /// refused.
+    Verify {
+        /// The node directory (its genesis, and its log's certificates).
+        #[arg(long)]
+        dir: PathBuf,
+        /// One snapshot file instead of the node's own.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Copy the newest snapshot that passes every check to a file (a backup).
+    Export {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where to write it (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a snapshot against this node's genesis and place it where the next start finds
+    /// it. Stop the node first.
+    Import {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The snapshot file.
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 /// How client commands reach a node.
@@ -392,6 +438,12 @@ fn main() -> ExitCode {
         Command::Keygen { dir } => commands::keygen(&dir),
         Command::TpmPcrDigest { tcti, pcrs } => commands::tpm_pcr_digest(&tcti, &pcrs),
         Command::Inspect { dir, json } => commands::inspect(&dir, json),
+        Command::Snapshot { action } => match action {
+            SnapshotAction::List { dir } => snapshot_cmd::list(&dir),
+            SnapshotAction::Verify { dir, file } => snapshot_cmd::verify(&dir, file.as_deref()),
+            SnapshotAction::Export { dir, out } => snapshot_cmd::export(&dir, &out),
+            SnapshotAction::Import { dir, file } => snapshot_cmd::import(&dir, &file),
+        },
         Command::Run {
             dir,
             listen,

@@ -97,7 +97,7 @@ impl SnapshotDir {
 /// Reads a file's header only.
 fn read_header(path: &Path) -> Result<Header, String> {
     use std::io::Read;
-    let mut buf = vec![0u8; HEADER_LEN];
+    let mut buf = [0u8; HEADER_LEN];
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut n = 0;
     while n < HEADER_LEN {

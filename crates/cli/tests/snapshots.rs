@@ -1,0 +1,211 @@
+//! Snapshots on real processes: a node writes its state at certified checkpoints, restarts
+//! from the newest plus the log after it, refuses a damaged one (and says why) for the one
+//! before, keeps whole files when killed at random moments while it writes them, and a
+//! newcomer started from an exported snapshot joins with the same root.
+
+mod common;
+
+use common::{agree, run_ok, sentence, start_federation, wait, web4fed, Node, NodeExt};
+use std::path::{Path, PathBuf};
+
+/// Snapshot files of a node, oldest first.
+fn snapshot_files(n: &Node) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(n.dir.join("snapshots"))
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "w4s"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The epoch in a snapshot file's name.
+fn epoch_of(p: &Path) -> u64 {
+    let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+    name.trim_start_matches("snapshot-").parse().unwrap()
+}
+
+/// The last "state rebuilt" line of a node's log, without terminal colour codes.
+fn last_rebuild(n: &Node) -> String {
+    let line = n
+        .log()
+        .lines()
+        .rfind(|l| l.contains("state rebuilt"))
+        .unwrap_or_default()
+        .to_string();
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for c in line.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, c) => plain.push(c),
+        }
+    }
+    plain
+}
+
+/// A field `name=value` of a log line.
+fn field(line: &str, name: &str) -> Option<u64> {
+    let at = line.find(&format!("{name}="))? + name.len() + 1;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn verify(dir: &Path) -> std::process::Output {
+    web4fed()
+        .args(["snapshot", "verify", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn restart_from_snapshot_refuse_damage_survive_kills_and_join_from_an_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = common::genesis(
+        tmp.path(),
+        "snapshots",
+        &[
+            "epoch_ms=200",
+            "finality_every_epochs=1",
+            "rate_base_thoughts=100000",
+            "rate_base_bytes=100000000",
+        ],
+    );
+    let mut nodes: Vec<Node> = ["legion", "thor"]
+        .iter()
+        .map(|n| Node::init(tmp.path(), n, Some(&g)))
+        .collect();
+    start_federation(&mut nodes, &[]);
+    let mut posted = 0u64;
+    fn post(nodes: &[Node], posted: &mut u64, k: u64) {
+        for _ in 0..k {
+            let (st, v) = nodes[*posted as usize % 2].submit(&sentence(70_000 + *posted));
+            assert_eq!(st, 201, "{v}");
+            *posted += 1;
+        }
+    }
+    // Post until legion has written two snapshots (a base every 6 checkpoints, behind the
+    // newest twelve certificates: a few seconds at 200 ms epochs).
+    let start = std::time::Instant::now();
+    while snapshot_files(&nodes[0]).len() < 2 {
+        post(&nodes, &mut posted, 10);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            start.elapsed() < common::DEADLINE,
+            "no snapshots after {posted} thoughts"
+        );
+    }
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait("both agree", &refs, || agree(&refs, Some(posted + 2)));
+    let out = verify(&nodes[0].dir);
+    assert!(out.status.success(), "{out:?}");
+
+    // 1. A restart starts from the newest snapshot and reads only the log after it.
+    let total = nodes[0].status().unwrap()["events"].as_u64().unwrap();
+    nodes[0].kill();
+    let newest = epoch_of(snapshot_files(&nodes[0]).last().unwrap());
+    let thor = nodes[1].addr();
+    nodes[0].start(std::slice::from_ref(&thor), None);
+    let line = last_rebuild(&nodes[0]);
+    assert_eq!(field(&line, "snapshot_epoch"), Some(newest), "{line}");
+    let tail = field(&line, "events").unwrap();
+    assert!(tail < total, "read {tail} events again of {total}: {line}");
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait("agree after the restart", &refs, || {
+        agree(&refs, Some(posted + 2))
+    });
+    println!("MEASURED restart from snapshot: {line}");
+
+    // 2. One flipped byte in the newest: refused with the reason, the one before is used.
+    nodes[0].kill();
+    let files = snapshot_files(&nodes[0]);
+    assert!(files.len() >= 2, "{files:?}");
+    let damaged = files.last().unwrap().clone();
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = verify(&nodes[0].dir);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !out.status.success(),
+        "verify passed a damaged file: {text}"
+    );
+    assert!(text.contains("checksum mismatch"), "{text}");
+    nodes[0].start(std::slice::from_ref(&thor), None);
+    let line = last_rebuild(&nodes[0]);
+    let used = field(&line, "snapshot_epoch").expect("an older snapshot used");
+    assert!(used < epoch_of(&damaged), "{line}");
+    assert!(
+        nodes[0].log().contains("snapshot refused"),
+        "no refusal logged"
+    );
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait("agree after the refusal", &refs, || {
+        agree(&refs, Some(posted + 2))
+    });
+    // The node keeps a refused file for the operator to look at (until newer snapshots
+    // rotate it out); the operator removes it.
+    let _ = std::fs::remove_file(&damaged);
+
+    // 3. Killed (SIGKILL) at arbitrary moments while it keeps writing snapshots: every file
+    //    left under a snapshot's name is whole, and the node starts from the newest.
+    for round in 0..5u64 {
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_millis(700 + round * 290) {
+            post(&nodes, &mut posted, 10);
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        }
+        nodes[0].kill();
+        let out = verify(&nodes[0].dir);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        nodes[0].start(std::slice::from_ref(&thor), None);
+        let line = last_rebuild(&nodes[0]);
+        assert!(field(&line, "snapshot_epoch").is_some(), "{line}");
+    }
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait("agree after the kills", &refs, || {
+        agree(&refs, Some(posted + 2))
+    });
+
+    // 4. A newcomer starts from thor's exported snapshot: an empty log, the state at the
+    //    snapshot, the rest by sync.
+    let export = tmp.path().join("thor.w4s");
+    run_ok(
+        web4fed()
+            .args(["snapshot", "export", "--dir"])
+            .arg(&nodes[1].dir)
+            .arg("--out")
+            .arg(&export),
+    );
+    let mut sprout = Node::init(tmp.path(), "sprout", Some(&g));
+    let out = run_ok(
+        web4fed()
+            .args(["snapshot", "import", "--dir"])
+            .arg(&sprout.dir)
+            .arg("--file")
+            .arg(&export),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported"));
+    sprout.start(&[thor], None);
+    let line = last_rebuild(&sprout);
+    assert!(field(&line, "snapshot_epoch").is_some(), "{line}");
+    // The only event read is its own registration, which `init` wrote.
+    assert_eq!(field(&line, "events"), Some(1), "{line}");
+    let refs: Vec<&Node> = nodes.iter().chain([&sprout]).collect();
+    wait("the newcomer to agree", &refs, || {
+        agree(&refs, Some(posted + 3))
+    });
+}

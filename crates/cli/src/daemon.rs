@@ -26,6 +26,10 @@ pub struct RunArgs {
     pub threads: usize,
     /// Snapshots kept on disk.
     pub snapshots_kept: usize,
+    /// Before starting, fetch a snapshot from the peers if the node has none.
+    pub state_sync: bool,
+    /// Peers that must name the same root for a fetched snapshot.
+    pub state_sync_quorum: usize,
     /// Attack behaviour.
     pub adversary: Option<String>,
     /// JSON logs.
@@ -81,6 +85,11 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("unknown adversary {other:?} (known: forge, spam)").into())
         }
     };
+    let state_sync = args.state_sync
+        && web4fed_store::snapshots::SnapshotDir::new(nd.snapshots())
+            .list()?
+            .is_empty();
+    let fetch_from = peers.clone();
     let settings = NodeSettings {
         dir: args.dir,
         listen,
@@ -99,6 +108,24 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             .enable_all()
             .build()?,
     };
+    if state_sync {
+        let quorum = args.state_sync_quorum.min(fetch_from.len()).max(1);
+        let f = rt
+            .block_on(web4fed_node::state_sync::fetch_snapshot(
+                &settings.dir,
+                &fetch_from,
+                quorum,
+                true,
+            ))
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            epoch = f.epoch,
+            bytes = f.bytes,
+            from = %f.from,
+            agreeing = f.agreeing,
+            "state sync: snapshot fetched and checked"
+        );
+    }
     rt.block_on(async move {
         // Signals are watched on their own task: a node task stuck in long work still hears
         // SIGTERM, and if it cannot stop within the grace period the process exits anyway

@@ -129,6 +129,16 @@ enum Command {
         /// 0 writes none (every restart re-reads the whole log).
         #[arg(long, default_value_t = web4fed_store::snapshots::DEFAULT_KEPT)]
         snapshots_kept: usize,
+        /// Join from a snapshot: when the node holds none, first fetch the newest one its
+        /// peers offer (each chunk checked, the root confirmed by --state-sync-quorum
+        /// peers, every restart check run), then start from it; the events after it come
+        /// by sync and history before it is not fetched.
+        #[arg(long)]
+        state_sync: bool,
+        /// Peers that must name the same root for the snapshot's epoch (capped at the
+        /// number of peers given).
+        #[arg(long, default_value_t = 2)]
+        state_sync_quorum: usize,
         /// Attack behaviour for experiments: `forge` (forged inner signatures) or `spam` (signs
         /// thoughts beyond its rate limit).
         #[arg(long)]
@@ -361,6 +371,19 @@ enum SnapshotAction {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Fetch the newest snapshot the peers offer (state sync), check it, and place it where
+    /// the next start finds it. Stop the node first.
+    Fetch {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// A peer's multiaddr (repeatable).
+        #[arg(long = "peer", required = true)]
+        peers: Vec<String>,
+        /// Peers that must name the same root for the snapshot's epoch.
+        #[arg(long, default_value_t = 2)]
+        quorum: usize,
+    },
     /// Check a snapshot against this node's genesis and place it where the next start finds
     /// it. Stop the node first.
     Import {
@@ -443,6 +466,9 @@ fn main() -> ExitCode {
             SnapshotAction::Verify { dir, file } => snapshot_cmd::verify(&dir, file.as_deref()),
             SnapshotAction::Export { dir, out } => snapshot_cmd::export(&dir, &out),
             SnapshotAction::Import { dir, file } => snapshot_cmd::import(&dir, &file),
+            SnapshotAction::Fetch { dir, peers, quorum } => {
+                snapshot_cmd::fetch(&dir, &peers, quorum)
+            }
         },
         Command::Run {
             dir,
@@ -452,6 +478,8 @@ fn main() -> ExitCode {
             heartbeat_ms,
             threads,
             snapshots_kept,
+            state_sync,
+            state_sync_quorum,
             adversary,
             log_json,
         } => daemon::run(daemon::RunArgs {
@@ -462,6 +490,8 @@ fn main() -> ExitCode {
             heartbeat_ms,
             threads,
             snapshots_kept,
+            state_sync,
+            state_sync_quorum,
             adversary,
             log_json,
         }),

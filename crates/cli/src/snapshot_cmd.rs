@@ -143,3 +143,31 @@ pub fn import(dir: &Path, file: &Path) -> CmdResult {
     );
     Ok(())
 }
+
+/// `web4fed snapshot fetch`: state sync without starting the node.
+pub fn fetch(dir: &Path, peers: &[String], quorum: usize) -> CmdResult {
+    let addrs = peers
+        .iter()
+        .map(|p| p.parse::<libp2p::Multiaddr>().map_err(|e| format!("peer {p}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let f = rt
+        .block_on(web4fed_node::state_sync::fetch_snapshot(
+            dir,
+            &addrs,
+            quorum.min(addrs.len()).max(1),
+            true,
+        ))
+        .map_err(|e| e.to_string())?;
+    println!(
+        "fetched the snapshot of epoch {} ({} bytes) from {}; {} peers named its root; written to {}",
+        f.epoch,
+        f.bytes,
+        f.from,
+        f.agreeing,
+        f.path.display()
+    );
+    Ok(())
+}

@@ -85,6 +85,9 @@ pub(crate) struct Node {
     snapshot_due: bool,
     /// A snapshot write in progress on its own thread (one at a time).
     snapshot_writer: Option<std::thread::JoinHandle<()>>,
+    /// The snapshot offered to peers (state sync): its file, header and chunk hashes,
+    /// computed once per file.
+    offered: Option<crate::snapshot_offer::Offered>,
     tpm: TpmWorker,
     /// Counters already copied into the metrics.
     counters_seen: Counters,
@@ -182,6 +185,7 @@ pub async fn run(
         snapshots,
         snapshot_due: false,
         snapshot_writer: None,
+        offered: None,
         tpm,
         counters_seen: Counters::default(),
         inbound: HashMap::new(),
@@ -446,6 +450,22 @@ impl Node {
                 self.inbound_async.insert(request.0);
                 self.tpm
                     .answer(from, request, id_object, secret, self.metrics.clone());
+            }
+            ReplicaEvent::ReadSnapshot {
+                to,
+                request,
+                part,
+            } => {
+                let result =
+                    crate::snapshot_offer::read(&self.snapshots, &mut self.offered, part);
+                let _ = self.replica.handle_command(
+                    now,
+                    ReplicaCommand::SnapshotRead {
+                        to,
+                        request,
+                        result,
+                    },
+                );
             }
             ReplicaEvent::ReadArchive {
                 to,

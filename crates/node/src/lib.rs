@@ -29,6 +29,8 @@ pub mod driver;
 pub mod live;
 pub mod metrics;
 pub mod persist;
+mod snapshot_offer;
+pub mod state_sync;
 // The NetworkBehaviour derive generates an undocumented event enum.
 #[allow(missing_docs)]
 pub mod swarm;

@@ -44,6 +44,8 @@ pub struct PeerBudget {
     pub requests: Bucket,
     /// Bytes of events it pushes or gossips to us.
     pub bytes: Bucket,
+    /// Bytes of snapshot it fetches from us (state sync).
+    pub snapshot: Bucket,
     /// Whether this is the member budget.
     pub member: bool,
 }
@@ -64,6 +66,11 @@ impl PeerBudget {
         Self {
             requests: Bucket::new(req * 10, req, now_ms),
             bytes: Bucket::new(bytes * 10, bytes, now_ms),
+            snapshot: Bucket::new(
+                crate::limits::SNAPSHOT_BYTES_PER_SEC_PER_PEER * 10,
+                crate::limits::SNAPSHOT_BYTES_PER_SEC_PER_PEER,
+                now_ms,
+            ),
             member,
         }
     }

@@ -141,6 +141,16 @@ pub enum Event {
         /// `TPM2B_ENCRYPTED_SECRET` contents.
         secret: Vec<u8>,
     },
+    /// A peer asked for part of this node's snapshot, within its budget: the driver reads
+    /// it from disk and answers with [`Command::SnapshotRead`].
+    ReadSnapshot {
+        /// Who asked.
+        to: MemberId,
+        /// The request to answer.
+        request: RequestId,
+        /// What it asked for.
+        part: SnapshotPart,
+    },
     /// Read this feed range from the durable log (the ledger let go of it) and hand the wire
     /// bytes back with [`Command::ArchiveRead`].
     ReadArchive {
@@ -227,6 +237,30 @@ pub enum Command {
         request: RequestId,
         /// Wire bytes in seq order, or what went wrong.
         result: Result<Vec<Vec<u8>>, String>,
+    },
+    /// The driver's answer to an [`Event::ReadSnapshot`]: a `SnapshotInfo` or
+    /// `SnapshotChunk` response, or why it could not be read.
+    SnapshotRead {
+        /// Who asked.
+        to: MemberId,
+        /// The request answered.
+        request: RequestId,
+        /// The response, or what went wrong.
+        result: Result<crate::wire::Response, String>,
+    },
+}
+
+/// Which part of its newest snapshot a peer asked for (see [`Event::ReadSnapshot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotPart {
+    /// The header and the chunk hashes.
+    Info,
+    /// One chunk of the file of this epoch.
+    Chunk {
+        /// The snapshot's epoch.
+        epoch: u64,
+        /// The chunk.
+        index: u32,
     },
 }
 

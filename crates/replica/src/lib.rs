@@ -34,6 +34,7 @@ pub mod limits;
 pub mod peers;
 pub mod rating;
 mod reconcile;
+mod snapshot_serve;
 mod replica;
 mod sync;
 pub mod wire;

@@ -174,3 +174,18 @@ pub const SHUN_MS: u64 = 60_000;
 /// Peers shunned at once, at most (the soonest to expire makes room): a flood of fresh keys
 /// fills this, not memory; each fresh key costs its sender a handshake, as it costs us.
 pub const MAX_SHUNNED: usize = 4_096;
+
+/// Bytes of a snapshot file per chunk served: a chunk is one response, well under the
+/// transport's response limit (10 MiB), and small enough to retry.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Most chunks a snapshot may have: 4 GiB, the largest body a snapshot file may declare.
+pub const MAX_SNAPSHOT_CHUNKS: usize = 4096;
+/// Snapshot bytes one peer may fetch from us a second (a burst of ten seconds' worth): a
+/// newcomer needs the whole state once, and a 100 MB state arrives in about six seconds.
+/// Anyone may ask (a newcomer is not a member yet), so this and the total below bound what
+/// strangers can make this node read from disk and send.
+pub const SNAPSHOT_BYTES_PER_SEC_PER_PEER: u64 = 16 * 1024 * 1024;
+/// Snapshot bytes served a second to all peers together (a burst of ten seconds' worth).
+pub const SNAPSHOT_BYTES_PER_SEC_TOTAL: u64 = 32 * 1024 * 1024;
+/// Snapshot reads in flight at once (each a chunk the driver reads from disk).
+pub const SNAPSHOT_READS_IN_FLIGHT: usize = 4;

@@ -85,6 +85,11 @@ pub struct Replica {
     /// the challenge, or when it could not), and when we asked.
     pub(crate) challenges: BTreeMap<MemberId, (Vec<u8>, u64)>,
     pub(crate) answering: usize,
+    /// Snapshot reads handed to the driver and not answered yet.
+    pub(crate) snapshot_reads: usize,
+    /// Snapshot bytes all peers together may still fetch (see
+    /// [`crate::limits::SNAPSHOT_BYTES_PER_SEC_TOTAL`]).
+    pub(crate) snapshot_budget: crate::budget::Bucket,
     /// Whose turn it is to be asked while finality lags.
     pub(crate) catch_up_turn: usize,
     /// Members already reported ejected.
@@ -149,6 +154,12 @@ impl Replica {
             sync_buffer_since_ms: None,
             challenges: BTreeMap::new(),
             answering: 0,
+            snapshot_reads: 0,
+            snapshot_budget: crate::budget::Bucket::new(
+                crate::limits::SNAPSHOT_BYTES_PER_SEC_TOTAL * 10,
+                crate::limits::SNAPSHOT_BYTES_PER_SEC_TOTAL,
+                now_ms,
+            ),
             catch_up_turn: 0,
             ejected: BTreeSet::new(),
             last_own_event_ms: 0,
@@ -574,6 +585,14 @@ impl Replica {
                 result,
             } => {
                 self.archive_read(to, request, result);
+                Ok(Reply::Done)
+            }
+            Command::SnapshotRead {
+                to,
+                request,
+                result,
+            } => {
+                self.snapshot_read(to, request, result);
                 Ok(Reply::Done)
             }
         }

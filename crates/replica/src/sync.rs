@@ -247,6 +247,19 @@ impl Replica {
                     })
                     .collect(),
             },
+            Request::SnapshotInfo => {
+                match self.serve_snapshot(now_ms, from, id, crate::io::SnapshotPart::Info) {
+                    Some(r) => r,
+                    None => return, // answered by the driver from disk
+                }
+            }
+            Request::SnapshotChunk { epoch, index } => {
+                let part = crate::io::SnapshotPart::Chunk { epoch, index };
+                match self.serve_snapshot(now_ms, from, id, part) {
+                    Some(r) => r,
+                    None => return,
+                }
+            }
             Request::Certificates { after } => Response::Certificates {
                 items: self
                     .ledger
@@ -401,6 +414,11 @@ impl Replica {
                 self.retry_certs(now_ms);
             }
             Response::Ack => self.flush_queue(now_ms, from),
+            // Replicas never ask for snapshots (the state-sync client does, before a node
+            // starts).
+            Response::SnapshotInfo { .. } | Response::SnapshotChunk { .. } => {
+                Counters::bump(&mut self.counters.rejected, "unexpected_answer")
+            }
             Response::Activated { credential } => self.on_activated(now_ms, from, &credential),
             Response::Error { .. } => {
                 Counters::bump(&mut self.counters.rejected, "peer_refused_request")

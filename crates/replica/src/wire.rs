@@ -157,6 +157,16 @@ pub enum Request {
         /// `TPM2B_ENCRYPTED_SECRET` contents.
         secret: ByteBuf,
     },
+    /// "Describe your newest snapshot" (state sync: a newcomer starts from one).
+    SnapshotInfo,
+    /// "Send me this chunk of your snapshot of `epoch`" (chunks of
+    /// [`crate::limits::SNAPSHOT_CHUNK_BYTES`]).
+    SnapshotChunk {
+        /// The snapshot's epoch (from [`Response::SnapshotInfo`]).
+        epoch: u64,
+        /// Which chunk, from 0.
+        index: u32,
+    },
 }
 
 impl Request {
@@ -172,6 +182,8 @@ impl Request {
             Request::Push { .. } => "push",
             Request::Agreement { .. } => "agreement",
             Request::Activate { .. } => "activate",
+            Request::SnapshotInfo => "snapshot_info",
+            Request::SnapshotChunk { .. } => "snapshot_chunk",
         }
     }
 }
@@ -217,6 +229,20 @@ pub enum Response {
     Activated {
         /// The credential.
         credential: ByteBuf,
+    },
+    /// The responder's newest snapshot: its header (the file's first
+    /// `web4fed_core::snapshot::HEADER_LEN` bytes) and the SHA-256 of each chunk of the file,
+    /// so every chunk is checked as it arrives.
+    SnapshotInfo {
+        /// The file's header.
+        header: ByteBuf,
+        /// SHA-256 of each chunk, in order (at most [`crate::limits::MAX_SNAPSHOT_CHUNKS`]).
+        chunks: Vec<ByteBuf>,
+    },
+    /// One chunk of a snapshot file.
+    SnapshotChunk {
+        /// The chunk's bytes (at most [`crate::limits::SNAPSHOT_CHUNK_BYTES`]).
+        bytes: ByteBuf,
     },
     /// The request could not be served.
     Error {
@@ -268,6 +294,7 @@ impl Message {
                     Request::Range { .. } => 48,
                     Request::Reconcile { msg } => msg.len() as u64,
                     Request::Evidence { .. } => 42,
+                    Request::SnapshotChunk { .. } => 20,
                     _ => 8,
                 },
                 Message::Response { body, .. } => match body {
@@ -281,6 +308,10 @@ impl Message {
                         .map(|(_, a)| 34 + a.iter().map(|s| s.len() as u64).sum::<u64>())
                         .sum(),
                     Response::Activated { credential } => credential.len() as u64,
+                    Response::SnapshotInfo { header, chunks } => {
+                        header.len() as u64 + bufs(chunks)
+                    }
+                    Response::SnapshotChunk { bytes } => bytes.len() as u64,
                     Response::Error { message } => message.len() as u64,
                     Response::Ack => 1,
                 },

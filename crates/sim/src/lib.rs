@@ -507,6 +507,19 @@ impl Sim {
                     },
                 );
             }
+            ReplicaEvent::ReadSnapshot { to, request, .. } => {
+                // Simulated replicas never state-sync (nothing asks); answer so no read stays
+                // in flight.
+                let now = self.local_now(n);
+                let _ = self.nodes[n].replica.handle_command(
+                    now,
+                    Command::SnapshotRead {
+                        to,
+                        request,
+                        result: Err("the simulator serves no snapshots".into()),
+                    },
+                );
+            }
             ReplicaEvent::MakeChallenge { subject, .. } => {
                 let now = self.local_now(n);
                 let _ = self.nodes[n].replica.handle_command(

@@ -51,11 +51,14 @@ pub enum Class {
     ApiVotes,
     /// Requests without the token, from another origin, to another Host.
     NoToken,
+    /// Snapshot descriptions and chunks asked for as fast as possible (state sync serves
+    /// strangers: a newcomer is not a member yet).
+    SnapshotFlood,
 }
 
 impl Class {
     /// Every class, in the order the tables list them.
-    pub const ALL: [Class; 16] = [
+    pub const ALL: [Class; 17] = [
         Class::PeerFlood,
         Class::Orphans,
         Class::BadSignatures,
@@ -72,6 +75,7 @@ impl Class {
         Class::BigBodies,
         Class::ApiVotes,
         Class::NoToken,
+        Class::SnapshotFlood,
     ];
 
     /// The name on the command line and in tables.
@@ -93,6 +97,7 @@ impl Class {
             Class::BigBodies => "big-bodies",
             Class::ApiVotes => "api-votes",
             Class::NoToken => "no-token",
+            Class::SnapshotFlood => "snapshot-flood",
         }
     }
 

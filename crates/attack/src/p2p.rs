@@ -46,8 +46,20 @@ pub async fn run(
             let mut p = Peer::new(&kp, &net, target.clone())?;
             p.connect().await?;
             let mut i = 0u64;
+            // The snapshot flood asks for chunks of the snapshot the victim describes (a
+            // miss would cost it less), when it has one.
+            let mut snapshot = None;
+            if class == Class::SnapshotFlood {
+                if let Some(Response::SnapshotInfo { header, .. }) =
+                    p.ask(Request::SnapshotInfo, Duration::from_secs(5)).await
+                {
+                    snapshot = web4fed_core::snapshot::Header::read(&header)
+                        .ok()
+                        .map(|h| h.epoch);
+                }
+            }
             while Instant::now() < end {
-                stranger_round(class, &mut p, &kp, genesis, &mut i);
+                stranger_round(class, &mut p, &kp, genesis, &mut i, snapshot);
                 p.pump(ROUND).await;
             }
             report.wire = p.counts.clone();
@@ -70,6 +82,7 @@ fn stranger_round(
     kp: &web4fed_core::identity::Keypair,
     g: &Genesis,
     i: &mut u64,
+    snapshot: Option<u64>,
 ) {
     let net = g.network_id();
     let now = now_ms();
@@ -134,6 +147,21 @@ fn stranger_round(
                     Topic::Heartbeats,
                     forge::stranger_heartbeat(&net, now, epoch).encode(),
                 );
+            }
+        }
+        Class::SnapshotFlood => {
+            // Chunk 0 of the snapshot the victim described (or of a guessed epoch: a miss
+            // costs it a budget check and an open), and its description, over and over.
+            let epoch = snapshot.unwrap_or_else(|| live_checkpoint(g));
+            while p.in_flight() < REQUESTS_IN_FLIGHT {
+                let body = match *i % 4 {
+                    0 => Request::SnapshotInfo,
+                    _ => Request::SnapshotChunk { epoch, index: 0 },
+                };
+                *i += 1;
+                if p.request(body).is_none() {
+                    break;
+                }
             }
         }
         Class::Requests => {

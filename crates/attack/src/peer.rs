@@ -41,6 +41,8 @@ pub struct WireCounts {
     pub disconnects: u64,
     /// Dials that failed (e.g. the victim blocks us).
     pub dial_failures: u64,
+    /// Bytes of snapshot chunks the victim sent us.
+    pub snapshot_bytes: u64,
 }
 
 /// One Byzantine peer connected to one victim.
@@ -231,6 +233,9 @@ impl Peer {
                     self.counts.answers += 1;
                     if matches!(response, Response::Error { .. }) {
                         self.counts.refused_answers += 1;
+                    }
+                    if let Response::SnapshotChunk { bytes } = &response {
+                        self.counts.snapshot_bytes += bytes.len() as u64;
                     }
                     if let Some(slot) = self.awaited.get_mut(&request_id) {
                         *slot = Some(response);

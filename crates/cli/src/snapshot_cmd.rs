@@ -148,7 +148,10 @@ pub fn import(dir: &Path, file: &Path) -> CmdResult {
 pub fn fetch(dir: &Path, peers: &[String], quorum: usize) -> CmdResult {
     let addrs = peers
         .iter()
-        .map(|p| p.parse::<libp2p::Multiaddr>().map_err(|e| format!("peer {p}: {e}")))
+        .map(|p| {
+            p.parse::<libp2p::Multiaddr>()
+                .map_err(|e| format!("peer {p}: {e}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

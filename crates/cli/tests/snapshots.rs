@@ -49,13 +49,22 @@ fn last_rebuild(n: &Node) -> String {
 }
 
 /// A field `name=value` of a log line.
-fn field(line: &str, name: &str) -> Option<u64> {
+fn field_of(line: &str, name: &str) -> Option<u64> {
     let at = line.find(&format!("{name}="))? + name.len() + 1;
     line[at..]
         .split(|c: char| !c.is_ascii_digit())
         .next()?
         .parse()
         .ok()
+}
+
+/// Posts `k` thoughts, alternating between the first two nodes.
+fn post(nodes: &[Node], posted: &mut u64, k: u64) {
+    for _ in 0..k {
+        let (st, v) = nodes[*posted as usize % 2].submit(&sentence(70_000 + *posted));
+        assert_eq!(st, 201, "{v}");
+        *posted += 1;
+    }
 }
 
 fn verify(dir: &Path) -> std::process::Output {
@@ -85,13 +94,6 @@ fn restart_from_snapshot_refuse_damage_survive_kills_and_join_from_an_export() {
         .collect();
     start_federation(&mut nodes, &[]);
     let mut posted = 0u64;
-    fn post(nodes: &[Node], posted: &mut u64, k: u64) {
-        for _ in 0..k {
-            let (st, v) = nodes[*posted as usize % 2].submit(&sentence(70_000 + *posted));
-            assert_eq!(st, 201, "{v}");
-            *posted += 1;
-        }
-    }
     // Post until legion has written two snapshots (a base every 6 checkpoints, behind the
     // newest twelve certificates: a few seconds at 200 ms epochs).
     let start = std::time::Instant::now();
@@ -115,8 +117,8 @@ fn restart_from_snapshot_refuse_damage_survive_kills_and_join_from_an_export() {
     let thor = nodes[1].addr();
     nodes[0].start(std::slice::from_ref(&thor), None);
     let line = last_rebuild(&nodes[0]);
-    assert_eq!(field(&line, "snapshot_epoch"), Some(newest), "{line}");
-    let tail = field(&line, "events").unwrap();
+    assert_eq!(field_of(&line, "snapshot_epoch"), Some(newest), "{line}");
+    let tail = field_of(&line, "events").unwrap();
     assert!(tail < total, "read {tail} events again of {total}: {line}");
     let refs: Vec<&Node> = nodes.iter().collect();
     wait("agree after the restart", &refs, || {
@@ -142,7 +144,7 @@ fn restart_from_snapshot_refuse_damage_survive_kills_and_join_from_an_export() {
     assert!(text.contains("checksum mismatch"), "{text}");
     nodes[0].start(std::slice::from_ref(&thor), None);
     let line = last_rebuild(&nodes[0]);
-    let used = field(&line, "snapshot_epoch").expect("an older snapshot used");
+    let used = field_of(&line, "snapshot_epoch").expect("an older snapshot used");
     assert!(used < epoch_of(&damaged), "{line}");
     assert!(
         nodes[0].log().contains("snapshot refused"),
@@ -173,7 +175,7 @@ fn restart_from_snapshot_refuse_damage_survive_kills_and_join_from_an_export() {
         );
         nodes[0].start(std::slice::from_ref(&thor), None);
         let line = last_rebuild(&nodes[0]);
-        assert!(field(&line, "snapshot_epoch").is_some(), "{line}");
+        assert!(field_of(&line, "snapshot_epoch").is_some(), "{line}");
     }
     let refs: Vec<&Node> = nodes.iter().collect();
     wait("agree after the kills", &refs, || {
@@ -201,11 +203,72 @@ fn restart_from_snapshot_refuse_damage_survive_kills_and_join_from_an_export() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported"));
     sprout.start(&[thor], None);
     let line = last_rebuild(&sprout);
-    assert!(field(&line, "snapshot_epoch").is_some(), "{line}");
+    assert!(field_of(&line, "snapshot_epoch").is_some(), "{line}");
     // The only event read is its own registration, which `init` wrote.
-    assert_eq!(field(&line, "events"), Some(1), "{line}");
+    assert_eq!(field_of(&line, "events"), Some(1), "{line}");
     let refs: Vec<&Node> = nodes.iter().chain([&sprout]).collect();
     wait("the newcomer to agree", &refs, || {
+        agree(&refs, Some(posted + 3))
+    });
+}
+
+/// State sync on real processes: a newcomer started with `--state-sync` fetches the newest
+/// snapshot two peers agree on, in checked chunks, and joins with the same root without
+/// replaying history; a stranger flooding snapshot requests is told to slow down and the
+/// peers keep serving.
+#[test]
+fn a_newcomer_joins_by_state_sync_and_a_flood_of_snapshot_requests_is_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = common::genesis(
+        tmp.path(),
+        "state-sync",
+        &[
+            "epoch_ms=200",
+            "finality_every_epochs=1",
+            "rate_base_thoughts=100000",
+            "rate_base_bytes=100000000",
+        ],
+    );
+    let mut nodes: Vec<Node> = ["legion", "thor"]
+        .iter()
+        .map(|n| Node::init(tmp.path(), n, Some(&g)))
+        .collect();
+    start_federation(&mut nodes, &[]);
+    let mut posted = 0u64;
+    let start = std::time::Instant::now();
+    while nodes.iter().any(|n| snapshot_files(n).is_empty()) {
+        post(&nodes, &mut posted, 10);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(start.elapsed() < common::DEADLINE, "no snapshots");
+    }
+    let addrs: Vec<String> = nodes.iter().map(Node::addr).collect();
+    // A stranger asks for chunks far faster than any budget allows: refused with a reason,
+    // never sent more than the budgets (a burst of ten seconds' worth plus the rate).
+    let secs = 4.0;
+    let out = nodes[0]
+        .attack_command("snapshot-flood", secs)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let wire = &report["wire"];
+    println!("MEASURED snapshot flood: {wire}");
+    assert!(wire["snapshot_bytes"].as_u64().unwrap() > 0, "{report}");
+    assert!(wire["refused_answers"].as_u64().unwrap() > 0, "{report}");
+    let budget =
+        web4fed_replica::limits::SNAPSHOT_BYTES_PER_SEC_PER_PEER as f64 * (10.0 + secs + 2.0);
+    assert!(
+        (wire["snapshot_bytes"].as_u64().unwrap() as f64) <= budget,
+        "served more than the budget: {report}"
+    );
+    // The newcomer.
+    let mut sprout = Node::init(tmp.path(), "sprout", Some(&g));
+    sprout.start_with(&addrs, &["--state-sync", "--state-sync-quorum", "2"]);
+    let line = last_rebuild(&sprout);
+    assert!(field_of(&line, "snapshot_epoch").is_some(), "{line}");
+    assert!(sprout.log().contains("snapshot fetched and checked"));
+    let refs: Vec<&Node> = nodes.iter().chain([&sprout]).collect();
+    wait("the state-synced newcomer to agree", &refs, || {
         agree(&refs, Some(posted + 3))
     });
 }

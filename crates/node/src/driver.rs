@@ -451,13 +451,8 @@ impl Node {
                 self.tpm
                     .answer(from, request, id_object, secret, self.metrics.clone());
             }
-            ReplicaEvent::ReadSnapshot {
-                to,
-                request,
-                part,
-            } => {
-                let result =
-                    crate::snapshot_offer::read(&self.snapshots, &mut self.offered, part);
+            ReplicaEvent::ReadSnapshot { to, request, part } => {
+                let result = crate::snapshot_offer::read(&self.snapshots, &mut self.offered, part);
                 let _ = self.replica.handle_command(
                     now,
                     ReplicaCommand::SnapshotRead {

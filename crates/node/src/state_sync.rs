@@ -190,7 +190,11 @@ async fn confirmations(swarm: &mut Swarm<Behaviour>, peers: &[PeerId], o: &Offer
 }
 
 /// Fetches every chunk of an offer, each checked against its hash.
-async fn download(swarm: &mut Swarm<Behaviour>, o: &Offer, progress: bool) -> Result<Vec<u8>, String> {
+async fn download(
+    swarm: &mut Swarm<Behaviour>,
+    o: &Offer,
+    progress: bool,
+) -> Result<Vec<u8>, String> {
     let total = HEADER_LEN as u64 + o.header.body_len;
     let mut bytes = Vec::with_capacity(total.min(64 << 20) as usize);
     let started = Instant::now();

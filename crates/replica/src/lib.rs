@@ -34,8 +34,8 @@ pub mod limits;
 pub mod peers;
 pub mod rating;
 mod reconcile;
-mod snapshot_serve;
 mod replica;
+mod snapshot_serve;
 mod sync;
 pub mod wire;
 

@@ -308,9 +308,7 @@ impl Message {
                         .map(|(_, a)| 34 + a.iter().map(|s| s.len() as u64).sum::<u64>())
                         .sum(),
                     Response::Activated { credential } => credential.len() as u64,
-                    Response::SnapshotInfo { header, chunks } => {
-                        header.len() as u64 + bufs(chunks)
-                    }
+                    Response::SnapshotInfo { header, chunks } => header.len() as u64 + bufs(chunks),
                     Response::SnapshotChunk { bytes } => bytes.len() as u64,
                     Response::Error { message } => message.len() as u64,
                     Response::Ack => 1,

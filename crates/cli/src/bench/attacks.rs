@@ -34,6 +34,7 @@ fn as_filed(c: Class) -> &'static str {
         Class::LiveStreams => "1,000 streams exhaust descriptors; libp2p cannot accept peers",
         Class::BigBodies => "8 MiB bodies processed on the node task behind a deep queue",
         Class::NoToken => "no token on loopback; Host/Origin/Content-Type ignored",
+        Class::SnapshotFlood => "(new with state sync: not filed)",
     }
 }
 

@@ -40,6 +40,8 @@ pub trait NodeExt: Sized {
     fn init_with(root: &Path, name: &str, genesis: Option<&Path>, extra: &[&str]) -> Self;
     /// Starts `web4fed run` (heartbeat 250 ms) and waits for its API, or fails the test.
     fn start(&mut self, peers: &[String], adversary: Option<&str>);
+    /// Starts the node with extra `web4fed run` flags.
+    fn start_with(&mut self, peers: &[String], extra: &[&str]);
     /// POST a raw body to /v1/thoughts.
     fn post_raw(&self, body: &str) -> (u16, Value);
     /// POST raw bytes to an API path.
@@ -72,6 +74,14 @@ impl NodeExt for Node {
             extra.extend(["--adversary", a]);
         }
         if let Err(e) = self.spawn(peers, &extra) {
+            panic!("{}: {e}", self.name);
+        }
+    }
+
+    fn start_with(&mut self, peers: &[String], extra: &[&str]) {
+        let mut all = vec!["--heartbeat-ms", "250"];
+        all.extend_from_slice(extra);
+        if let Err(e) = self.spawn(peers, &all) {
             panic!("{}: {e}", self.name);
         }
     }

@@ -179,12 +179,53 @@ fuzz_target!(|data: &[u8]| {
                     },
                 );
             }
+            15 => {
+                let body = Request::SnapshotInfo;
+                r.handle_message(now, from, Message::Request { id, body });
+            }
+            16 => {
+                let mut e = [0u8; 8];
+                for (d, s) in e.iter_mut().zip(rest) {
+                    *d = *s;
+                }
+                let body = Request::SnapshotChunk {
+                    epoch: u64::from_be_bytes(e),
+                    index: u32::from(rest.get(8).copied().unwrap_or(0)),
+                };
+                r.handle_message(now, from, Message::Request { id, body });
+            }
+            17 => {
+                // Snapshot answers nobody asked for.
+                let body = if rest.len() % 2 == 0 {
+                    Response::SnapshotInfo {
+                        header: ByteBuf::from(rest.to_vec()),
+                        chunks: bufs(rest),
+                    }
+                } else {
+                    Response::SnapshotChunk {
+                        bytes: ByteBuf::from(rest.to_vec()),
+                    }
+                };
+                r.handle_message(now, from, Message::Response { id, body });
+            }
             _ => {
                 now += u64::from(rest.first().copied().unwrap_or(1)) * 500;
                 r.handle_timeout(now);
             }
         }
-        while r.poll_event().is_some() {}
+        // Snapshot reads are answered as the driver would when it holds no snapshot.
+        while let Some(ev) = r.poll_event() {
+            if let web4fed_replica::Event::ReadSnapshot { to, request, .. } = ev {
+                let _ = r.handle_command(
+                    now,
+                    web4fed_replica::Command::SnapshotRead {
+                        to,
+                        request,
+                        result: Err("no snapshot to offer".into()),
+                    },
+                );
+            }
+        }
         while r.poll_transmit().is_some() {}
         assert!(r.peers().iter().count() <= MAX_KNOWN_PEERS + 2);
         assert!(r

@@ -85,6 +85,11 @@ pub const REORG_WINDOW_CERTS: usize = 12;
 /// live member's events up to then have reached every node (presence and gossip take well
 /// under this on a LAN and across regions).
 pub const GENERATION_SETTLE_MS: u64 = 2_000;
+/// Checkpoints after the latest certificate kept beyond the recent ones (see
+/// `Ledger::uncertified_from`): half an hour at the defaults (5 s checkpoints), each a few
+/// maps over the members. A node further behind than this cannot check the certificates it
+/// missed against its own fold and should start again from a snapshot (state sync).
+pub const MAX_UNCERTIFIED_CHECKPOINTS: usize = 360;
 /// Checkpoint epochs between the fold snapshots kept as candidate bases for pruning: each is
 /// a copy of the state, so few are kept; every 30 s of event time at the defaults (6
 /// checkpoints of 5 epochs).
@@ -1069,7 +1074,9 @@ impl Ledger {
         }
     }
 
-    /// Records the roots of the epochs whose end this item's time crosses (recent ones only).
+    /// Records the roots of the epochs whose end this item's time crosses: recent ones, and
+    /// the checkpoints after the latest certificate however old (see
+    /// [`MAX_UNCERTIFIED_CHECKPOINTS`]).
     fn record_epoch_roots(&mut self, t: u64) {
         let epoch_ms = self.genesis.epoch_ms;
         let head = self.fold_ms;
@@ -1083,8 +1090,13 @@ impl Ledger {
             .order
             .last_key_value()
             .map_or(last, |((k, _), _)| k.timestamp_ms / epoch_ms);
-        let from = first.max(newest.saturating_sub(EPOCH_ROOTS_KEPT as u64));
+        let recent = newest.saturating_sub(EPOCH_ROOTS_KEPT as u64);
+        let uncertified = self.uncertified_from(newest);
+        let from = first.max(recent.min(uncertified));
         for e in from..=last {
+            if e < recent && !self.is_checkpoint(e) {
+                continue;
+            }
             // Kept across a re-fold only while still valid (see `settle`).
             let root = match self.epoch_roots.get(&e) {
                 Some(r) => *r,
@@ -1118,9 +1130,22 @@ impl Ledger {
         while self.epoch_roots.len() > EPOCH_ROOTS_KEPT {
             self.epoch_roots.pop_first();
         }
-        while self.checkpoints.len() > EPOCH_ROOTS_KEPT {
-            self.checkpoints.pop_first();
+        if self.checkpoints.len() > EPOCH_ROOTS_KEPT {
+            self.checkpoints
+                .retain(|e, _| *e >= recent || *e >= uncertified);
         }
+    }
+
+    /// The oldest epoch whose checkpoint is kept because no certificate covers it yet: a
+    /// node that fell behind (down for minutes, or folding a long sync) checks every
+    /// certificate it fetches against its own checkpoint of that epoch, and the validators
+    /// of a stalled height's later generations are the weights at such checkpoints. At most
+    /// [`MAX_UNCERTIFIED_CHECKPOINTS`] back from `newest`.
+    fn uncertified_from(&self, newest: u64) -> u64 {
+        let cap = MAX_UNCERTIFIED_CHECKPOINTS as u64 * self.genesis.finality_every_epochs;
+        self.final_epoch()
+            .map_or(0, |f| f + 1)
+            .max(newest.saturating_sub(cap))
     }
 
     fn fold_one(&mut self, (key, item): (OrderKey, Item)) {

@@ -897,14 +897,18 @@ impl Sim {
         }
     }
 
-    /// Node `n`'s ledger restored from its newest snapshot and the log after it, as the
-    /// daemon restores (the tail: each listed feed from its covered length, then what was
-    /// stored after the snapshot); `None` without a snapshot. A snapshot the node wrote
-    /// itself that does not load is a bug, and fails the run.
-    fn restored(&self, n: usize, now: u64) -> Option<Ledger> {
+    /// Node `n`'s ledger restored from its newest snapshot (with the events after it, in
+    /// their canonical order, as the daemon reads them: each listed feed from its covered
+    /// length, then what was stored after the snapshot), or with no snapshot an empty one
+    /// and the whole log in admission order. A snapshot the node wrote itself that does
+    /// not load is a bug, and fails the run.
+    fn restored(&self, n: usize) -> (Ledger, Vec<Event>) {
         let node = &self.nodes[n];
-        let (bytes, mark) = node.snapshot.as_ref()?;
         let g = &self.cfg.genesis;
+        let Some((bytes, mark)) = node.snapshot.as_ref() else {
+            let all = node.durable.iter().map(|e| (**e).clone()).collect();
+            return (Ledger::new(g.clone()), all);
+        };
         let file = web4fed_core::snapshot::SnapshotFile::decode(bytes, &g.network_id())
             .expect("a snapshot this node wrote decodes");
         let epoch = file.header.epoch;
@@ -914,11 +918,10 @@ impl Sim {
             .find(|c| c.body.epoch == epoch)
             .map(|c| c.body.root);
         let verifier = Box::new(web4fed_core::attest::GenesisVerifier::new(g));
-        let (mut l, known) = Ledger::from_snapshot(g.clone(), verifier, &file, certified)
+        let (l, known) = Ledger::from_snapshot(g.clone(), verifier, &file, certified)
             .expect("a snapshot this node wrote loads");
-        let known: BTreeSet<_> = known.into_iter().collect();
         let covered: BTreeMap<_, _> = known.iter().map(|m| (*m, l.feed_len(m))).collect();
-        let tail: Vec<Event> = node
+        let mut tail: Vec<Event> = node
             .durable
             .iter()
             .enumerate()
@@ -928,34 +931,40 @@ impl Sim {
             })
             .map(|(_, e)| (**e).clone())
             .collect();
-        for chunk in tail.chunks(web4fed_core::ledger::MAX_BATCH_EVENTS) {
-            l.handle_batch(now, chunk.to_vec());
-            while l.poll_output().is_some() {}
-        }
-        Some(l)
+        tail.sort_by_key(Event::order_key);
+        (l, tail)
     }
 
-    /// A replica rebuilt from node `n`'s durable storage, as the daemon rebuilds from its log.
+    /// A replica rebuilt from node `n`'s durable storage, as the daemon rebuilds: events in
+    /// batches, each certificate restored as soon as the events it covers are in.
     fn rebuilt(&self, n: usize) -> Replica {
         let now = self.local_now(n);
         let node = &self.nodes[n];
-        let l = match self.restored(n, now) {
-            Some(l) => l,
-            None => {
-                let mut l = Ledger::new(self.cfg.genesis.clone());
-                for chunk in node.durable.chunks(web4fed_core::ledger::MAX_BATCH_EVENTS) {
-                    l.handle_batch(now, chunk.iter().map(|e| (**e).clone()).collect::<Vec<_>>());
-                    while l.poll_output().is_some() {}
-                }
-                l
-            }
-        };
-        let mut l = l;
+        let (mut l, events) = self.restored(n);
         let fin = l.final_epoch();
-        for c in &node.certs {
-            if fin.is_none_or(|f| c.body.epoch > f) {
-                l.restore_certificate(c.clone());
-            }
+        let mut certs: std::collections::VecDeque<&Certificate> = node
+            .certs
+            .iter()
+            .filter(|c| fin.is_none_or(|f| c.body.epoch > f))
+            .collect();
+        let restore_covered =
+            |l: &mut Ledger, certs: &mut std::collections::VecDeque<&Certificate>| {
+                while certs
+                    .front()
+                    .is_some_and(|c| c.frontier.iter().all(|(m, k)| l.feed_len(m) >= *k))
+                {
+                    if let Some(c) = certs.pop_front() {
+                        l.restore_certificate(c.clone());
+                    }
+                }
+            };
+        for chunk in events.chunks(web4fed_core::ledger::MAX_BATCH_EVENTS) {
+            l.handle_batch(now, chunk.to_vec());
+            while l.poll_output().is_some() {}
+            restore_covered(&mut l, &mut certs);
+        }
+        for c in certs {
+            l.restore_certificate(c.clone());
         }
         for p in &node.proofs {
             let _ = l.handle_proof(p.clone());

@@ -117,7 +117,7 @@ pub fn describe(name: &str) -> &'static str {
         "partition" => "Seed Test 3: {0} | {1,2} for 30 s with 1 % loss, then heal.",
         "forger" => "Seed Test 4: a member relays events with forged signatures in envelopes it signs.",
         "faults" => "Loss 5 %, duplication 2 %, 50 ms jitter, 2 s clock skew, a crash and restart, a one-way partition.",
-        "restart" => "A node crashes after 130 s and restarts from its newest snapshot plus the log after it.",
+        "restart" => "One node restarts from its newest snapshot plus the log after it; another comes back after 110 s down and catches up on every certificate it missed.",
         "garbage" => "Corpus poisoning: low-quality and near-duplicate thoughts at the full rate.",
         "sybil" => "Sybil swarm: twelve silent registrations with valid PoW (4:1 against three honest founders), five without.",
         "equivocator" => "Two different events at one seq, each sent to half the peers.",
@@ -176,8 +176,11 @@ pub fn config(name: &str) -> Option<Config> {
         "restart" => {
             // Long enough for certified history to leave memory and a snapshot to be written
             // (a base every 30 s of event time, a minute behind the newest certificate), then
-            // a crash and a restart from it under loss and jitter.
-            let mut c = base(name, honest(4));
+            // a crash and a restart from it under loss and jitter. Node 3 is down from 30 s
+            // to 140 s: back, it must check every certificate it missed against its own
+            // fold of epochs long past (found by this scenario: it kept only the last 64
+            // epochs' checkpoints and stalled at the first certificate it could not check).
+            let mut c = base(name, honest(5));
             c.loss_ppm = 20_000;
             c.jitter_ms = 30;
             c.fault_ms = 150_000;
@@ -186,6 +189,12 @@ pub fn config(name: &str) -> Option<Config> {
                 at_ms: 130_000,
                 restart_ms: 140_000,
                 from_snapshot: true,
+            });
+            c.crashes.push(Crash {
+                node: 3,
+                at_ms: 30_000,
+                restart_ms: 140_000,
+                from_snapshot: false,
             });
             c
         }

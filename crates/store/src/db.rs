@@ -345,10 +345,13 @@ impl Store {
     }
 
     /// Brings a ledger restored from the snapshot of `epoch` up to date with the log: the
-    /// events of the feeds it lists (`known`) from each one's covered length on, then every
-    /// event stored after the snapshot's mark that it does not hold; each checked (signature,
-    /// chain) through the admission path. Then the certificates after its chain and the
-    /// proofs. History before the snapshot is neither read nor verified again.
+    /// events of the feeds it lists (`known`) from each one's covered length on, and every
+    /// event stored after the snapshot's mark that it does not cover; each checked
+    /// (signature, chain) through the admission path, in their canonical order, with the
+    /// certificates after the snapshot's chain restored as soon as the events they cover
+    /// are in (as the full rebuild does: each sets the next height's validators from the
+    /// fold at its epoch). Then the proofs. History before the snapshot is neither read nor
+    /// verified again.
     pub fn rebuild_after_snapshot(
         &self,
         ledger: &mut Ledger,
@@ -357,30 +360,8 @@ impl Store {
         now_ms: u64,
     ) -> Result<Rebuild, StoreError> {
         let network = *ledger.network();
-        let mut events = 0u64;
-        let mut page: Vec<Row> = Vec::new();
-        let mut flush = |ledger: &mut Ledger, page: &mut Vec<Row>| -> Result<(), StoreError> {
-            if page.is_empty() {
-                return Ok(());
-            }
-            let rows = std::mem::take(page);
-            let batch = check_rows(&rows, &network)?;
-            events += batch.len() as u64;
-            for (r, row) in ledger
-                .handle_batch_verified(now_ms, batch)
-                .into_iter()
-                .zip(&rows)
-            {
-                if let Err(e) = r {
-                    return Err(StoreError::Corrupt {
-                        id: hex::encode(&row.1),
-                        reason: e.to_string(),
-                    });
-                }
-            }
-            while ledger.poll_output().is_some() {}
-            Ok(())
-        };
+        let mut rows: Vec<Row> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT rowid, id, bytes FROM events WHERE author = ?1 AND seq >= ?2
@@ -388,16 +369,13 @@ impl Store {
             )?;
             for m in known {
                 let from = ledger.feed_len(m);
-                let rows = stmt.query_map(params![m.0, from as i64], |r| {
+                for row in stmt.query_map(params![m.0, from as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
-                for row in rows {
-                    page.push(row?);
-                    if page.len() as i64 >= LOAD_PAGE_EVENTS {
-                        flush(ledger, &mut page)?;
-                    }
+                })? {
+                    let row: Row = row?;
+                    seen.insert(row.1.clone());
+                    rows.push(row);
                 }
-                flush(ledger, &mut page)?;
             }
         }
         {
@@ -405,36 +383,62 @@ impl Store {
             let mut stmt = self.conn.prepare(
                 "SELECT rowid, id, bytes, author, seq FROM events WHERE rowid > ?1 ORDER BY rowid",
             )?;
-            let rows = stmt.query_map([mark], |r| {
+            let found = stmt.query_map([mark], |r| {
                 Ok((
                     (r.get(0)?, r.get(1)?, r.get(2)?),
                     r.get::<_, Vec<u8>>(3)?,
                     r.get::<_, i64>(4)?,
                 ))
             })?;
-            for row in rows {
-                let (row, author, seq) = row?;
-                let held = <[u8; 32]>::try_from(author.as_slice())
+            for row in found {
+                let (row, author, seq): (Row, Vec<u8>, i64) = row?;
+                let covered = <[u8; 32]>::try_from(author.as_slice())
                     .map(|a| ledger.feed_len(&MemberId(a)) > seq as u64)
                     .unwrap_or(false);
-                if held {
-                    continue;
-                }
-                page.push(row);
-                if page.len() as i64 >= LOAD_PAGE_EVENTS {
-                    flush(ledger, &mut page)?;
+                if !covered && !seen.contains(&row.1) {
+                    rows.push(row);
                 }
             }
-            flush(ledger, &mut page)?;
         }
-        let newer: Vec<Certificate> = {
+        let mut events = Vec::with_capacity(rows.len());
+        for page in rows.chunks(LOAD_PAGE_EVENTS as usize) {
+            events.extend(
+                check_rows(page, &network)?
+                    .into_iter()
+                    .zip(page.iter().map(|r| r.1.clone())),
+            );
+        }
+        let read = events.len() as u64;
+        // The canonical order keeps each feed in seq order and lets certificates be restored
+        // as the fold reaches them.
+        events.sort_by_key(|(e, _)| e.event().order_key());
+        let mut certs: std::collections::VecDeque<Certificate> = {
             let fin = ledger.final_epoch();
             let mut c = self.certificates(usize::MAX >> 1)?;
             c.retain(|c| fin.is_none_or(|f| c.body.epoch > f));
             c.reverse();
-            c
+            c.into()
         };
-        for c in newer {
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            let (batch, ids): (Vec<VerifiedEvent>, Vec<Vec<u8>>) =
+                events.by_ref().take(LOAD_PAGE_EVENTS as usize).unzip();
+            for (r, id) in ledger
+                .handle_batch_verified(now_ms, batch)
+                .into_iter()
+                .zip(&ids)
+            {
+                if let Err(e) = r {
+                    return Err(StoreError::Corrupt {
+                        id: hex::encode(id),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            restore_covered(ledger, &mut certs);
+            while ledger.poll_output().is_some() {}
+        }
+        for c in certs {
             ledger.restore_certificate(c);
         }
         let proofs = self.restore_proofs(ledger)?;
@@ -443,7 +447,7 @@ impl Store {
             .meta("root")?
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
         Ok(Rebuild {
-            events,
+            events: read,
             proofs,
             recorded_root,
             root: ledger.state_root(),
@@ -488,17 +492,6 @@ impl Store {
             c.reverse();
             c.into()
         };
-        let restore_covered =
-            |ledger: &mut Ledger, certs: &mut std::collections::VecDeque<Certificate>| {
-                while certs
-                    .front()
-                    .is_some_and(|c| c.frontier.iter().all(|(m, n)| ledger.feed_len(m) >= *n))
-                {
-                    if let Some(c) = certs.pop_front() {
-                        ledger.restore_certificate(c);
-                    }
-                }
-            };
         let mut events = 0u64;
         let mut last_rowid = 0i64;
         let mut stmt = self.conn.prepare(
@@ -574,6 +567,18 @@ impl Store {
         Ok(self
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}
+
+/// Restores the certificates at the front of `certs` whose events the ledger holds.
+fn restore_covered(ledger: &mut Ledger, certs: &mut std::collections::VecDeque<Certificate>) {
+    while certs
+        .front()
+        .is_some_and(|c| c.frontier.iter().all(|(m, n)| ledger.feed_len(m) >= *n))
+    {
+        if let Some(c) = certs.pop_front() {
+            ledger.restore_certificate(c);
+        }
     }
 }
 

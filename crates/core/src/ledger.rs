@@ -1136,15 +1136,17 @@ impl Ledger {
         }
     }
 
-    /// The oldest epoch whose checkpoint is kept because no certificate covers it yet: a
-    /// node that fell behind (down for minutes, or folding a long sync) checks every
-    /// certificate it fetches against its own checkpoint of that epoch, and the validators
-    /// of a stalled height's later generations are the weights at such checkpoints. At most
-    /// [`MAX_UNCERTIFIED_CHECKPOINTS`] back from `newest`.
+    /// The oldest epoch whose checkpoint is kept because no certificate covers it yet, or
+    /// because it is the latest certified one: a node that fell behind (down for minutes, or
+    /// folding a long sync) checks every certificate it fetches against its own checkpoint
+    /// of that epoch (linked to the chain while it is checked, so the latest certified epoch
+    /// counts), the next height's validators are the weights at the latest certified one,
+    /// and a stalled height's later generations use the weights at uncertified ones. At
+    /// most [`MAX_UNCERTIFIED_CHECKPOINTS`] back from `newest`.
     fn uncertified_from(&self, newest: u64) -> u64 {
         let cap = MAX_UNCERTIFIED_CHECKPOINTS as u64 * self.genesis.finality_every_epochs;
         self.final_epoch()
-            .map_or(0, |f| f + 1)
+            .unwrap_or(0)
             .max(newest.saturating_sub(cap))
     }
 

@@ -30,6 +30,8 @@ pub struct RunArgs {
     pub state_sync: bool,
     /// Peers that must name the same root for a fetched snapshot.
     pub state_sync_quorum: usize,
+    /// Log retention.
+    pub retention: web4fed_node::Retention,
     /// Attack behaviour.
     pub adversary: Option<String>,
     /// JSON logs.
@@ -98,6 +100,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(50)),
         adversary,
         snapshots_kept: args.snapshots_kept,
+        retention: args.retention,
     };
     let rt = match args.threads {
         0 | 1 => tokio::runtime::Builder::new_current_thread()

@@ -139,6 +139,18 @@ enum Command {
         /// number of peers given).
         #[arg(long, default_value_t = 2)]
         state_sync_quorum: usize,
+        /// Log retention: while events.db's pages hold more than this many MiB, remove the
+        /// events the oldest snapshot kept covers (registrations, proofs and certificates
+        /// stay). The log then no longer rebuilds the node alone: a snapshot must.
+        #[arg(long)]
+        log_quota_mb: Option<u64>,
+        /// Log retention: remove covered events older than this many hours.
+        #[arg(long)]
+        retain_hours: Option<f64>,
+        /// Append every event retention removes to this file first (length-prefixed
+        /// frames, which `POST /v1/events` takes back).
+        #[arg(long)]
+        archive: Option<PathBuf>,
         /// Attack behaviour for experiments: `forge` (forged inner signatures) or `spam` (signs
         /// thoughts beyond its rate limit).
         #[arg(long)]
@@ -480,6 +492,9 @@ fn main() -> ExitCode {
             snapshots_kept,
             state_sync,
             state_sync_quorum,
+            log_quota_mb,
+            retain_hours,
+            archive,
             adversary,
             log_json,
         } => daemon::run(daemon::RunArgs {
@@ -492,6 +507,11 @@ fn main() -> ExitCode {
             snapshots_kept,
             state_sync,
             state_sync_quorum,
+            retention: web4fed_node::Retention {
+                quota_bytes: log_quota_mb.map(|m| m.saturating_mul(1 << 20)),
+                max_age_ms: retain_hours.map(|h| (h.max(0.0) * 3_600_000.0) as u64),
+                archive,
+            },
             adversary,
             log_json,
         }),

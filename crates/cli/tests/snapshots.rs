@@ -272,3 +272,76 @@ fn a_newcomer_joins_by_state_sync_and_a_flood_of_snapshot_requests_is_bounded() 
         agree(&refs, Some(posted + 3))
     });
 }
+
+/// Log retention: with a quota the node removes the events its oldest snapshot covers
+/// (archiving them first), restarts from a snapshot to the same root, and with every
+/// snapshot gone refuses to start from the trimmed log, saying why.
+#[test]
+fn retention_trims_covered_history_and_a_trimmed_log_needs_a_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = common::genesis(
+        tmp.path(),
+        "retention",
+        &[
+            "epoch_ms=200",
+            "finality_every_epochs=1",
+            "rate_base_thoughts=100000",
+            "rate_base_bytes=100000000",
+        ],
+    );
+    let mut nodes: Vec<Node> = ["legion", "thor"]
+        .iter()
+        .map(|n| Node::init(tmp.path(), n, Some(&g)))
+        .collect();
+    start_federation(&mut nodes, &[]);
+    // Legion runs with a quota of 0: everything its oldest snapshot covers may go.
+    nodes[0].kill();
+    let archive = tmp.path().join("legion-archive.frames");
+    let thor = nodes[1].addr();
+    let archive_arg = archive.to_string_lossy().into_owned();
+    nodes[0].start_with(
+        std::slice::from_ref(&thor),
+        &["--log-quota-mb", "0", "--archive", &archive_arg],
+    );
+    let mut posted = 0u64;
+    let start = std::time::Instant::now();
+    while nodes[0].metric("web4fed_log_trimmed_total") < 100.0 {
+        post(&nodes, &mut posted, 10);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            start.elapsed() < common::DEADLINE,
+            "nothing trimmed after {posted} thoughts"
+        );
+    }
+    let trimmed = nodes[0].metric("web4fed_log_trimmed_total") as u64;
+    let frames = std::fs::read(&archive).unwrap();
+    let mut k = 0;
+    let mut at = 0;
+    while at + 4 <= frames.len() {
+        let n = u32::from_be_bytes(frames[at..at + 4].try_into().unwrap()) as usize;
+        at += 4 + n;
+        k += 1;
+    }
+    assert_eq!(at, frames.len(), "archive is whole frames");
+    assert!(k as u64 >= trimmed, "{k} frames archived, {trimmed} trimmed");
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait("agree while trimming", &refs, || agree(&refs, Some(posted + 2)));
+    // A restart starts from a snapshot and agrees.
+    nodes[0].kill();
+    nodes[0].start_with(std::slice::from_ref(&thor), &["--log-quota-mb", "0"]);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait("agree after the restart", &refs, || {
+        agree(&refs, Some(posted + 2))
+    });
+    // With no snapshot the trimmed log cannot rebuild the node: it says so and stops.
+    nodes[0].kill();
+    std::fs::remove_dir_all(nodes[0].dir.join("snapshots")).unwrap();
+    let out = web4fed()
+        .args(["run", "--dir"])
+        .arg(&nodes[0].dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("trimmed by retention"), "{err}");
+}

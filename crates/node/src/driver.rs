@@ -55,7 +55,24 @@ pub struct NodeSettings {
     pub adversary: Option<Adversary>,
     /// Snapshots of the fold kept on disk (0: none written; a restart reads the whole log).
     pub snapshots_kept: usize,
+    /// What of the certified history leaves the log, if anything.
+    pub retention: Retention,
 }
+
+/// Log retention: events covered by the oldest snapshot kept may leave `events.db` (never
+/// registrations; proofs and certificates stay), archived first when a file is named.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// Remove covered events while the log's pages hold more than this many bytes.
+    pub quota_bytes: Option<u64>,
+    /// Remove covered events older than this.
+    pub max_age_ms: Option<u64>,
+    /// Append removed events here first (length-prefixed frames).
+    pub archive: Option<PathBuf>,
+}
+
+/// Events retention removes per pass (one a second): a bounded pause for the node task.
+const TRIM_BATCH: usize = 5_000;
 
 /// Wall-clock ms: the daemon's one clock, passed into the replica.
 pub fn now_ms() -> u64 {
@@ -286,7 +303,8 @@ impl Node {
         };
         let epoch = file.header.epoch;
         // The mark first: every row stored so far is covered or in a feed the file lists.
-        if let Err(e) = self.store.mark_snapshot(epoch) {
+        let covered = self.replica.ledger().covered_lens();
+        if let Err(e) = self.store.mark_snapshot(epoch, &covered) {
             tracing::error!(error = %e, "cannot mark the snapshot; not writing it");
             return;
         }
@@ -549,7 +567,54 @@ impl Node {
 
     /// Once a second: metrics from the replica's counters, verdict refresh, the live
     /// snapshot and a chart point.
+    /// One pass of log retention (see [`Retention`]): removes up to [`TRIM_BATCH`] events
+    /// the oldest snapshot kept covers, while the log is over its quota or they are older
+    /// than the age kept.
+    fn retain(&mut self) {
+        let r = &self.settings.retention;
+        if r.quota_bytes.is_none() && r.max_age_ms.is_none() {
+            return;
+        }
+        if let Ok(b) = self.store.log_bytes() {
+            self.metrics.log_bytes.set(b as i64);
+        }
+        if self.snapshot_writer.as_ref().is_some_and(|w| !w.is_finished()) {
+            return;
+        }
+        let Some(oldest) = self
+            .snapshots
+            .list()
+            .ok()
+            .and_then(|l| l.into_iter().find_map(|x| x.header.ok()))
+            .map(|h| h.epoch)
+        else {
+            return;
+        };
+        let over = |s: &Store| match r.quota_bytes {
+            Some(q) => s.log_bytes().is_ok_and(|b| b > q),
+            None => false,
+        };
+        let before = r.max_age_ms.map(|a| now_ms().saturating_sub(a));
+        let cutoff = if over(&self.store) { None } else { before };
+        if cutoff.is_none() && !over(&self.store) {
+            return;
+        }
+        let archive = r.archive.clone();
+        match self
+            .store
+            .trim_covered(oldest, cutoff, TRIM_BATCH, archive.as_deref())
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                self.metrics.log_trimmed.inc_by(n);
+                tracing::debug!(removed = n, snapshot_epoch = oldest, "log retention");
+            }
+            Err(e) => tracing::error!(error = %e, "log retention failed"),
+        }
+    }
+
     fn on_live_tick(&mut self) {
+        self.retain();
         let now = now_ms();
         let c = self.replica.counters().clone();
         metrics::absorb(&self.metrics, &c, &self.counters_seen);

@@ -37,4 +37,4 @@ pub mod swarm;
 pub mod tpm;
 mod views;
 
-pub use driver::{now_ms, run, Adversary, NodeSettings};
+pub use driver::{now_ms, run, Adversary, NodeSettings, Retention};

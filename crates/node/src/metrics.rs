@@ -77,6 +77,10 @@ pub struct Metrics {
     pub snapshot_epoch: Gauge,
     /// Bytes of the newest snapshot written.
     pub snapshot_bytes: Gauge,
+    /// Bytes the event log's pages hold (what a quota bounds).
+    pub log_bytes: Gauge,
+    /// Events retention removed from the log.
+    pub log_trimmed: Counter,
     /// Inbound connections refused by the per-address limits (see `address_limits`).
     pub connections_refused: Counter,
 }
@@ -112,6 +116,8 @@ impl Metrics {
             final_epoch: Gauge::default(),
             snapshot_epoch: Gauge::default(),
             snapshot_bytes: Gauge::default(),
+            log_bytes: Gauge::default(),
+            log_trimmed: Counter::default(),
             connections_refused: Counter::default(),
             registry: Registry::default(),
         };
@@ -226,6 +232,16 @@ impl Metrics {
             "snapshot_bytes",
             "Bytes of the newest snapshot written",
             m.snapshot_bytes.clone(),
+        );
+        registry.register(
+            "log_bytes",
+            "Bytes the event log's pages hold (what --log-quota-mb bounds)",
+            m.log_bytes.clone(),
+        );
+        registry.register(
+            "log_trimmed",
+            "Events retention removed from the log (covered by the oldest snapshot kept)",
+            m.log_trimmed.clone(),
         );
         registry.register(
             "connections_refused",

@@ -37,6 +37,9 @@ pub enum StoreError {
         /// The network id of the genesis in use.
         expected: String,
     },
+    /// Retention removed history that only a snapshot can stand in for, and none loaded.
+    #[error("the log was trimmed by retention up to the snapshot of epoch {0}, and no snapshot at or after it loads: import one (`web4fed snapshot import` or `fetch`)")]
+    Trimmed(u64),
     /// The store has a schema this code does not know.
     #[error("store schema version {0}, this build reads version {SCHEMA_VERSION}")]
     Schema(i64),
@@ -117,6 +120,12 @@ impl Store {
              CREATE TABLE IF NOT EXISTS snapshot_marks (
                  epoch INTEGER PRIMARY KEY,
                  last_rowid INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS snapshot_covered (
+                 epoch INTEGER NOT NULL,
+                 author BLOB NOT NULL,
+                 covered INTEGER NOT NULL,
+                 PRIMARY KEY (epoch, author)
              );",
         )?;
         let store = Self { conn };
@@ -314,19 +323,137 @@ impl Store {
 
     /// Marks the snapshot of `epoch` as taken now: every event stored so far is either
     /// covered by it or in a feed it lists, so a restart from it reads by rowid only what was
-    /// stored after this mark.
-    pub fn mark_snapshot(&mut self, epoch: u64) -> Result<(), StoreError> {
-        self.conn.execute(
+    /// stored after this mark. Records how many events of each feed it covers (what
+    /// retention may remove once it is the oldest snapshot kept).
+    pub fn mark_snapshot(
+        &mut self,
+        epoch: u64,
+        covered: &[(MemberId, u64)],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "INSERT INTO snapshot_marks (epoch, last_rowid)
              VALUES (?1, (SELECT COALESCE(MAX(rowid), 0) FROM events))
              ON CONFLICT(epoch) DO UPDATE SET last_rowid = excluded.last_rowid",
             [epoch as i64],
         )?;
-        self.conn.execute(
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO snapshot_covered (epoch, author, covered)
+                 VALUES (?1, ?2, ?3)",
+            )?;
+            for (m, n) in covered {
+                stmt.execute(params![epoch as i64, m.0, *n as i64])?;
+            }
+        }
+        // Marks of snapshots long gone (a day of them at the defaults is kept).
+        tx.execute(
             "DELETE FROM snapshot_marks WHERE epoch < ?1 - 100000",
             [epoch as i64],
         )?;
+        tx.execute(
+            "DELETE FROM snapshot_covered WHERE epoch < ?1 - 100000",
+            [epoch as i64],
+        )?;
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Bytes the log's pages hold (free pages left by retention are reused by new events, so
+    /// this, not the file's size, is what a quota bounds; the file stays near its largest).
+    pub fn log_bytes(&self) -> Result<u64, StoreError> {
+        let q = |p: &str| -> Result<i64, StoreError> {
+            Ok(self.conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))?)
+        };
+        let used = q("page_count")?.saturating_sub(q("freelist_count")?);
+        Ok((used.max(0) as u64).saturating_mul(q("page_size")?.max(0) as u64))
+    }
+
+    /// Retention: removes from the log up to `max_rows` events the snapshot of `epoch`
+    /// covers (never a registration; proofs and certificates stay), dated before
+    /// `before_ms` when given, oldest first, appending each to `archive` first when given
+    /// (length-prefixed frames, the format `POST /v1/events` takes). Returns how many went;
+    /// fewer than `max_rows` means nothing more is eligible. The log then cannot rebuild a
+    /// node without a snapshot at or after `epoch`, which is recorded.
+    pub fn trim_covered(
+        &mut self,
+        epoch: u64,
+        before_ms: Option<u64>,
+        max_rows: usize,
+        archive: Option<&Path>,
+    ) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let rows: Vec<(i64, Vec<u8>)> = {
+            let mut stmt = tx.prepare(
+                "SELECT e.rowid, e.bytes FROM events e JOIN snapshot_covered c
+                   ON c.epoch = ?1 AND c.author = e.author
+                 WHERE e.seq > 0 AND e.seq < c.covered AND e.ts < ?2
+                 ORDER BY e.ts LIMIT ?3",
+            )?;
+            let before = before_ms.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
+            let rows = stmt
+                .query_map(params![epoch as i64, before, max_rows as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        if let Some(path) = archive {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| StoreError::Corrupt {
+                    id: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            let mut buf = Vec::new();
+            for (_, b) in &rows {
+                buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
+                buf.extend_from_slice(b);
+            }
+            f.write_all(&buf)
+                .and_then(|()| f.sync_data())
+                .map_err(|e| StoreError::Corrupt {
+                    id: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+        }
+        {
+            let mut del = tx.prepare_cached("DELETE FROM events WHERE rowid = ?1")?;
+            for (rowid, _) in &rows {
+                del.execute([rowid])?;
+            }
+        }
+        let prev = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'trimmed_through'",
+                [],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes);
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('trimmed_through', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [prev.max(epoch).to_be_bytes()],
+        )?;
+        tx.commit()?;
+        Ok(rows.len() as u64)
+    }
+
+    /// The newest snapshot epoch whose covered events retention removed: the log alone no
+    /// longer rebuilds the node; a snapshot at or after it must.
+    pub fn trimmed_through(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .meta("trimmed_through")?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_be_bytes))
     }
 
     /// The mark of the snapshot of `epoch`; 0 (read every row, skipping covered ones) for a

@@ -36,7 +36,17 @@ pub fn restore(
         id: snaps.path().display().to_string(),
         reason: e.to_string(),
     })?;
+    let trimmed = store.trimmed_through()?;
     for l in listed.iter().rev() {
+        if let (Some(t), Ok(h)) = (trimmed, &l.header) {
+            if h.epoch < t {
+                refused.push(format!(
+                    "{}: older than the history retention removed (epoch {t})",
+                    l.path.display()
+                ));
+                continue;
+            }
+        }
         let file = match snapshots::read(&l.path, &network) {
             Ok(f) => f,
             Err(e) => {
@@ -59,6 +69,12 @@ pub fn restore(
             }
             Err(e) => refused.push(format!("{}: {e}", l.path.display())),
         }
+    }
+    if let Some(epoch) = trimmed {
+        for why in &refused {
+            eprintln!("snapshot refused: {why}");
+        }
+        return Err(StoreError::Trimmed(epoch));
     }
     let mut ledger = Ledger::new(genesis.clone());
     let rebuild = store.rebuild(&mut ledger, now_ms)?;

@@ -258,3 +258,19 @@ impl Ledger {
         Ok((l, img.known))
     }
 }
+
+impl Ledger {
+    /// Events per feed the fold's base covers (each feed's pruned prefix, registration
+    /// included): with [`Ledger::snapshot`], what log retention may remove once that
+    /// snapshot is the oldest kept.
+    pub fn covered_lens(&self) -> Vec<(MemberId, u64)> {
+        let mut v: Vec<(MemberId, u64)> = self
+            .feeds
+            .iter()
+            .filter(|(_, f)| !f.old.is_empty())
+            .map(|(m, f)| (*m, f.old.len() as u64))
+            .collect();
+        v.sort();
+        v
+    }
+}

@@ -118,6 +118,16 @@ fn stranger_heartbeats_create_no_peers() {
     );
 }
 
+/// Snapshot descriptions and chunks asked for as fast as a stranger can (the victim may not
+/// have written a snapshot yet at the default epochs: each miss still costs it a budget
+/// check; `tests/snapshots.rs` floods a node that has one and checks the bytes sent).
+#[test]
+fn snapshot_floods_are_rationed() {
+    let m = siege("snapshot-flood");
+    assert!(m.attack["wire"]["requests"].as_u64() > Some(0));
+    assert!(m.attack["wire"]["refused_answers"].as_u64() > Some(0));
+}
+
 #[test]
 fn request_floods_are_rationed() {
     let m = siege("requests");

@@ -323,9 +323,14 @@ fn retention_trims_covered_history_and_a_trimmed_log_needs_a_snapshot() {
         k += 1;
     }
     assert_eq!(at, frames.len(), "archive is whole frames");
-    assert!(k as u64 >= trimmed, "{k} frames archived, {trimmed} trimmed");
+    assert!(
+        k as u64 >= trimmed,
+        "{k} frames archived, {trimmed} trimmed"
+    );
     let refs: Vec<&Node> = nodes.iter().collect();
-    wait("agree while trimming", &refs, || agree(&refs, Some(posted + 2)));
+    wait("agree while trimming", &refs, || {
+        agree(&refs, Some(posted + 2))
+    });
     // A restart starts from a snapshot and agrees.
     nodes[0].kill();
     nodes[0].start_with(std::slice::from_ref(&thor), &["--log-quota-mb", "0"]);

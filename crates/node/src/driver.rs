@@ -578,7 +578,11 @@ impl Node {
         if let Ok(b) = self.store.log_bytes() {
             self.metrics.log_bytes.set(b as i64);
         }
-        if self.snapshot_writer.as_ref().is_some_and(|w| !w.is_finished()) {
+        if self
+            .snapshot_writer
+            .as_ref()
+            .is_some_and(|w| !w.is_finished())
+        {
             return;
         }
         let Some(oldest) = self

@@ -363,7 +363,9 @@ impl Store {
     /// this, not the file's size, is what a quota bounds; the file stays near its largest).
     pub fn log_bytes(&self) -> Result<u64, StoreError> {
         let q = |p: &str| -> Result<i64, StoreError> {
-            Ok(self.conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))?)
+            Ok(self
+                .conn
+                .query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))?)
         };
         let used = q("page_count")?.saturating_sub(q("freelist_count")?);
         Ok((used.max(0) as u64).saturating_mul(q("page_size")?.max(0) as u64))

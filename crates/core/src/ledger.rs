@@ -356,6 +356,8 @@ struct History {
     pruned: usize,
     /// The checkpoint epoch the base was taken at.
     base_epoch: Option<u64>,
+    /// The newest epoch a snapshot was offered at.
+    offered: Option<u64>,
     /// Set if pruning ever left a feed's ids whole (pruned events not a prefix of their
     /// feed): then no snapshot can describe the base by feed lengths, and none is offered.
     irregular: bool,
@@ -1123,6 +1125,9 @@ impl Ledger {
                         while self.history.candidates.len() > MAX_BASE_CANDIDATES {
                             self.history.candidates.pop_first();
                         }
+                        if self.certs.contains_key(&e) {
+                            self.offer_snapshot(e);
+                        }
                     }
                 }
             }
@@ -1534,9 +1539,11 @@ impl Ledger {
         })?;
         let set = set.unwrap_or_else(|| cp.weights.clone());
         self.next_weights = Some(cp.weights);
+        let e = cert.body.epoch;
         self.keep_certificate(cert.clone(), set);
         self.push_output(Output::Certificate(Box::new(cert)));
         self.prune();
+        self.offer_snapshot(e);
         Ok(())
     }
 
@@ -1601,6 +1608,7 @@ impl Ledger {
         self.settle();
         self.next_weights = self.checkpoint(e).map(|c| c.weights);
         self.prune();
+        self.offer_snapshot(e);
     }
 
     /// The latest certified epoch.
@@ -1772,8 +1780,18 @@ impl Ledger {
         }
         self.history.base = Some(base);
         self.history.base_epoch = Some(epoch);
-        if self.certs.contains_key(&epoch) && !self.history.irregular {
-            self.push_output(Output::Snapshot { epoch });
+    }
+
+    /// A snapshot at `e` is due (see [`Ledger::snapshot`]) once `e` is both a candidate base
+    /// and certified, whichever came second (the certificate is often adopted before the
+    /// fold crosses the epoch's end); each epoch is offered once, newer ones only.
+    fn offer_snapshot(&mut self, e: u64) {
+        if self.history.offered.is_some_and(|o| o >= e) {
+            return;
+        }
+        if self.history.candidates.contains_key(&e) && self.snapshot_epoch() == Some(e) {
+            self.history.offered = Some(e);
+            self.push_output(Output::Snapshot { epoch: e });
         }
     }
 

@@ -15,44 +15,93 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 impl Ledger {
-    /// The certified checkpoint epoch the fold's base is at, if a snapshot of it can be
-    /// written (see [`Ledger::snapshot`]).
+    /// The certified checkpoint epoch a snapshot would be taken at (see
+    /// [`Ledger::snapshot`]): the newest candidate base (one every few checkpoints, at or
+    /// after the pruning base) this node holds the certificate of, else the base itself.
     pub fn snapshot_epoch(&self) -> Option<u64> {
-        let e = self.history.base_epoch?;
-        (self.certs.contains_key(&e) && !self.history.irregular).then_some(e)
+        if self.history.irregular {
+            return None;
+        }
+        let base = self.history.base_epoch;
+        self.history
+            .candidates
+            .keys()
+            .rev()
+            .find(|e| self.certs.contains_key(e) && base.is_none_or(|b| **e >= b))
+            .copied()
+            .or_else(|| base.filter(|e| self.certs.contains_key(e)))
     }
 
-    /// A durable snapshot of the fold's base, when the base is at a checkpoint this node
-    /// holds the certificate of. Costs a copy of the state; the driver asks for it when
-    /// [`super::Output::Snapshot`] says the base moved.
+    /// A durable snapshot at the newest certified candidate base: a restart from it reads
+    /// again only the events after it (a few checkpoints' worth), not the minute the pruning
+    /// base stays behind. What the snapshot covers is, per feed, the pruned events and the
+    /// events still in memory ordered before its point (a prefix of the feed: order keys grow
+    /// with seq); a ledger restored from it has let go of all of them, as if it had pruned
+    /// up to there (nothing certified is ever re-folded, see `prune`). Costs a copy of the
+    /// state; the driver asks for it when [`super::Output::Snapshot`] says one is due.
     pub fn snapshot(&self) -> Option<SnapshotFile> {
         let epoch = self.snapshot_epoch()?;
-        let base = self.history.base.as_ref()?;
+        let point = match self.history.candidates.get(&epoch) {
+            Some(c) => c,
+            None => self.history.base.as_ref()?,
+        };
         let root = self.certs.get(&epoch)?.body.root;
-        // The base is the fold of every item before the epoch's end, which the certificate
-        // certified: a base that does not hash to it would be a bug, never written.
-        if base.state.root_at(&self.genesis, self.epoch_end(epoch)) != root {
+        // The point is the fold of every item before the epoch's end, which the certificate
+        // certified: a state that does not hash to it would be a bug, never written.
+        if point.state.root_at(&self.genesis, self.epoch_end(epoch)) != root {
             debug_assert!(
                 false,
-                "base of certified epoch {epoch} differs from its root"
+                "fold at certified epoch {epoch} differs from its root"
             );
             return None;
         }
-        let (key, Item::Event(id)) = base.at;
+        let (key, Item::Event(id)) = point.at;
         let mut feeds = Vec::new();
+        let mut covered_total = 0u64;
+        let mut covered_ratings = 0u64;
+        let mut registrations: Vec<&Arc<Event>> = Vec::new();
         for (m, f) in &self.feeds {
-            if f.old.is_empty() {
+            // The feed's events in memory ordered at or before the point: a prefix.
+            let mut k = 0;
+            let mut last: Option<&Arc<Event>> = None;
+            for held in &f.ids {
+                let ev = self.events.get(held)?;
+                if (self.order_key_of(ev), Item::Event(*held)) > point.at {
+                    break;
+                }
+                if ev.header.kind == Kind::Validate {
+                    covered_ratings += 1;
+                }
+                k += 1;
+                last = Some(ev);
+            }
+            if f.old.is_empty() && k == 0 {
                 continue;
             }
-            let (head, head_ms) = f.pruned_head?;
+            let (head, head_ms) = match last {
+                Some(ev) => (ev.id(), ev.timestamp_ms()),
+                None => f.pruned_head?,
+            };
+            let mut old = f.old.clone();
+            old.extend(f.ids[..k].iter().map(|i| {
+                let mut p = [0u8; super::OLD_ID_BYTES];
+                p.copy_from_slice(&i.0[..super::OLD_ID_BYTES]);
+                p
+            }));
+            covered_total += old.len() as u64;
+            match self.history.registrations.get(m) {
+                Some(r) => registrations.push(r),
+                None => registrations.push(self.events.get(f.ids.first()?)?),
+            }
             feeds.push(FeedImage {
                 author: *m,
-                old: f.old.clone(),
+                old,
                 head,
                 head_ms,
             });
         }
         feeds.sort_by_key(|f| f.author);
+        registrations.sort_by_key(|e| e.author());
         let mut known: Vec<MemberId> = self.feeds.keys().copied().collect();
         known.sort();
         let held_ratings = self
@@ -60,6 +109,10 @@ impl Ledger {
             .values()
             .filter(|e| e.header.kind == Kind::Validate)
             .count() as u64;
+        // Ratings in the log up to the point: all of them but those held and not covered.
+        let ratings_held = self
+            .ratings_held
+            .saturating_sub(held_ratings.saturating_sub(covered_ratings));
         let encode = |e: &Evidence| Body::Evidence(Box::new(e.clone())).encode();
         let mut evidence: Vec<(Vec<u8>, bool)> = Vec::new();
         evidence.extend(self.proofs.values().map(|e| (encode(e), false)));
@@ -78,17 +131,13 @@ impl Ledger {
         steps.sort_by_key(|s| s.0);
         let image = Image {
             at: (key, id),
-            count: base.count as u64,
-            state: base.state.clone(),
+            count: point.count as u64,
+            state: point.state.clone(),
             feeds,
             known,
-            registrations: {
-                let mut r: Vec<&Arc<Event>> = self.history.registrations.values().collect();
-                r.sort_by_key(|e| e.author());
-                r.iter().map(|e| e.bytes().to_vec()).collect()
-            },
-            ratings_held: self.ratings_held.saturating_sub(held_ratings),
-            pruned: self.history.pruned as u64,
+            registrations: registrations.iter().map(|e| e.bytes().to_vec()).collect(),
+            ratings_held,
+            pruned: covered_total,
             evidence,
             forks,
             carried_forks: pairs(&self.carried_forks),
@@ -261,8 +310,8 @@ impl Ledger {
 
 impl Ledger {
     /// Events per feed the fold's base covers (each feed's pruned prefix, registration
-    /// included): with [`Ledger::snapshot`], what log retention may remove once that
-    /// snapshot is the oldest kept.
+    /// included): no more than any snapshot offered since covers, so what log retention may
+    /// safely remove once that snapshot is the oldest kept.
     pub fn covered_lens(&self) -> Vec<(MemberId, u64)> {
         let mut v: Vec<(MemberId, u64)> = self
             .feeds

@@ -58,6 +58,28 @@ fn field_of(line: &str, name: &str) -> Option<u64> {
         .ok()
 }
 
+/// Legion and Thor on a network with 200 ms epochs, a checkpoint every epoch and rate
+/// limits out of the way: certificates, candidate bases and so snapshots come within
+/// seconds. Returns the genesis file and the running nodes.
+fn fast_pair(root: &Path, network: &str) -> (PathBuf, Vec<Node>) {
+    let g = common::genesis(
+        root,
+        network,
+        &[
+            "epoch_ms=200",
+            "finality_every_epochs=1",
+            "rate_base_thoughts=100000",
+            "rate_base_bytes=100000000",
+        ],
+    );
+    let mut nodes: Vec<Node> = ["legion", "thor"]
+        .iter()
+        .map(|n| Node::init(root, n, Some(&g)))
+        .collect();
+    start_federation(&mut nodes, &[]);
+    (g, nodes)
+}
+
 /// Posts `k` thoughts, alternating between the first two nodes.
 fn post(nodes: &[Node], posted: &mut u64, k: u64) {
     for _ in 0..k {
@@ -78,21 +100,7 @@ fn verify(dir: &Path) -> std::process::Output {
 #[test]
 fn restart_from_snapshot_refuse_damage_survive_kills_and_join_from_an_export() {
     let tmp = tempfile::tempdir().unwrap();
-    let g = common::genesis(
-        tmp.path(),
-        "snapshots",
-        &[
-            "epoch_ms=200",
-            "finality_every_epochs=1",
-            "rate_base_thoughts=100000",
-            "rate_base_bytes=100000000",
-        ],
-    );
-    let mut nodes: Vec<Node> = ["legion", "thor"]
-        .iter()
-        .map(|n| Node::init(tmp.path(), n, Some(&g)))
-        .collect();
-    start_federation(&mut nodes, &[]);
+    let (g, mut nodes) = fast_pair(tmp.path(), "snapshots");
     let mut posted = 0u64;
     // Post until legion has written two snapshots (a base every 6 checkpoints, behind the
     // newest twelve certificates: a few seconds at 200 ms epochs).
@@ -219,21 +227,7 @@ fn restart_from_snapshot_refuse_damage_survive_kills_and_join_from_an_export() {
 #[test]
 fn a_newcomer_joins_by_state_sync_and_a_flood_of_snapshot_requests_is_bounded() {
     let tmp = tempfile::tempdir().unwrap();
-    let g = common::genesis(
-        tmp.path(),
-        "state-sync",
-        &[
-            "epoch_ms=200",
-            "finality_every_epochs=1",
-            "rate_base_thoughts=100000",
-            "rate_base_bytes=100000000",
-        ],
-    );
-    let mut nodes: Vec<Node> = ["legion", "thor"]
-        .iter()
-        .map(|n| Node::init(tmp.path(), n, Some(&g)))
-        .collect();
-    start_federation(&mut nodes, &[]);
+    let (g, nodes) = fast_pair(tmp.path(), "state-sync");
     let mut posted = 0u64;
     let start = std::time::Instant::now();
     while nodes.iter().any(|n| snapshot_files(n).is_empty()) {
@@ -279,21 +273,7 @@ fn a_newcomer_joins_by_state_sync_and_a_flood_of_snapshot_requests_is_bounded() 
 #[test]
 fn retention_trims_covered_history_and_a_trimmed_log_needs_a_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
-    let g = common::genesis(
-        tmp.path(),
-        "retention",
-        &[
-            "epoch_ms=200",
-            "finality_every_epochs=1",
-            "rate_base_thoughts=100000",
-            "rate_base_bytes=100000000",
-        ],
-    );
-    let mut nodes: Vec<Node> = ["legion", "thor"]
-        .iter()
-        .map(|n| Node::init(tmp.path(), n, Some(&g)))
-        .collect();
-    start_federation(&mut nodes, &[]);
+    let (_, mut nodes) = fast_pair(tmp.path(), "retention");
     // Legion runs with a quota of 0: everything its oldest snapshot covers may go.
     nodes[0].kill();
     let archive = tmp.path().join("legion-archive.frames");

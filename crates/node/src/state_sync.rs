@@ -38,6 +38,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Retries of one chunk (from the same peer) before giving that peer up.
 const CHUNK_TRIES: u32 = 3;
+/// Pause before asking again when the peer says it is busy (its snapshot bandwidth or reads
+/// in flight are spent for the moment).
+const BUSY_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Why state sync failed.
 pub type SyncError = Box<dyn std::error::Error + Send + Sync>;
@@ -218,7 +221,7 @@ async fn download(
                     return Err(format!("chunk {i} does not match its hash"));
                 }
                 Ok(Response::Error { message }) if message.starts_with("busy") => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(BUSY_BACKOFF).await;
                 }
                 Ok(Response::Error { message }) => return Err(message),
                 Ok(_) => return Err(format!("unexpected answer for chunk {i}")),

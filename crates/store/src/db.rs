@@ -20,6 +20,10 @@ fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
 
 /// Schema version written in `meta`; a store of another version is refused, not guessed at.
 pub const SCHEMA_VERSION: i64 = 1;
+/// Epochs of snapshot marks kept behind the newest (a day at 1 s epochs): far more than the
+/// few snapshots a node keeps, so an imported or older file still finds its mark, while the
+/// tables stay small.
+const SNAPSHOT_MARKS_KEPT_EPOCHS: u64 = 100_000;
 /// Events read per query page when rebuilding, to bound memory held by SQLite.
 const LOAD_PAGE_EVENTS: i64 = 4_096;
 
@@ -346,15 +350,10 @@ impl Store {
                 stmt.execute(params![epoch as i64, m.0, *n as i64])?;
             }
         }
-        // Marks of snapshots long gone (a day of them at the defaults is kept).
-        tx.execute(
-            "DELETE FROM snapshot_marks WHERE epoch < ?1 - 100000",
-            [epoch as i64],
-        )?;
-        tx.execute(
-            "DELETE FROM snapshot_covered WHERE epoch < ?1 - 100000",
-            [epoch as i64],
-        )?;
+        // Marks of snapshots long gone.
+        let gone = epoch.saturating_sub(SNAPSHOT_MARKS_KEPT_EPOCHS) as i64;
+        tx.execute("DELETE FROM snapshot_marks WHERE epoch < ?1", [gone])?;
+        tx.execute("DELETE FROM snapshot_covered WHERE epoch < ?1", [gone])?;
         tx.commit()?;
         Ok(())
     }

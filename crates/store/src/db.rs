@@ -551,18 +551,7 @@ impl Store {
         while events.peek().is_some() {
             let (batch, ids): (Vec<VerifiedEvent>, Vec<Vec<u8>>) =
                 events.by_ref().take(LOAD_PAGE_EVENTS as usize).unzip();
-            for (r, id) in ledger
-                .handle_batch_verified(now_ms, batch)
-                .into_iter()
-                .zip(&ids)
-            {
-                if let Err(e) = r {
-                    return Err(StoreError::Corrupt {
-                        id: hex::encode(id),
-                        reason: e.to_string(),
-                    });
-                }
-            }
+            admit_page(ledger, now_ms, batch, ids.iter().map(Vec::as_slice))?;
             restore_covered(ledger, &mut certs);
             while ledger.poll_output().is_some() {}
         }
@@ -651,18 +640,7 @@ impl Store {
                     })?;
                     let batch = checked?;
                     events += batch.len() as u64;
-                    for (r, row) in ledger
-                        .handle_batch_verified(now_ms, batch)
-                        .into_iter()
-                        .zip(&rows)
-                    {
-                        if let Err(e) = r {
-                            return Err(StoreError::Corrupt {
-                                id: hex::encode(&row.1),
-                                reason: e.to_string(),
-                            });
-                        }
-                    }
+                    admit_page(ledger, now_ms, batch, rows.iter().map(|r| r.1.as_slice()))?;
                     restore_covered(ledger, &mut certs);
                     while ledger.poll_output().is_some() {}
                 }
@@ -696,6 +674,29 @@ impl Store {
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
+}
+
+/// Admits a page of checked rows, as both rebuilds do; a row the ledger refuses means the
+/// log was damaged or edited, and is reported with its id, never skipped.
+fn admit_page<'a>(
+    ledger: &mut Ledger,
+    now_ms: u64,
+    batch: Vec<VerifiedEvent>,
+    ids: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<(), StoreError> {
+    for (r, id) in ledger
+        .handle_batch_verified(now_ms, batch)
+        .into_iter()
+        .zip(ids)
+    {
+        if let Err(e) = r {
+            return Err(StoreError::Corrupt {
+                id: hex::encode(id),
+                reason: e.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Restores the certificates at the front of `certs` whose events the ledger holds.

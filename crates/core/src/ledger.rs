@@ -57,10 +57,16 @@ pub const MAX_FUTURE_PER_AUTHOR: usize = 256;
 /// How far ahead of the local clock an event may be dated and still wait for its time;
 /// beyond this it is refused (the author offers it again through sync once its time is near).
 pub const MAX_FUTURE_AHEAD_MS: u64 = 2 * 3_600_000;
-/// Folded items between snapshots: bounds the work of re-folding after a late arrival.
-pub const SNAPSHOT_EVERY: usize = 2_048;
-/// Snapshots kept; older ones are dropped (a re-fold behind them starts from genesis).
-pub const MAX_SNAPSHOTS: usize = 4;
+/// Folded items between in-memory snapshots: bounds the work of re-folding after a late
+/// arrival (half this on average). A copy of the state shares with the live one everything
+/// that has not changed since (see `state::Corpus`), so copies are cheap to take; what each
+/// holds is the B-tree leaves changed after it, so fewer, not smaller, bound the memory.
+pub const SNAPSHOT_EVERY: usize = 1_024;
+/// In-memory snapshots kept; older ones are dropped (a re-fold behind them starts from the
+/// pruning base, ten seconds or more back). 16,384 items: four seconds of a node taking 4,000
+/// events a second, so an event that arrives a few seconds late under load re-folds only
+/// what came after it.
+pub const MAX_SNAPSHOTS: usize = 16;
 /// Most forged envelopes remembered: three eject a sender, so more than a few per member is
 /// never needed; the bound keeps a flood of evidence from growing memory.
 pub const MAX_FORGERIES: usize = 16_384;
@@ -77,10 +83,12 @@ pub const EPOCH_ROOTS_KEPT: usize = 64;
 pub const CERTS_KEPT: usize = 256;
 /// How many of the newest certificates the fold's base stays behind. A decided checkpoint is
 /// never replaced (the agreement locks), so nothing before the latest certificate is ever
-/// re-folded; the base could follow the chain closely. One minute at the defaults: what
-/// recent history the fold keeps for the checks that read it (violation evidence); issue
-/// of memory for long-lived nodes, not of safety.
-pub const REORG_WINDOW_CERTS: usize = 12;
+/// re-folded; the base follows the chain closely. Ten to fifteen seconds at the defaults
+/// (the base is the newest candidate before the third newest certificate): what recent
+/// history the fold keeps in memory for the checks that read it (violation evidence, the
+/// verdicts the API shows). A matter of memory, not of safety: a node taking 4,000 events a
+/// second held 250,000-400,000 events with a minute's window.
+pub const REORG_WINDOW_CERTS: usize = 2;
 /// Ms before a stalled height's next generation begins at which its weights are read: every
 /// live member's events up to then have reached every node (presence and gossip take well
 /// under this on a LAN and across regions).
@@ -90,14 +98,19 @@ pub const GENERATION_SETTLE_MS: u64 = 2_000;
 /// maps over the members. A node further behind than this cannot check the certificates it
 /// missed against its own fold and should start again from a snapshot (state sync).
 pub const MAX_UNCERTIFIED_CHECKPOINTS: usize = 360;
-/// Checkpoint epochs between the fold snapshots kept as candidate bases for pruning: each is
-/// a copy of the state, so few are kept; every 30 s of event time at the defaults (6
-/// checkpoints of 5 epochs).
-pub const BASE_SNAPSHOT_EVERY_CHECKPOINTS: u64 = 6;
+/// Checkpoint epochs between the fold snapshots kept as candidate bases for pruning: every
+/// checkpoint, so the base can follow the chain closely. A copy of the state shares its
+/// corpus with the live one (see `state::Corpus`), so a candidate costs what changed since.
+pub const BASE_SNAPSHOT_EVERY_CHECKPOINTS: u64 = 1;
 /// Candidate bases kept (the newest): while finality stalls nothing is pruned, and without a
-/// bound each 30 s would add another copy of the state. Eight span four minutes of event
+/// bound each checkpoint would add another copy of the state. 48 span four minutes of event
 /// time; when finality resumes, pruning waits for candidates older than the new floor.
-pub const MAX_BASE_CANDIDATES: usize = 8;
+pub const MAX_BASE_CANDIDATES: usize = 48;
+/// Checkpoints between durable snapshots: a certified candidate base is offered for writing
+/// to disk at every second checkpoint (10 s at the defaults), so a restart re-reads at most
+/// that much of the log (plus what finality lags), at the cost of a snapshot file written
+/// every 10 s (tens of MB for a large corpus; newest few kept).
+pub const SNAPSHOT_FILE_EVERY_CHECKPOINTS: u64 = 2;
 /// Most events one call admits: a longer batch has the rest refused with
 /// [`InsertError::BatchTooLarge`] (drivers cut their input into batches of this size and
 /// drain between them). Together with the pools' bounds this bounds the outputs one call can
@@ -352,6 +365,11 @@ struct History {
     candidates: BTreeMap<u64, Snapshot>,
     /// Registration events of pruned feeds (a member's hardware evidence is still asked for).
     registrations: HashMap<MemberId, Arc<Event>>,
+    /// Refused events of pruned history with their verdicts, per author, the newest
+    /// `eject_violations` of each: what an ejection for violations rests on, kept so that
+    /// every node can still show (and anyone check, with the author's key) the evidence
+    /// after the window has moved past it. Bounded by members × the genesis threshold.
+    refused: HashMap<MemberId, VecDeque<(Arc<Event>, Verdict)>>,
     /// Events that have left memory.
     pruned: usize,
     /// The checkpoint epoch the base was taken at.
@@ -1698,6 +1716,43 @@ impl Ledger {
         }
     }
 
+    /// Keeps a refused event leaving memory as evidence (see `History::refused`).
+    fn keep_refused(&mut self, ev: &Arc<Event>, v: Verdict) {
+        let keep = self.genesis.eject_violations as usize;
+        if keep == 0 {
+            return;
+        }
+        let list = self.history.refused.entry(ev.author()).or_default();
+        if list.len() >= keep {
+            list.pop_front();
+        }
+        list.push_back((ev.clone(), v));
+    }
+
+    /// A member's refused events this node can show: those still in memory with their
+    /// verdicts, and the newest ones kept after pruning (see `History::refused`). The
+    /// evidence behind an ejection for violations.
+    pub fn refused_events(&self, member: &MemberId) -> Vec<(&Arc<Event>, &Verdict)> {
+        let mut out: Vec<(&Arc<Event>, &Verdict)> = self
+            .history
+            .refused
+            .get(member)
+            .into_iter()
+            .flatten()
+            .map(|(e, v)| (e, v))
+            .collect();
+        if let Some(f) = self.feeds.get(member) {
+            for id in &f.ids {
+                if let (Some(e), Some(v @ Verdict::Refused(_))) =
+                    (self.events.get(id), self.verdicts.get(id))
+                {
+                    out.push((e, v));
+                }
+            }
+        }
+        out
+    }
+
     /// Drops from memory the events no future input can re-fold, keeping the fold's state at
     /// that point as the base every re-fold starts from.
     ///
@@ -1745,7 +1800,11 @@ impl Ledger {
         let mut per_feed: HashMap<MemberId, Vec<u64>> = HashMap::new();
         let mut heads: HashMap<MemberId, (u64, EventId, u64)> = HashMap::new();
         for ((_, Item::Event(id)), ()) in gone {
+            let verdict = self.verdicts.remove(&id);
             if let Some(ev) = self.events.remove(&id) {
+                if let Some(v @ Verdict::Refused(_)) = verdict {
+                    self.keep_refused(&ev, v);
+                }
                 per_feed.entry(ev.author()).or_default().push(ev.seq());
                 let h = heads
                     .entry(ev.author())
@@ -1758,7 +1817,6 @@ impl Ledger {
                 }
                 self.history.pruned += 1;
             }
-            self.verdicts.remove(&id);
             self.evidence_checks.remove(&id);
         }
         // Their ids shrink to a prefix. They are the first in-memory seqs of each feed
@@ -1784,9 +1842,14 @@ impl Ledger {
 
     /// A snapshot at `e` is due (see [`Ledger::snapshot`]) once `e` is both a candidate base
     /// and certified, whichever came second (the certificate is often adopted before the
-    /// fold crosses the epoch's end); each epoch is offered once, newer ones only.
+    /// fold crosses the epoch's end), at every [`SNAPSHOT_FILE_EVERY_CHECKPOINTS`]-th
+    /// checkpoint; each epoch is offered once, newer ones only.
     fn offer_snapshot(&mut self, e: u64) {
-        if self.history.offered.is_some_and(|o| o >= e) {
+        if self.history.offered.is_some_and(|o| o >= e)
+            || !e.is_multiple_of(
+                self.genesis.finality_every_epochs * SNAPSHOT_FILE_EVERY_CHECKPOINTS,
+            )
+        {
             return;
         }
         if self.history.candidates.contains_key(&e) && self.snapshot_epoch() == Some(e) {

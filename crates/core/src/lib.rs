@@ -8,6 +8,7 @@
 
 pub mod attest;
 pub mod codec;
+mod corpus_roots;
 pub mod envelope;
 pub mod event;
 pub mod evidence;

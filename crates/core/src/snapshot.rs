@@ -30,7 +30,7 @@ use crate::state::State;
 use sha2::{Digest, Sha256};
 
 /// Format version of the file; a file of another version is refused, not guessed at.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 /// The file's first bytes.
 pub const MAGIC: [u8; 8] = *b"W4FSNAP\0";
 /// Bytes of the header before the body.

@@ -14,7 +14,7 @@ use crate::identity::MemberId;
 use crate::merkle;
 use crate::quality::{coherence_micro, content_key};
 use crate::verdict::{EjectCause, Ignored, Rule, Verdict};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Whether a member takes part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -60,9 +60,9 @@ pub struct Account {
     /// Thoughts accepted over the member's life.
     pub thoughts_accepted: u64,
     /// Layer 2 window: (timestamp, bytes) of accepted thoughts, oldest first.
-    window: VecDeque<(u64, u64)>,
+    window: imbl::Vector<(u64, u64)>,
     /// The member's live thoughts, oldest first (layer 4 share eviction).
-    live: BTreeSet<(u64, EventId)>,
+    live: imbl::OrdSet<(u64, EventId)>,
     /// The TPM behind the member, when its evidence verified: the hardware id and the
     /// members who vouched for it (credential activation).
     pub hardware: Option<Hardware>,
@@ -274,25 +274,25 @@ impl CorpusEntry {
     }
 }
 
-/// Buckets the corpus root is built from: thoughts are grouped by the first byte of their id
-/// and each bucket's root is kept up to date as thoughts change, so a state root hashes 256
-/// bucket roots rather than the whole corpus. An epoch root (and each of the epoch roots a
-/// late event recomputes) then costs O(accounts + 256), not O(accounts + corpus).
-pub const CORPUS_BUCKETS: usize = 256;
+use crate::corpus_roots::CorpusRoots;
+pub use crate::corpus_roots::CORPUS_BUCKETS;
+
+/// The live corpus by thought id. Persistent (structure shared between copies): the ledger
+/// keeps copies of the state to re-fold from, and copying a corpus of thousands of thoughts
+/// entry by entry, and dropping the copy, was over a third of a loaded node's CPU.
+type Corpus = imbl::OrdMap<EventId, CorpusEntry>;
 
 /// The accounts and the live corpus.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     accounts: BTreeMap<MemberId, Account>,
-    corpus: BTreeMap<EventId, CorpusEntry>,
-    /// The Merkle root of each corpus bucket (see [`CORPUS_BUCKETS`]), kept up to date as
-    /// thoughts come, go and are rated; empty until the first thought.
-    corpus_buckets: Vec<[u8; 32]>,
-    /// The root over the bucket roots, computed once per change of the corpus (epoch roots
-    /// between two changes reuse it).
+    corpus: Corpus,
+    /// The corpus root by bucket (see [`CORPUS_BUCKETS`]), each forgotten when a thought in
+    /// it comes, goes or is rated and computed again only when a root is asked for. Never
+    /// stored: a state decoded from a snapshot computes its own.
     #[serde(skip)]
-    corpus_top: std::sync::OnceLock<[u8; 32]>,
-    by_key: HashMap<[u8; 32], EventId>,
+    roots: CorpusRoots,
+    by_key: imbl::HashMap<[u8; 32], EventId>,
     corpus_bytes: u64,
     /// Latest logical time folded.
     head_ms: u64,
@@ -312,7 +312,7 @@ pub struct State {
     hardware: BTreeMap<[u8; 32], MemberId>,
     /// When each open thought's rating window ends (one entry per thought accepted within
     /// the last window, so bounded by the rate limits).
-    rating_deadlines: BTreeSet<(u64, EventId)>,
+    rating_deadlines: imbl::OrdSet<(u64, EventId)>,
 }
 
 /// The committee for a thought: the `k` active members other than the author with the
@@ -351,7 +351,7 @@ fn committee(
 }
 
 /// True when the live thought `id` has a rating from every seat.
-fn entry_full(corpus: &BTreeMap<EventId, CorpusEntry>, id: &EventId) -> bool {
+fn entry_full(corpus: &Corpus, id: &EventId) -> bool {
     corpus.get(id).is_some_and(CorpusEntry::fully_rated)
 }
 
@@ -532,8 +532,8 @@ impl State {
                 status: Status::Active,
                 eject_cause: None,
                 thoughts_accepted: 0,
-                window: VecDeque::new(),
-                live: BTreeSet::new(),
+                window: imbl::Vector::new(),
+                live: imbl::OrdSet::new(),
                 hardware,
             },
         );
@@ -760,7 +760,7 @@ impl State {
                     };
                     entry.ratings.push((author, v.score_micro));
                     entry.refresh_leaf(&v.thought);
-                    self.rehash_bucket(&v.thought);
+                    self.roots.forget(&v.thought);
                     if entry_full(&self.corpus, &v.thought) {
                         self.settle_ratings(g, v.thought, t);
                     }
@@ -806,11 +806,11 @@ impl State {
     /// each event at canonical time `t`, so every node closes them at the same position):
     /// a thought with more than half of its seats rated settles.
     pub fn close_ratings_due(&mut self, g: &Genesis, t: u64) {
-        while let Some(&(due, id)) = self.rating_deadlines.first() {
+        while let Some(&(due, id)) = self.rating_deadlines.get_min() {
             if due > t {
                 return;
             }
-            self.rating_deadlines.pop_first();
+            self.rating_deadlines.remove_min();
             if self.corpus.get(&id).is_some_and(|e| !e.closed) {
                 self.settle_ratings(g, id, due);
             }
@@ -830,7 +830,7 @@ impl State {
         e.settled = e.has_quorum();
         e.refresh_leaf(&thought);
         let entry = e.clone();
-        self.rehash_bucket(&thought);
+        self.roots.forget(&thought);
         let Some(median) = entry.median_rating().filter(|_| entry.settled) else {
             return;
         };
@@ -916,7 +916,7 @@ impl State {
         let share = acct.corpus_share(g, t);
         let mut evict = Vec::new();
         while acct.live.len() as u64 > share {
-            if let Some(oldest) = acct.live.pop_first() {
+            if let Some(oldest) = acct.live.remove_min() {
                 evict.push(oldest.1);
             }
         }
@@ -939,7 +939,7 @@ impl State {
         }
         entry.refresh_leaf(&id);
         self.corpus.insert(id, entry);
-        self.rehash_bucket(&id);
+        self.roots.forget(&id);
         self.by_key.insert(key, id);
         self.corpus_bytes += bytes;
         for old in evict {
@@ -948,56 +948,27 @@ impl State {
         self.prune_if_needed(g, t);
     }
 
-    /// Recomputes the root of the corpus bucket `id` falls in.
-    fn rehash_bucket(&mut self, id: &EventId) {
-        if self.corpus_buckets.is_empty() {
-            self.corpus_buckets = vec![merkle::EMPTY_ROOT; CORPUS_BUCKETS];
-        }
-        let b = id.0[0];
-        let mut lo = [0u8; 32];
-        lo[0] = b;
-        let mut hi = [0xffu8; 32];
-        hi[0] = b;
-        let leaves = self
-            .corpus
-            .range(EventId(lo)..=EventId(hi))
-            .map(|(_, e)| e.leaf)
-            .collect();
-        self.corpus_buckets[usize::from(b)] = merkle::root(leaves);
-        self.corpus_top = std::sync::OnceLock::new();
-    }
-
-    /// Recomputes every derived hash (each thought's leaf, every bucket root) from the
-    /// entries themselves: a state decoded from a snapshot is never trusted for its hashes,
-    /// so its root is a function of its accounts and thoughts alone.
+    /// Recomputes every derived hash (each thought's leaf; bucket roots are forgotten) from
+    /// the entries themselves: a state decoded from a snapshot is never trusted for its
+    /// hashes, so its root is a function of its accounts and thoughts alone.
     pub(crate) fn rehash(&mut self) {
-        for (id, e) in self.corpus.iter_mut() {
-            e.refresh_leaf(id);
-        }
-        if !self.corpus.is_empty() || !self.corpus_buckets.is_empty() {
-            let mut buckets: Vec<Vec<[u8; 32]>> = vec![Vec::new(); CORPUS_BUCKETS];
-            for (id, e) in &self.corpus {
-                buckets[usize::from(id.0[0])].push(e.leaf);
+        let ids: Vec<EventId> = self.corpus.keys().copied().collect();
+        for id in ids {
+            if let Some(e) = self.corpus.get_mut(&id) {
+                e.refresh_leaf(&id);
             }
-            self.corpus_buckets = buckets.into_iter().map(merkle::root).collect();
         }
-        self.corpus_top = std::sync::OnceLock::new();
+        self.roots = CorpusRoots::default();
     }
 
     /// The corpus root: the Merkle root over the bucket roots.
     fn corpus_root(&self) -> [u8; 32] {
-        *self.corpus_top.get_or_init(|| {
-            if self.corpus_buckets.is_empty() {
-                merkle::root(vec![merkle::EMPTY_ROOT; CORPUS_BUCKETS])
-            } else {
-                merkle::root(self.corpus_buckets.clone())
-            }
-        })
+        self.roots.root(&self.corpus, |e| e.leaf)
     }
 
     fn remove_thought(&mut self, id: &EventId) {
         if let Some(e) = self.corpus.remove(id) {
-            self.rehash_bucket(id);
+            self.roots.forget(id);
             self.corpus_bytes -= e.bytes;
             if self.by_key.get(&e.key) == Some(id) {
                 self.by_key.remove(&e.key);
@@ -1195,6 +1166,6 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(st.corpus_buckets, fresh);
+        assert_eq!(st.roots.bucket_roots(&st.corpus, |e| e.leaf), fresh);
     }
 }

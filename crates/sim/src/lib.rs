@@ -1433,10 +1433,7 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
                 }
                 Some(EjectCause::DoubleVote { .. }) => {}
                 Some(EjectCause::Violations { count }) => {
-                    let refused = (0..l.feed_len(m))
-                        .filter_map(|s| l.feed_event(m, s))
-                        .filter(|e| matches!(l.verdict(&e.id()), Some(Verdict::Refused(_))))
-                        .count();
+                    let refused = l.refused_events(m).len();
                     let forged = l.forgeries().filter(|e| e.sender == *m).count();
                     if ((refused + forged) as u32) < *count {
                         failures.push(format!(

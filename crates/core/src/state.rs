@@ -15,6 +15,7 @@ use crate::merkle;
 use crate::quality::{coherence_micro, content_key};
 use crate::verdict::{EjectCause, Ignored, Rule, Verdict};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Whether a member takes part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -279,8 +280,10 @@ pub use crate::corpus_roots::CORPUS_BUCKETS;
 
 /// The live corpus by thought id. Persistent (structure shared between copies): the ledger
 /// keeps copies of the state to re-fold from, and copying a corpus of thousands of thoughts
-/// entry by entry, and dropping the copy, was over a third of a loaded node's CPU.
-type Corpus = imbl::OrdMap<EventId, CorpusEntry>;
+/// entry by entry, and dropping the copy, was over a third of a loaded node's CPU. Entries
+/// are shared too: a change copies a B-tree leaf of pointers and the one entry it changes
+/// (`Arc::make_mut`), not sixteen entries with their committees and ratings.
+type Corpus = imbl::OrdMap<EventId, std::sync::Arc<CorpusEntry>>;
 
 /// The accounts and the live corpus.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -352,7 +355,7 @@ fn committee(
 
 /// True when the live thought `id` has a rating from every seat.
 fn entry_full(corpus: &Corpus, id: &EventId) -> bool {
-    corpus.get(id).is_some_and(CorpusEntry::fully_rated)
+    corpus.get(id).is_some_and(|e| e.fully_rated())
 }
 
 /// A well-mixed deterministic 64-bit permutation (splitmix64's finaliser).
@@ -374,11 +377,11 @@ impl State {
     }
     /// The live corpus, ordered by thought id.
     pub fn corpus(&self) -> impl Iterator<Item = (&EventId, &CorpusEntry)> {
-        self.corpus.iter()
+        self.corpus.iter().map(|(id, e)| (id, &**e))
     }
     /// One live thought.
     pub fn thought(&self, id: &EventId) -> Option<&CorpusEntry> {
-        self.corpus.get(id)
+        self.corpus.get(id).map(|e| &**e)
     }
     /// Live thoughts.
     pub fn corpus_len(&self) -> usize {
@@ -755,7 +758,7 @@ impl State {
             Verdict::Accepted => match &ev.body {
                 Body::Thought(content) => self.accept_thought(g, ev, content),
                 Body::Validate(v) => {
-                    let Some(entry) = self.corpus.get_mut(&v.thought) else {
+                    let Some(entry) = self.corpus.get_mut(&v.thought).map(Arc::make_mut) else {
                         return;
                     };
                     entry.ratings.push((author, v.score_micro));
@@ -823,7 +826,7 @@ impl State {
     /// median earns `rater_reward_milli` ATP, one further away loses
     /// `rater_stray_penalty_micro` trust. Ejected members get nothing.
     fn settle_ratings(&mut self, g: &Genesis, thought: EventId, t: u64) {
-        let Some(e) = self.corpus.get_mut(&thought) else {
+        let Some(e) = self.corpus.get_mut(&thought).map(Arc::make_mut) else {
             return;
         };
         e.closed = true;
@@ -938,7 +941,7 @@ impl State {
                 .insert((t.saturating_add(g.rating_window_ms), id));
         }
         entry.refresh_leaf(&id);
-        self.corpus.insert(id, entry);
+        self.corpus.insert(id, Arc::new(entry));
         self.roots.forget(&id);
         self.by_key.insert(key, id);
         self.corpus_bytes += bytes;
@@ -954,7 +957,7 @@ impl State {
     pub(crate) fn rehash(&mut self) {
         let ids: Vec<EventId> = self.corpus.keys().copied().collect();
         for id in ids {
-            if let Some(e) = self.corpus.get_mut(&id) {
+            if let Some(e) = self.corpus.get_mut(&id).map(Arc::make_mut) {
                 e.refresh_leaf(&id);
             }
         }

@@ -117,6 +117,33 @@ pub(crate) struct Node {
     outbound: HashMap<OutboundRequestId, web4fed_replica::RequestId>,
 }
 
+/// How often a long rebuild says how far it has come.
+const REBUILD_PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Logs a rebuild's progress at most every [`REBUILD_PROGRESS_EVERY`]: rows read, the
+/// share of the log, and the rate so far, so an operator watching a restart of a long log
+/// sees it move and can tell how long is left.
+fn rebuild_progress(started: Instant) -> web4fed_store::db::ProgressHook {
+    let last = std::sync::Mutex::new(started);
+    Box::new(move |done, total| {
+        let Ok(mut last) = last.lock() else {
+            return;
+        };
+        if last.elapsed() < REBUILD_PROGRESS_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        tracing::info!(
+            done,
+            total,
+            percent = (done as f64 * 100.0 / total.max(1) as f64).round() as u64,
+            per_sec = (done as f64 / secs) as u64,
+            "rebuilding the state from the log"
+        );
+    })
+}
+
 /// Runs a node until `shutdown` resolves.
 pub async fn run(
     settings: NodeSettings,
@@ -126,9 +153,10 @@ pub async fn run(
     let config = NodeConfig::load(&nd.config())?;
     let genesis = load_genesis(&nd.genesis())?;
     let keypair = keyfile::read(&nd.key())?;
-    let store = Store::open(&nd.db(), &genesis)?;
+    let mut store = Store::open(&nd.db(), &genesis)?;
     let snapshots = SnapshotDir::new(nd.snapshots());
     let started = Instant::now();
+    store.on_progress(rebuild_progress(started));
     let restored = web4fed_store::restore::restore(&store, &snapshots, &genesis, now_ms())?;
     for why in &restored.refused {
         tracing::warn!(%why, "snapshot refused; trying an older one");

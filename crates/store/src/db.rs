@@ -82,10 +82,24 @@ pub struct Rebuild {
 }
 
 /// The node's event log.
-#[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// Told how far a rebuild has come (see [`Store::on_progress`]).
+    progress: Option<ProgressHook>,
 }
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("conn", &self.conn)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// Called during a rebuild with (done, total): rows of the log read so far and in all (by
+/// rowid for a whole-log rebuild, by events for the tail after a snapshot).
+pub type ProgressHook = Box<dyn Fn(u64, u64) + Send>;
 
 /// The meta key of the latest agreement vote (a new key: the leaderless votes of earlier
 /// versions recorded an epoch under `last_vote`, which means nothing to the agreement).
@@ -132,7 +146,10 @@ impl Store {
                  PRIMARY KEY (epoch, author)
              );",
         )?;
-        let store = Self { conn };
+        let store = Self {
+            conn,
+            progress: None,
+        };
         let network = genesis.network_id();
         match store.meta("network")? {
             None => {
@@ -548,12 +565,15 @@ impl Store {
             c.into()
         };
         let mut events = events.into_iter().peekable();
+        let mut done = 0u64;
         while events.peek().is_some() {
             let (batch, ids): (Vec<VerifiedEvent>, Vec<Vec<u8>>) =
                 events.by_ref().take(LOAD_PAGE_EVENTS as usize).unzip();
+            done += batch.len() as u64;
             admit_page(ledger, now_ms, batch, ids.iter().map(Vec::as_slice))?;
             restore_covered(ledger, &mut certs);
             while ledger.poll_output().is_some() {}
+            self.report(done, read);
         }
         for c in certs {
             ledger.restore_certificate(c);
@@ -592,6 +612,18 @@ impl Store {
         Ok(proofs)
     }
 
+    /// Asks to be told how far each rebuild has come, after every page of events: a restart
+    /// that reads a long log says where it is instead of going quiet for minutes.
+    pub fn on_progress(&mut self, hook: ProgressHook) {
+        self.progress = Some(hook);
+    }
+
+    fn report(&self, done: u64, total: u64) {
+        if let Some(p) = &self.progress {
+            p(done, total);
+        }
+    }
+
     /// Records the state root after a clean write, for the check on the next start.
     pub fn record_root(&mut self, root: &[u8; 32]) -> Result<(), StoreError> {
         self.set_meta("root", root)
@@ -615,6 +647,11 @@ impl Store {
             "SELECT rowid, id, bytes FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
         )?;
         let network = *ledger.network();
+        let last_row: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(rowid), 0) FROM events", [], |r| {
+                    r.get(0)
+                })?;
         // A pipeline: while one page is folded here, the next is read and its signatures are
         // checked on other threads. Rows are in insertion order, which is admission order:
         // predecessors first.
@@ -626,6 +663,7 @@ impl Store {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })?
                     .collect::<Result<_, _>>()?;
+                let folded_through = last_rowid;
                 let next = rows.last().map(|last| last.0).map(|last| {
                     last_rowid = last;
                     scope.spawn(move || {
@@ -643,6 +681,7 @@ impl Store {
                     admit_page(ledger, now_ms, batch, rows.iter().map(|r| r.1.as_slice()))?;
                     restore_covered(ledger, &mut certs);
                     while ledger.poll_output().is_some() {}
+                    self.report(folded_through as u64, last_row as u64);
                 }
                 match next {
                     Some(h) => in_flight = Some(h),

@@ -63,6 +63,10 @@ pub struct BenchArgs {
     /// Keep the node directories here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// An argument added to each of the three nodes' `web4fed run` (repeatable), e.g.
+    /// `--node-arg=--log-quota-mb --node-arg=200` for a disk soak with a quota.
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
     /// Profile a receiving node (Thor) with `perf record -g` during the throughput run and
     /// write the `perf report` here.
     #[arg(long)]
@@ -224,7 +228,9 @@ pub fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let nodes: Vec<NodeProc> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| NodeProc::new(&root, n, &genesis_path, host(i)))
+        .map(|(i, n)| {
+            NodeProc::new(&root, n, &genesis_path, host(i)).map(|p| p.with_args(&args.node_args))
+        })
         .collect::<Result<_, _>>()?;
     eprintln!("bench: {where_}; nodes under {}", root.display());
     let first = nodes[0].addr();

@@ -641,8 +641,9 @@ impl Bench<'_> {
             };
             // (elapsed s, events held by the slowest node, events posted)
             let mut samples: Vec<(f64, u64, u64)> = Vec::new();
-            // (elapsed s, largest RSS of the three in MB, most events held in memory by one node)
-            let mut memory: Vec<(f64, f64, u64)> = Vec::new();
+            // (elapsed s, largest RSS of the three in MB, most events held in memory by one
+            // node, largest log on disk in MB)
+            let mut memory: Vec<(f64, f64, u64, f64)> = Vec::new();
             while !injector.is_finished() {
                 std::thread::sleep(Duration::from_secs(5));
                 let rss = nodes.iter().filter_map(|n| n.rss_mb()).fold(0.0, f64::max);
@@ -651,7 +652,8 @@ impl Bench<'_> {
                     .filter_map(|n| n.status()?["events_in_memory"].as_u64())
                     .max()
                     .unwrap_or(0);
-                memory.push((t.elapsed().as_secs_f64(), rss, in_memory));
+                let disk = nodes.iter().map(|n| n.log_file_bytes()).max().unwrap_or(0);
+                memory.push((t.elapsed().as_secs_f64(), rss, in_memory, disk as f64 / 1e6));
                 let held = nodes
                     .iter()
                     .enumerate()
@@ -669,13 +671,17 @@ impl Bench<'_> {
                 .iter()
                 .filter(|m| m.0 >= 55.0)
                 .step_by(12)
-                .map(|(s, rss, mem)| {
-                    format!("{:.0} min: {rss:.0} MB, {mem} events in memory", s / 60.0)
+                .map(|(s, rss, mem, disk)| {
+                    format!(
+                        "{:.0} min: {rss:.0} MB, {mem} events in memory, log {disk:.0} MB",
+                        s / 60.0
+                    )
                 })
                 .collect();
             eprintln!("sustained memory: {}", per_minute.join("; "));
             notes.push(format!(
-                "Sustained run, largest node RSS and most events held in memory each minute \
+                "Sustained run, largest node RSS, most events held in memory and largest log on \
+             disk (events.db and its WAL) each minute \
              ({votes} votes signed for the load members through `POST /v1/votes`): {}.",
                 per_minute.join("; ")
             ));

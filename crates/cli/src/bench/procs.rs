@@ -25,6 +25,8 @@ pub(super) struct Host {
 pub(super) struct NodeProc {
     inner: Node,
     pub host: Host,
+    /// Added to `web4fed run` at every start (`bench --node-arg`).
+    extra: Vec<String>,
 }
 
 impl Deref for NodeProc {
@@ -58,7 +60,26 @@ impl NodeProc {
             inner = inner.in_netns(ns.clone(), host.ip.clone());
         }
         inner.env.push(("WEB4FED_LOG".into(), "warn".into()));
-        Ok(Self { inner, host })
+        Ok(Self {
+            inner,
+            host,
+            extra: Vec::new(),
+        })
+    }
+
+    /// The same node, started with these extra `run` arguments.
+    pub fn with_args(mut self, extra: &[String]) -> Self {
+        self.extra = extra.to_vec();
+        self
+    }
+
+    /// Bytes of the node's SQLite log on disk (the database and its write-ahead log).
+    pub fn log_file_bytes(&self) -> u64 {
+        ["events.db", "events.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(self.inner.dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// A second handle on the same node's API (for an injector thread); dropping it does not
@@ -67,11 +88,13 @@ impl NodeProc {
         Self {
             inner: self.inner.handle(),
             host: self.host.clone(),
+            extra: self.extra.clone(),
         }
     }
 
     pub fn start(&mut self, peers: &[String]) -> Result<(), String> {
-        self.inner.spawn(peers, &[])
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.inner.spawn(peers, &extra)
     }
 
     pub fn stop(&mut self) {

@@ -18,6 +18,7 @@ pub mod genesis;
 pub mod identity;
 pub mod ledger;
 pub mod merkle;
+mod persistent_serde;
 pub mod pow;
 pub mod quality;
 pub mod snapshot;

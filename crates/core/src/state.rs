@@ -61,8 +61,10 @@ pub struct Account {
     /// Thoughts accepted over the member's life.
     pub thoughts_accepted: u64,
     /// Layer 2 window: (timestamp, bytes) of accepted thoughts, oldest first.
+    #[serde(with = "crate::persistent_serde::vector")]
     window: imbl::Vector<(u64, u64)>,
     /// The member's live thoughts, oldest first (layer 4 share eviction).
+    #[serde(with = "crate::persistent_serde::ord_set")]
     live: imbl::OrdSet<(u64, EventId)>,
     /// The TPM behind the member, when its evidence verified: the hardware id and the
     /// members who vouched for it (credential activation).
@@ -289,12 +291,14 @@ type Corpus = imbl::OrdMap<EventId, std::sync::Arc<CorpusEntry>>;
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     accounts: BTreeMap<MemberId, Account>,
+    #[serde(with = "crate::persistent_serde::ord_map")]
     corpus: Corpus,
     /// The corpus root by bucket (see [`CORPUS_BUCKETS`]), each forgotten when a thought in
     /// it comes, goes or is rated and computed again only when a root is asked for. Never
     /// stored: a state decoded from a snapshot computes its own.
     #[serde(skip)]
     roots: CorpusRoots,
+    #[serde(with = "crate::persistent_serde::hash_map")]
     by_key: imbl::HashMap<[u8; 32], EventId>,
     corpus_bytes: u64,
     /// Latest logical time folded.
@@ -315,6 +319,7 @@ pub struct State {
     hardware: BTreeMap<[u8; 32], MemberId>,
     /// When each open thought's rating window ends (one entry per thought accepted within
     /// the last window, so bounded by the rate limits).
+    #[serde(with = "crate::persistent_serde::ord_set")]
     rating_deadlines: imbl::OrdSet<(u64, EventId)>,
 }
 

@@ -37,9 +37,16 @@ fn reopen_rebuilds_the_same_root() {
     assert_eq!(store.event_count().unwrap(), 63);
     drop(store);
 
-    let store = Store::open(&path, &g).unwrap();
+    let mut store = Store::open(&path, &g).unwrap();
+    // The rebuild says how far it has come after every page, ending at the whole log.
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = reports.clone();
+    store.on_progress(Box::new(move |done, total| {
+        seen.lock().unwrap().push((done, total));
+    }));
     let mut rebuilt = Ledger::new(g.clone());
     let r = store.rebuild(&mut rebuilt, T0 + 10_000_000).unwrap();
+    assert_eq!(reports.lock().unwrap().last(), Some(&(63, 63)));
     assert_eq!(r.events, 63);
     assert_eq!(r.root, ledger.state_root());
     assert_eq!(r.recorded_root, Some(ledger.state_root()));

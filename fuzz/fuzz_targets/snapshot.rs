@@ -7,7 +7,8 @@ use libfuzzer_sys::fuzz_target;
 use web4fed_core::attest::GenesisVerifier;
 use web4fed_core::genesis::Genesis;
 use web4fed_core::ledger::Ledger;
-use web4fed_core::snapshot::{SnapshotFile, HEADER_LEN, MAGIC, SNAPSHOT_FORMAT};
+use web4fed_core::snapshot::SnapshotFile;
+use web4fed_core::testkit::snapshot_around;
 
 fuzz_target!(|data: &[u8]| {
     let g = Genesis::with_pow_bits(1);
@@ -23,18 +24,8 @@ fuzz_target!(|data: &[u8]| {
     };
     load(data);
     // The same bytes as a body (after 40 bytes of header fields), with a correct checksum.
-    if data.len() >= 40 {
-        use sha2::Digest;
-        let (fields, body) = data.split_at(40);
-        let mut file = Vec::with_capacity(HEADER_LEN + body.len());
-        file.extend_from_slice(&MAGIC);
-        file.extend_from_slice(&SNAPSHOT_FORMAT.to_be_bytes());
-        file.extend_from_slice(&net);
-        file.extend_from_slice(&fields[..8]);
-        file.extend_from_slice(&fields[8..40]);
-        file.extend_from_slice(&(body.len() as u64).to_be_bytes());
-        file.extend_from_slice(&sha2::Sha256::digest(body));
-        file.extend_from_slice(body);
-        load(&file);
+    if let (Some(fields), Some(body)) = (data.get(..40), data.get(40..)) {
+        let fields: &[u8; 40] = fields.try_into().expect("40 bytes");
+        load(&snapshot_around(&net, fields, body));
     }
 });

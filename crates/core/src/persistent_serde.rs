@@ -10,6 +10,32 @@
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
+/// Writes `len` entries as a map (postcard needs the length first).
+fn write_map<'a, K: Serialize + 'a, V: Serialize + 'a, S: Serializer>(
+    len: usize,
+    entries: impl Iterator<Item = (&'a K, &'a V)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut out = s.serialize_map(Some(len))?;
+    for (k, v) in entries {
+        out.serialize_entry(k, v)?;
+    }
+    out.end()
+}
+
+/// Writes `len` items as a sequence (postcard needs the length first).
+fn write_seq<'a, A: Serialize + 'a, S: Serializer>(
+    len: usize,
+    items: impl Iterator<Item = &'a A>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut out = s.serialize_seq(Some(len))?;
+    for a in items {
+        out.serialize_element(a)?;
+    }
+    out.end()
+}
+
 /// `imbl::OrdMap` as a map.
 pub(crate) mod ord_map {
     use super::*;
@@ -20,11 +46,7 @@ pub(crate) mod ord_map {
         V: Serialize + Clone,
         S: Serializer,
     {
-        let mut out = s.serialize_map(Some(m.len()))?;
-        for (k, v) in m.iter() {
-            out.serialize_entry(k, v)?;
-        }
-        out.end()
+        write_map(m.len(), m.iter(), s)
     }
 
     pub(crate) fn deserialize<'de, K, V, D>(d: D) -> Result<imbl::OrdMap<K, V>, D::Error>
@@ -48,11 +70,7 @@ pub(crate) mod ord_set {
         A: Serialize + Ord + Clone,
         S: Serializer,
     {
-        let mut out = s.serialize_seq(Some(set.len()))?;
-        for a in set.iter() {
-            out.serialize_element(a)?;
-        }
-        out.end()
+        write_seq(set.len(), set.iter(), s)
     }
 
     pub(crate) fn deserialize<'de, A, D>(d: D) -> Result<imbl::OrdSet<A>, D::Error>
@@ -75,11 +93,7 @@ pub(crate) mod vector {
         A: Serialize + Clone,
         S: Serializer,
     {
-        let mut out = s.serialize_seq(Some(v.len()))?;
-        for a in v.iter() {
-            out.serialize_element(a)?;
-        }
-        out.end()
+        write_seq(v.len(), v.iter(), s)
     }
 
     pub(crate) fn deserialize<'de, A, D>(d: D) -> Result<imbl::Vector<A>, D::Error>
@@ -102,11 +116,7 @@ pub(crate) mod hash_map {
         V: Serialize + Clone,
         S: Serializer,
     {
-        let mut out = s.serialize_map(Some(m.len()))?;
-        for (k, v) in m.iter() {
-            out.serialize_entry(k, v)?;
-        }
-        out.end()
+        write_map(m.len(), m.iter(), s)
     }
 
     pub(crate) fn deserialize<'de, K, V, D>(d: D) -> Result<imbl::HashMap<K, V>, D::Error>

@@ -317,3 +317,21 @@ pub fn certify_in(
     l.handle_certificate(cert.clone())?;
     Ok(cert)
 }
+
+/// A snapshot file around an arbitrary body: the header's magic, format and `network`, the
+/// epoch and root taken from `fields` (8 + 32 bytes), and the body's true length and
+/// checksum, so that decoding gets past the framing to the body. For fuzzing and for the
+/// tests that keep what fuzzing found.
+pub fn snapshot_around(network: &[u8; 32], fields: &[u8; 40], body: &[u8]) -> Vec<u8> {
+    use crate::snapshot::{HEADER_LEN, MAGIC, SNAPSHOT_FORMAT};
+    use sha2::Digest;
+    let mut file = Vec::with_capacity(HEADER_LEN + body.len());
+    file.extend_from_slice(&MAGIC);
+    file.extend_from_slice(&SNAPSHOT_FORMAT.to_be_bytes());
+    file.extend_from_slice(network);
+    file.extend_from_slice(fields);
+    file.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    file.extend_from_slice(&sha2::Sha256::digest(body));
+    file.extend_from_slice(body);
+    file
+}

@@ -1,11 +1,11 @@
 //! Snapshot decoding on hostile bytes, beyond what the fuzz target's random search reaches
 //! each run: inputs it once found are kept here so they are tried on every test run.
 
-use sha2::Digest;
 use web4fed_core::attest::GenesisVerifier;
 use web4fed_core::genesis::Genesis;
 use web4fed_core::ledger::Ledger;
-use web4fed_core::snapshot::{SnapshotFile, HEADER_LEN, MAGIC, SNAPSHOT_FORMAT};
+use web4fed_core::snapshot::SnapshotFile;
+use web4fed_core::testkit::snapshot_around;
 
 /// Found by the `snapshot` fuzz target: as a body behind a correct checksum, its length
 /// prefixes claim billions of entries, and the persistent collections' own decoder reserved
@@ -35,18 +35,9 @@ fn load_both_ways(data: &[u8]) -> bool {
         Ledger::from_snapshot(g.clone(), v, &f, None).is_ok()
     };
     let mut loaded = load(data);
-    if data.len() >= 40 {
-        let (fields, body) = data.split_at(40);
-        let mut file = Vec::with_capacity(HEADER_LEN + body.len());
-        file.extend_from_slice(&MAGIC);
-        file.extend_from_slice(&SNAPSHOT_FORMAT.to_be_bytes());
-        file.extend_from_slice(&net);
-        file.extend_from_slice(&fields[..8]);
-        file.extend_from_slice(&fields[8..40]);
-        file.extend_from_slice(&(body.len() as u64).to_be_bytes());
-        file.extend_from_slice(&sha2::Sha256::digest(body));
-        file.extend_from_slice(body);
-        loaded |= load(&file);
+    if let (Some(fields), Some(body)) = (data.get(..40), data.get(40..)) {
+        let fields: &[u8; 40] = fields.try_into().expect("40 bytes");
+        loaded |= load(&snapshot_around(&net, fields, body));
     }
     loaded
 }

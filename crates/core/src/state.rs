@@ -285,7 +285,7 @@ pub use crate::corpus_roots::CORPUS_BUCKETS;
 /// entry by entry, and dropping the copy, was over a third of a loaded node's CPU. Entries
 /// are shared too: a change copies a B-tree leaf of pointers and the one entry it changes
 /// (`Arc::make_mut`), not sixteen entries with their committees and ratings.
-type Corpus = imbl::OrdMap<EventId, std::sync::Arc<CorpusEntry>>;
+type Corpus = imbl::OrdMap<EventId, Arc<CorpusEntry>>;
 
 /// The accounts and the live corpus.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]

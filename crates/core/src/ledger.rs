@@ -163,10 +163,11 @@ pub enum InsertError {
         /// The first seq refused.
         closed_at: u64,
     },
-    /// The event conflicts with final history this node has pruned from memory: it can
-    /// never be ordered (a certificate covers the seq), and the proof would need the pruned
-    /// event, so it is refused without one.
-    #[error("conflicts with final history at seq {seq}, pruned from memory here")]
+    /// The event conflicts with final history this node has pruned from memory, or is at a
+    /// seq so far back that its id is forgotten here (see [`PRUNED_IDS_KEPT`]): it can never
+    /// be ordered (a certificate covers the seq), and the proof would need the pruned event,
+    /// so it is refused without one.
+    #[error("at seq {seq} of final history pruned from memory here, and not the event held")]
     BeyondHorizon {
         /// The event's seq.
         seq: u64,
@@ -260,12 +261,17 @@ pub enum Output {
 
 #[derive(Debug, Clone)]
 struct Feed {
-    /// The first bytes of the ids of the feed's pruned events, seqs `0..old.len()` (pruned
-    /// events are a prefix of their feed: order keys grow with seq). Enough to tell a replay
-    /// from a conflicting event at an old seq; both are dropped, so an 8-byte prefix that a
-    /// forger matched by brute force would change only how the drop is counted.
-    old: Vec<[u8; OLD_ID_BYTES]>,
-    /// Ids of the events still in memory, seqs `old.len()..`.
+    /// Pruned events whose ids are forgotten: seqs `0..forgotten` (pruned events are a
+    /// prefix of their feed: order keys grow with seq). They are final, so an event at one of
+    /// these seqs is dropped whatever it is; only a count is kept, so memory does not grow
+    /// with history.
+    forgotten: u64,
+    /// The first bytes of the ids of the most recently pruned events, seqs
+    /// `forgotten..forgotten + old.len()`, at most [`PRUNED_IDS_KEPT`]. Enough to tell a late
+    /// duplicate from a conflicting event at a just-pruned seq; both are dropped, so an 8-byte
+    /// prefix that a forger matched by brute force would change only how the drop is counted.
+    old: VecDeque<[u8; OLD_ID_BYTES]>,
+    /// Ids of the events still in memory, seqs `pruned()..`.
     ids: Vec<EventId>,
     /// The last event's id (kept whole: the next event must link to it).
     head: EventId,
@@ -281,6 +287,13 @@ struct Feed {
 /// Bytes of an id kept for a pruned event (see `Feed::old`).
 const OLD_ID_BYTES: usize = 8;
 
+/// Id prefixes of pruned events kept per feed (8 KiB a member). Late duplicates of a just-pruned
+/// event (gossip copies, a sync answer crossing a prune) are told from conflicts for as long
+/// as a member takes to post this many events; past it a feed keeps only a count, which is what
+/// keeps memory, snapshots and restarts independent of history (a prefix per event ever was
+/// 19 of a 32 MB snapshot at 2.3M events).
+pub const PRUNED_IDS_KEPT: usize = 1_024;
+
 /// What a feed holds at one seq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HeldAt {
@@ -288,6 +301,8 @@ enum HeldAt {
     Id(EventId),
     /// A pruned event: the first bytes of its id.
     Pruned([u8; OLD_ID_BYTES]),
+    /// A pruned event whose id is forgotten: final, and no longer told from a conflict.
+    Forgotten,
 }
 
 impl HeldAt {
@@ -295,25 +310,33 @@ impl HeldAt {
         match self {
             Self::Id(held) => held == id,
             Self::Pruned(prefix) => id.0[..OLD_ID_BYTES] == prefix[..],
+            Self::Forgotten => false,
         }
     }
 }
 
 impl Feed {
     fn len(&self) -> u64 {
-        (self.old.len() + self.ids.len()) as u64
+        self.pruned() + self.ids.len() as u64
+    }
+    /// Events of the feed pruned from memory (seqs `0..pruned()`).
+    fn pruned(&self) -> u64 {
+        self.forgotten + self.old.len() as u64
     }
     fn at(&self, seq: u64) -> Option<HeldAt> {
-        let seq = usize::try_from(seq).ok()?;
-        match seq.checked_sub(self.old.len()) {
-            None => self.old.get(seq).copied().map(HeldAt::Pruned),
+        if seq < self.forgotten {
+            return Some(HeldAt::Forgotten);
+        }
+        let i = usize::try_from(seq - self.forgotten).ok()?;
+        match i.checked_sub(self.old.len()) {
+            None => self.old.get(i).copied().map(HeldAt::Pruned),
             Some(i) => self.ids.get(i).copied().map(HeldAt::Id),
         }
     }
     /// Ids of the events in memory from `seq` on.
     fn ids_from(&self, seq: u64) -> impl Iterator<Item = &EventId> {
-        let skip = usize::try_from(seq).unwrap_or(usize::MAX);
-        self.ids.iter().skip(skip.saturating_sub(self.old.len()))
+        let skip = usize::try_from(seq.saturating_sub(self.pruned())).unwrap_or(usize::MAX);
+        self.ids.iter().skip(skip)
     }
     /// Moves the first `n` in-memory ids to the pruned prefix.
     fn compact(&mut self, n: usize) {
@@ -323,6 +346,13 @@ impl Feed {
             p.copy_from_slice(&id.0[..OLD_ID_BYTES]);
             p
         }));
+        self.forget_beyond_kept();
+    }
+    /// Forgets the oldest prefixes beyond [`PRUNED_IDS_KEPT`].
+    fn forget_beyond_kept(&mut self) {
+        let excess = self.old.len().saturating_sub(PRUNED_IDS_KEPT);
+        self.old.drain(..excess);
+        self.forgotten += excess as u64;
     }
 }
 
@@ -979,7 +1009,8 @@ impl Ledger {
             self.feeds.insert(
                 author,
                 Feed {
-                    old: Vec::new(),
+                    forgotten: 0,
+                    old: VecDeque::new(),
                     ids: Vec::new(),
                     head: EventId::default(),
                     head_ms: 0,
@@ -1659,7 +1690,14 @@ impl Ledger {
         self.events.get(id)
     }
 
-    /// True when the log holds this event, in memory or pruned.
+    /// Events of a member's feed pruned so long ago that their ids are forgotten here (seqs
+    /// `0..` this): final history, held only as a count (see [`PRUNED_IDS_KEPT`]).
+    pub fn forgotten(&self, member: &MemberId) -> u64 {
+        self.feeds.get(member).map_or(0, |f| f.forgotten)
+    }
+
+    /// True when the log holds this event, in memory or pruned with its id still known (an
+    /// event at a forgotten seq is not told apart: see [`Ledger::forgotten`]).
     pub fn holds(&self, ev: &Event) -> bool {
         self.feeds
             .get(&ev.author())
@@ -1692,8 +1730,8 @@ impl Ledger {
         self.len() == 0
     }
 
-    /// Bytes the feeds' id index takes: 32 per event in memory, 8 per pruned one. Kept for
-    /// every event ever admitted, so it is what memory still grows by with the log.
+    /// Bytes the feeds' id index takes: 32 per event in memory, 8 per pruned one still told
+    /// apart (at most [`PRUNED_IDS_KEPT`] a feed).
     pub fn feed_index_bytes(&self) -> usize {
         self.feeds
             .values()
@@ -1826,7 +1864,7 @@ impl Ledger {
                 continue;
             };
             seqs.sort_unstable();
-            let first = f.old.len() as u64;
+            let first = f.pruned();
             if seqs.iter().enumerate().all(|(i, s)| *s == first + i as u64) {
                 f.compact(seqs.len());
                 if let Some((_, id, ms)) = heads.get(&m) {
@@ -1869,7 +1907,7 @@ impl Ledger {
         let held = self.feeds.get(member)?.at(seq)?;
         let in_memory = match held {
             HeldAt::Id(id) => self.events.get(&id),
-            HeldAt::Pruned(_) => None,
+            HeldAt::Pruned(_) | HeldAt::Forgotten => None,
         };
         in_memory.or_else(|| {
             (seq == 0)

@@ -30,7 +30,7 @@ use crate::state::State;
 use sha2::{Digest, Sha256};
 
 /// Format version of the file; a file of another version is refused, not guessed at.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 /// The file's first bytes.
 pub const MAGIC: [u8; 8] = *b"W4FSNAP\0";
 /// Bytes of the header before the body.
@@ -235,6 +235,10 @@ pub(crate) type Weights = Vec<(MemberId, u64)>;
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FeedImage {
     pub author: MemberId,
+    /// Covered events whose ids are forgotten (seqs `0..forgotten`).
+    pub forgotten: u64,
+    /// Id prefixes of the covered events after those (the newest kept; see
+    /// `ledger::PRUNED_IDS_KEPT`).
     pub old: Vec<[u8; 8]>,
     pub head: EventId,
     pub head_ms: u64,

@@ -51,7 +51,13 @@ enum Input {
 /// (past the certificates of their epochs), and at each checkpoint all members vote on the
 /// view of `oracle` once the checkpoint is settled.
 fn script(seed: u64) -> (Genesis, Vec<Author>, Vec<Input>) {
+    script_paced(seed, 1)
+}
+
+/// [`script`] with each member posting `per_second` events a second.
+fn script_paced(seed: u64, per_second: u64) -> (Genesis, Vec<Author>, Vec<Input>) {
     let g = genesis();
+    let slot = 1_000 / per_second;
     let mut rng = Rng(seed | 1);
     let mut authors: Vec<Author> = (0..4).map(|i| Author::from_seed(&g, 900 + i)).collect();
     let ids: Vec<_> = authors.iter().map(Author::id).collect();
@@ -61,15 +67,15 @@ fn script(seed: u64) -> (Genesis, Vec<Author>, Vec<Input>) {
         .map(|(i, a)| (T0, a.register(&g, &format!("m{i}"), T0)))
         .collect();
     let mut last_thought = None;
-    for s in 1..=SECONDS {
+    for (s, j) in (1..=SECONDS).flat_map(|s| (0..per_second).map(move |j| (s, j))) {
         for (i, a) in authors.iter_mut().enumerate() {
-            let t = T0 + s * 1_000 + i as u64 * 37 + rng.next() % 200;
+            let t = T0 + s * 1_000 + j * slot + (i as u64 * 37 + rng.next() % 200) * slot / 1_000;
             let ev = match rng.next() % 10 {
                 0 if last_thought.is_some() => {
                     a.validate(t, last_thought.unwrap_or_default(), 700_000)
                 }
                 1 => a.transfer(t, ids[(i + 1) % ids.len()], 1),
-                _ => a.thought(t, &sentence(seed ^ (s * 10 + i as u64))),
+                _ => a.thought(t, &sentence(seed ^ ((s * per_second + j) * 10 + i as u64))),
             };
             if matches!(ev.body, Body::Thought(_)) {
                 last_thought = Some(ev.id());
@@ -262,6 +268,88 @@ fn a_pruned_ledger_knows_replays_refuses_old_conflicts_and_old_branches() {
     assert_eq!(l.handle_certificate(cert), Err(CertError::Conflicting(0)));
     assert_eq!(l.final_epoch(), Some(fin));
     assert_eq!(l.state_root(), before);
+}
+
+#[test]
+fn a_long_feed_keeps_a_count_not_an_id_per_pruned_event() {
+    use web4fed_core::attest::GenesisVerifier;
+    use web4fed_core::ledger::PRUNED_IDS_KEPT;
+    use web4fed_core::snapshot::SnapshotFile;
+    // Eight events a member a second: feeds of 1,600 events, most of them pruned.
+    let (g, authors, input) = script_paced(5, 8);
+    let mut l = Ledger::new(g.clone());
+    l.set_reorg_window(Some(1));
+    let mut delivered = Vec::new();
+    for i in &input {
+        feed(&mut l, i);
+        if let Input::Event(_, ev) = i {
+            delivered.push(ev.clone());
+        }
+    }
+    let now = T0 + (SECONDS + 60) * 1_000;
+    for a in &authors {
+        let forgotten = l.forgotten(&a.id());
+        assert!(forgotten > 0, "{}: nothing forgotten", a.id());
+        assert!(
+            l.feed_len(&a.id()) - forgotten >= PRUNED_IDS_KEPT as u64,
+            "prefixes kept for the {PRUNED_IDS_KEPT} events pruned last"
+        );
+    }
+    // The id index holds a bounded number of prefixes, not one per pruned event.
+    let members = authors.len();
+    let in_memory = l.len() - l.pruned();
+    assert!(
+        l.feed_index_bytes() <= members * PRUNED_IDS_KEPT * 8 + in_memory * 32,
+        "id index {} bytes",
+        l.feed_index_bytes()
+    );
+    let at = |a: &Author, seq: u64| {
+        delivered
+            .iter()
+            .find(|e| e.author() == a.id() && e.seq() == seq)
+            .expect("delivered")
+            .clone()
+    };
+    let a = &authors[0];
+    let answers = |l: &mut Ledger| {
+        let before = l.state_root();
+        let forgotten = l.forgotten(&a.id());
+        let ancient = at(a, forgotten - 1);
+        let recent = at(a, forgotten);
+        // A replay of a just-pruned event is still recognised; one of an event so old its id
+        // is forgotten is refused as final history, with the reason, changing nothing.
+        assert_eq!(
+            l.handle_event(now, recent.clone()),
+            Ok(Admission::AlreadyKnown)
+        );
+        assert_eq!(
+            l.handle_event(now, ancient.clone()),
+            Err(InsertError::BeyondHorizon { seq: ancient.seq() })
+        );
+        assert!(!l.holds(&ancient) && l.holds(&recent));
+        assert_eq!(l.state_root(), before);
+    };
+    answers(&mut l);
+
+    // The snapshot carries counts and the kept prefixes: it does not grow with history, and
+    // a ledger restored from it answers the same.
+    let file = l.snapshot().expect("a certified base");
+    let bytes = file.encode();
+    let read = SnapshotFile::decode(&bytes, l.network()).expect("decodes");
+    let certified = l.certificate(read.header.epoch).map(|c| c.body.root);
+    let (mut r, _) = Ledger::from_snapshot(
+        g.clone(),
+        Box::new(GenesisVerifier::new(&g)),
+        &read,
+        certified,
+    )
+    .expect("loads");
+    r.handle_batch(now, tail(&r, &delivered));
+    while r.poll_output().is_some() {}
+    assert_eq!(r.state_root(), l.state_root());
+    assert_eq!(r.len(), l.len());
+    assert!(r.forgotten(&a.id()) > 0);
+    answers(&mut r);
 }
 
 /// The tail a restarted node reads from its log after loading a snapshot: every event

@@ -1393,7 +1393,9 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
                 .collect();
             for ev in durable {
                 let id = ev.id();
-                if !l.holds(ev) {
+                // Seqs pruned so long ago that their ids are forgotten are final here: the
+                // roots and certificates compared below cover them.
+                if !l.holds(ev) && ev.seq() >= l.forgotten(&ev.author()) {
                     failures.push(format!(
                         "node {i} lacks acknowledged event {id} of node {h}"
                     ));

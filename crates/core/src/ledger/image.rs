@@ -75,26 +75,35 @@ impl Ledger {
                 k += 1;
                 last = Some(ev);
             }
-            if f.old.is_empty() && k == 0 {
+            if f.pruned() == 0 && k == 0 {
                 continue;
             }
             let (head, head_ms) = match last {
                 Some(ev) => (ev.id(), ev.timestamp_ms()),
                 None => f.pruned_head?,
             };
-            let mut old = f.old.clone();
-            old.extend(f.ids[..k].iter().map(|i| {
+            // The prefixes the feed would keep had it pruned up to the point: the newest
+            // `PRUNED_IDS_KEPT` of its pruned ones and its first `k` in memory.
+            let from_ids = k.min(super::PRUNED_IDS_KEPT);
+            let from_old = (super::PRUNED_IDS_KEPT - from_ids).min(f.old.len());
+            let prefix = |i: &crate::event::EventId| {
                 let mut p = [0u8; super::OLD_ID_BYTES];
                 p.copy_from_slice(&i.0[..super::OLD_ID_BYTES]);
                 p
-            }));
-            covered_total += old.len() as u64;
+            };
+            let old: Vec<[u8; super::OLD_ID_BYTES]> = (f.old.iter().skip(f.old.len() - from_old))
+                .copied()
+                .chain(f.ids[k - from_ids..k].iter().map(prefix))
+                .collect();
+            let forgotten = f.pruned() + k as u64 - old.len() as u64;
+            covered_total += forgotten + old.len() as u64;
             match self.history.registrations.get(m) {
                 Some(r) => registrations.push(r),
                 None => registrations.push(self.events.get(f.ids.first()?)?),
             }
             feeds.push(FeedImage {
                 author: *m,
+                forgotten,
                 old,
                 head,
                 head_ms,
@@ -233,6 +242,18 @@ impl Ledger {
             }
             l.history.registrations.insert(ev.author(), ev);
         }
+        // Every covered event was folded: the feeds cannot cover more than the fold counted
+        // (which also keeps a forged count from overflowing a feed's length).
+        let covered = img.feeds.iter().try_fold(0u64, |sum, f| {
+            sum.checked_add(f.forgotten)?
+                .checked_add(f.old.len() as u64)
+        });
+        if covered.is_none_or(|c| c > img.count) {
+            return Err(inconsistent(format!(
+                "the feeds cover more events than the {} folded",
+                img.count
+            )));
+        }
         for f in img.feeds {
             let reg =
                 l.history.registrations.get(&f.author).ok_or_else(|| {
@@ -255,17 +276,18 @@ impl Ledger {
                 r.claimed_level,
                 &r.attestation,
             );
-            l.feeds.insert(
-                f.author,
-                Feed {
-                    old: f.old,
-                    ids: Vec::new(),
-                    head: f.head,
-                    head_ms: f.head_ms,
-                    claim,
-                    pruned_head: Some((f.head, f.head_ms)),
-                },
-            );
+            let mut feed = Feed {
+                forgotten: f.forgotten,
+                old: f.old.into(),
+                ids: Vec::new(),
+                head: f.head,
+                head_ms: f.head_ms,
+                claim,
+                pruned_head: Some((f.head, f.head_ms)),
+            };
+            // A snapshot written by hand (or by a peer) may keep more than this build does.
+            feed.forget_beyond_kept();
+            l.feeds.insert(f.author, feed);
         }
         let (key, id) = img.at;
         let at = (key, Item::Event(id));
@@ -316,8 +338,8 @@ impl Ledger {
         let mut v: Vec<(MemberId, u64)> = self
             .feeds
             .iter()
-            .filter(|(_, f)| !f.old.is_empty())
-            .map(|(m, f)| (*m, f.old.len() as u64))
+            .filter(|(_, f)| f.pruned() > 0)
+            .map(|(m, f)| (*m, f.pruned()))
             .collect();
         v.sort();
         v

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const PAYLOAD_BYTES: usize = 420;
 /// Time given to gossipsub to form its mesh after the subscription is seen.
 const MESH_SETTLE: Duration = Duration::from_millis(1_500);
+/// How long the sender waits for the receiver's subscription before dialling again.
+const REDIAL_EVERY: Duration = Duration::from_millis(500);
 
 fn now_ns() -> u128 {
     SystemTime::now()
@@ -63,8 +65,8 @@ pub fn run(
         if let Some(a) = listen {
             swarm.listen_on(a)?;
         }
-        if let Some(p) = peer {
-            swarm.dial(p)?;
+        if let Some(p) = &peer {
+            swarm.dial(p.clone())?;
         }
         let deadline =
             Instant::now() + Duration::from_secs(60 + count as u64 * interval_ms / 1_000);
@@ -89,13 +91,20 @@ pub fn run(
                 println!("{}", serde_json::json!({ "delays_ms": delays }));
             }
             _ => {
-                // Wait for the receiver's subscription, then for the mesh.
+                // Wait for the receiver's subscription, then for the mesh. The receiver may
+                // not listen yet when the first dial goes out (a loaded machine): dial again.
                 let mut subscribed = false;
                 while !subscribed && Instant::now() < deadline {
-                    if let Ok(SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. })) =
-                        tokio::time::timeout(Duration::from_secs(5), swarm.select_next_some()).await
-                    {
-                        subscribed = true;
+                    match tokio::time::timeout(REDIAL_EVERY, swarm.select_next_some()).await {
+                        Ok(SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. })) => {
+                            subscribed = true;
+                        }
+                        Err(_) if swarm.connected_peers().next().is_none() => {
+                            if let Some(p) = &peer {
+                                swarm.dial(p.clone())?;
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 let settle = Instant::now() + MESH_SETTLE;
@@ -112,8 +121,11 @@ pub fn run(
                             let mut data = now_ns().to_be_bytes().to_vec();
                             data.resize(PAYLOAD_BYTES, 0);
                             data[16..24].copy_from_slice(&(sent as u64).to_be_bytes());
-                            swarm.behaviour_mut().publish(topic.clone(), data)?;
-                            sent += 1;
+                            // A mesh not formed yet (or a dropped link) refuses the
+                            // message: not sent, tried again at the next tick.
+                            if swarm.behaviour_mut().publish(topic.clone(), data).is_ok() {
+                                sent += 1;
+                            }
                         }
                         _ = swarm.select_next_some() => {}
                     }

@@ -25,9 +25,11 @@
 
 use crate::event::EventId;
 use crate::event::OrderKey;
+use crate::genesis::Genesis;
 use crate::identity::MemberId;
 use crate::state::State;
 use sha2::{Digest, Sha256};
+use std::io::{Seek, SeekFrom, Write};
 
 /// Format version of the file; a file of another version is refused, not guessed at.
 pub const SNAPSHOT_FORMAT: u32 = 3;
@@ -208,22 +210,113 @@ impl SnapshotFile {
         out
     }
 
-    pub(crate) fn from_image(network: [u8; 32], epoch: u64, root: [u8; 32], image: &Image) -> Self {
-        // Serialising plain structs into a Vec cannot fail (no maps with non-string keys
-        // matter to postcard, no I/O); an error here would be a bug in the image's types.
-        let body = postcard::to_stdvec(image).expect("ledger image serialises");
-        let header = Header {
-            network,
-            epoch,
-            root,
-            body_len: body.len() as u64,
-            checksum: Sha256::digest(&body).into(),
-        };
-        Self { header, body }
-    }
-
     pub(crate) fn image(&self) -> Result<Image, SnapshotError> {
         postcard::from_bytes(&self.body).map_err(|e| SnapshotError::Decode(e.to_string()))
+    }
+}
+
+/// A snapshot taken but not yet encoded ([`crate::ledger::Ledger::snapshot_draft`]): taking
+/// it is cheap (the state is a persistent copy), so a node takes it on its own task and leaves
+/// checking, encoding and writing, which cost time and memory in proportion to the state, to
+/// another thread. Encoding streams into the file: no buffer of the whole body is held.
+pub struct SnapshotDraft {
+    network: [u8; 32],
+    epoch: u64,
+    root: [u8; 32],
+    /// The genesis and the epoch's end: what the state's root is recomputed with before a
+    /// byte is written.
+    genesis: Genesis,
+    epoch_end_ms: u64,
+    image: Image,
+}
+
+impl SnapshotDraft {
+    pub(crate) fn new(
+        genesis: &Genesis,
+        epoch: u64,
+        epoch_end_ms: u64,
+        root: [u8; 32],
+        image: Image,
+    ) -> Self {
+        Self {
+            network: genesis.network_id(),
+            epoch,
+            root,
+            genesis: genesis.clone(),
+            epoch_end_ms,
+            image,
+        }
+    }
+
+    /// The certified checkpoint epoch it is taken at.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Checks that the state hashes to the certified root, then writes the file to `w`:
+    /// a placeholder header, the body streamed through SHA-256, then the header with the
+    /// body's length and checksum. Returns the file's length. A state that does not hash to
+    /// its certified root is a bug and is refused (`InvalidData`), never written.
+    pub fn write_to<W: Write + Seek>(&self, mut w: W) -> std::io::Result<u64> {
+        if self.image.state.root_at(&self.genesis, self.epoch_end_ms) != self.root {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the fold at certified epoch {} differs from its root",
+                    self.epoch
+                ),
+            ));
+        }
+        let start = w.stream_position()?;
+        w.write_all(&[0u8; HEADER_LEN])?;
+        let (len, checksum) = {
+            let mut body = HashingWriter {
+                inner: std::io::BufWriter::new(w.by_ref()),
+                hash: Sha256::new(),
+                len: 0,
+            };
+            postcard::to_io(&self.image, &mut body)
+                .map_err(|e| std::io::Error::other(format!("snapshot body: {e}")))?;
+            body.inner.flush()?;
+            (body.len, body.hash.finalize().into())
+        };
+        let header = Header {
+            network: self.network,
+            epoch: self.epoch,
+            root: self.root,
+            body_len: len,
+            checksum,
+        };
+        w.seek(SeekFrom::Start(start))?;
+        w.write_all(&header.write())?;
+        w.seek(SeekFrom::End(0))?;
+        Ok(HEADER_LEN as u64 + len)
+    }
+
+    /// The snapshot in memory (tests, and callers that hand it on whole).
+    pub fn into_file(self) -> Option<SnapshotFile> {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        self.write_to(&mut bytes).ok()?;
+        SnapshotFile::decode(bytes.get_ref(), &self.network).ok()
+    }
+}
+
+/// A writer that counts and hashes what passes through it.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hash: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

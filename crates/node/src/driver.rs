@@ -326,30 +326,30 @@ impl Node {
             return;
         }
         let started = Instant::now();
-        let Some(file) = self.replica.ledger().snapshot() else {
+        let Some(draft) = self.replica.ledger().snapshot_draft() else {
             return;
         };
-        let epoch = file.header.epoch;
+        let epoch = draft.epoch();
         // The mark first: every row stored so far is covered or in a feed the file lists.
         let covered = self.replica.ledger().covered_lens();
         if let Err(e) = self.store.mark_snapshot(epoch, &covered) {
             tracing::error!(error = %e, "cannot mark the snapshot; not writing it");
             return;
         }
-        let encoded_ms = started.elapsed().as_millis() as u64;
+        let taken_ms = started.elapsed().as_millis() as u64;
         let dir = self.snapshots.clone();
         let keep = self.settings.snapshots_kept;
         let metrics = self.metrics.clone();
         self.snapshot_writer = Some(std::thread::spawn(move || {
             let t = Instant::now();
-            match dir.write(&file, keep) {
+            match dir.write_draft(&draft, keep) {
                 Ok(bytes) => {
                     metrics.snapshot_epoch.set(epoch as i64);
                     metrics.snapshot_bytes.set(bytes as i64);
                     tracing::info!(
                         epoch,
                         bytes,
-                        encode_ms = encoded_ms,
+                        taken_ms,
                         write_ms = t.elapsed().as_millis() as u64,
                         "snapshot written"
                     );

@@ -34,6 +34,17 @@ fn temp_path(path: &Path) -> PathBuf {
 /// Writes `bytes` to `path` with permission `mode`, atomically: readers see no file or the
 /// whole file. With [`Existing::Keep`], fails with `AlreadyExists` when `path` exists.
 pub fn write(path: &Path, bytes: &[u8], mode: u32, existing: Existing) -> std::io::Result<()> {
+    write_with(path, mode, existing, |f| f.write_all(bytes))
+}
+
+/// Like [`write`], with the contents written by `fill` into the (empty, new) temporary file:
+/// for contents streamed rather than held in memory whole.
+pub fn write_with(
+    path: &Path,
+    mode: u32,
+    existing: Existing,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let tmp = temp_path(path);
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
@@ -42,7 +53,7 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32, existing: Existing) -> std::i
             .create_new(true)
             .mode(mode)
             .open(&tmp)?;
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         f.sync_all()?;
         match existing {
             // A hard link fails if the destination exists: create-new semantics, atomically.

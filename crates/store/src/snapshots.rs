@@ -5,7 +5,7 @@
 
 use crate::atomic::{self, Existing};
 use std::path::{Path, PathBuf};
-use web4fed_core::snapshot::{Header, SnapshotError, SnapshotFile, HEADER_LEN};
+use web4fed_core::snapshot::{Header, SnapshotDraft, SnapshotError, SnapshotFile, HEADER_LEN};
 
 /// Snapshots kept by default: the newest is what a restart uses; the ones before it are
 /// there in case it is damaged (each is one copy of the state on disk).
@@ -58,11 +58,35 @@ impl SnapshotDir {
             0o600,
             Existing::Replace,
         )?;
+        self.keep_newest(keep)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// [`SnapshotDir::write`] for a snapshot not yet encoded: checked and streamed into the
+    /// file (what a running node writes; no copy of the whole body is held in memory).
+    pub fn write_draft(&self, draft: &SnapshotDraft, keep: usize) -> std::io::Result<u64> {
+        std::fs::create_dir_all(&self.path)?;
+        let mut len = 0;
+        atomic::write_with(
+            &self.path_of(draft.epoch()),
+            0o600,
+            Existing::Replace,
+            |f| {
+                len = draft.write_to(f)?;
+                Ok(())
+            },
+        )?;
+        self.keep_newest(keep)?;
+        Ok(len)
+    }
+
+    /// Deletes all but the newest `keep` files (at least one).
+    fn keep_newest(&self, keep: usize) -> std::io::Result<()> {
         let listed = self.list()?;
         for old in listed.iter().rev().skip(keep.max(1)) {
             let _ = std::fs::remove_file(&old.path);
         }
-        Ok(bytes.len() as u64)
+        Ok(())
     }
 
     /// The snapshot files present, oldest first (by the epoch in their name).

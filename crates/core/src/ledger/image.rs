@@ -9,7 +9,7 @@ use crate::event::{Body, Event, Evidence, Kind};
 use crate::finality::Certificate;
 use crate::genesis::Genesis;
 use crate::identity::MemberId;
-use crate::snapshot::{FeedImage, Image, SnapshotError, SnapshotFile};
+use crate::snapshot::{FeedImage, Image, SnapshotDraft, SnapshotError, SnapshotFile};
 use crate::state::check_evidence;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,24 +37,25 @@ impl Ledger {
     /// base stays behind. What the snapshot covers is, per feed, the pruned events and the
     /// events still in memory ordered before its point (a prefix of the feed: order keys grow
     /// with seq); a ledger restored from it has let go of all of them, as if it had pruned
-    /// up to there (nothing certified is ever re-folded, see `prune`). Costs a copy of the
-    /// state; the driver asks for it when [`super::Output::Snapshot`] says one is due.
+    /// up to there (nothing certified is ever re-folded, see `prune`). Encoded in memory;
+    /// see [`Ledger::snapshot_draft`] for the way a node writes one.
     pub fn snapshot(&self) -> Option<SnapshotFile> {
+        self.snapshot_draft()?.into_file()
+    }
+
+    /// The snapshot of [`Ledger::snapshot`], taken but not yet checked or encoded: costs a
+    /// persistent copy of the state and a pass over the feeds, so the driver takes it on its
+    /// own task when [`super::Output::Snapshot`] says one is due and checks, encodes and
+    /// writes it on another thread ([`SnapshotDraft::write_to`]).
+    pub fn snapshot_draft(&self) -> Option<SnapshotDraft> {
         let epoch = self.snapshot_epoch()?;
         let point = match self.history.candidates.get(&epoch) {
             Some(c) => c,
             None => self.history.base.as_ref()?,
         };
-        let root = self.certs.get(&epoch)?.body.root;
         // The point is the fold of every item before the epoch's end, which the certificate
-        // certified: a state that does not hash to it would be a bug, never written.
-        if point.state.root_at(&self.genesis, self.epoch_end(epoch)) != root {
-            debug_assert!(
-                false,
-                "fold at certified epoch {epoch} differs from its root"
-            );
-            return None;
-        }
+        // certified: the draft checks that the state hashes to it before writing a byte.
+        let root = self.certs.get(&epoch)?.body.root;
         let (key, Item::Event(id)) = point.at;
         let mut feeds = Vec::new();
         let mut covered_total = 0u64;
@@ -163,7 +164,13 @@ impl Ledger {
             next_weights: self.next_weights.as_ref().map(pairs),
             floor: self.history.floor,
         };
-        Some(SnapshotFile::from_image(self.network, epoch, root, &image))
+        Some(SnapshotDraft::new(
+            &self.genesis,
+            epoch,
+            self.epoch_end(epoch),
+            root,
+            image,
+        ))
     }
 
     /// A ledger restored from a snapshot, with the members whose feeds it held when written

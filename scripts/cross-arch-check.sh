@@ -15,7 +15,9 @@ if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user >/dev/null
 fi
 cargo build --release --locked -p web4fed
-cargo build --release --locked --target aarch64-unknown-linux-gnu -p web4fed
+# jemalloc's page size is fixed when it is built: 64 KiB works on kernels with 4, 16 or 64 KiB
+# pages (a cross build cannot ask the target's kernel).
+JEMALLOC_SYS_WITH_LG_PAGE=16 cargo build --release --locked --target aarch64-unknown-linux-gnu -p web4fed
 x86=target/release/web4fed
 arm=target/aarch64-unknown-linux-gnu/release/web4fed
 log="$(mktemp -d)/rich.log"

@@ -13,6 +13,16 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The process's allocator: jemalloc rather than the C library's. Under sustained load a node
+/// allocates and frees events, persistent-map nodes and snapshot buffers from several threads;
+/// glibc's per-thread arenas kept the freed memory fragmented, and a node's resident memory
+/// kept rising minute after minute at 4,000 events a second while its live heap did not
+/// (docs/BENCHMARKS.md, "Four thousand events a second, with a disk quota"). jemalloc returns
+/// unused pages to the system on a timer and is the allocator long-running Rust servers use
+/// for this; writing our own would be the wrong kind of project.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A trust-aware federation of machines: signed feeds, nine defence layers, one state root.
 #[derive(Debug, Parser)]
 #[command(name = "web4fed", version, about)]

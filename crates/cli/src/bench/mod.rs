@@ -60,6 +60,12 @@ pub struct BenchArgs {
     /// Thoughts per second in the sustained run (their committees' ratings come on top).
     #[arg(long, default_value_t = 1_000)]
     pub sustain_rate: u64,
+    /// Seconds the sustained run's nodes keep running after the load stops (the load members
+    /// still vote), so their last snapshot catches up with the head: a restart of the
+    /// directories then reads back only what came after the quiet began, and its time shows
+    /// what history costs apart from the stream's last seconds (`scripts/restart-time.sh`).
+    #[arg(long, default_value_t = 0)]
+    pub sustain_quiet_secs: u64,
     /// Keep the node directories here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,

@@ -664,6 +664,7 @@ impl Bench<'_> {
                 samples.push((t.elapsed().as_secs_f64(), held, p));
             }
             let offered = injector.join().map_err(|_| "injector panicked")??;
+            std::thread::sleep(Duration::from_secs(args.sustain_quiet_secs));
             injector_done.store(true, std::sync::atomic::Ordering::Relaxed);
             let votes = voter.join().map_err(|_| "voter panicked")??;
             // RSS and events in memory each minute: flat once history is pruned.

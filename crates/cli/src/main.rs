@@ -15,11 +15,10 @@ use std::process::ExitCode;
 
 /// The process's allocator: jemalloc rather than the C library's. Under sustained load a node
 /// allocates and frees events, persistent-map nodes and snapshot buffers from several threads;
-/// glibc's per-thread arenas kept the freed memory fragmented, and a node's resident memory
-/// kept rising minute after minute at 4,000 events a second while its live heap did not
-/// (docs/BENCHMARKS.md, "Four thousand events a second, with a disk quota"). jemalloc returns
-/// unused pages to the system on a timer and is the allocator long-running Rust servers use
-/// for this; writing our own would be the wrong kind of project.
+/// jemalloc bounds fragmentation across threads and hands pages freed by a burst back to the
+/// system on a timer, which is what keeps a long-lived node's resident memory near its live
+/// heap (docs/BENCHMARKS.md, "Four thousand events a second, with a disk quota", has both
+/// allocators' figures). It is the allocator long-running Rust servers use for this.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

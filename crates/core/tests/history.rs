@@ -272,9 +272,7 @@ fn a_pruned_ledger_knows_replays_refuses_old_conflicts_and_old_branches() {
 
 #[test]
 fn a_long_feed_keeps_a_count_not_an_id_per_pruned_event() {
-    use web4fed_core::attest::GenesisVerifier;
     use web4fed_core::ledger::PRUNED_IDS_KEPT;
-    use web4fed_core::snapshot::SnapshotFile;
     // Eight events a member a second: feeds of 1,600 events, most of them pruned.
     let (g, authors, input) = script_paced(5, 8);
     let mut l = Ledger::new(g.clone());
@@ -333,23 +331,33 @@ fn a_long_feed_keeps_a_count_not_an_id_per_pruned_event() {
 
     // The snapshot carries counts and the kept prefixes: it does not grow with history, and
     // a ledger restored from it answers the same.
-    let file = l.snapshot().expect("a certified base");
-    let bytes = file.encode();
-    let read = SnapshotFile::decode(&bytes, l.network()).expect("decodes");
-    let certified = l.certificate(read.header.epoch).map(|c| c.body.root);
-    let (mut r, _) = Ledger::from_snapshot(
-        g.clone(),
-        Box::new(GenesisVerifier::new(&g)),
-        &read,
-        certified,
-    )
-    .expect("loads");
-    r.handle_batch(now, tail(&r, &delivered));
-    while r.poll_output().is_some() {}
+    let mut r = restart_from_snapshot(&g, &l, &delivered, now);
     assert_eq!(r.state_root(), l.state_root());
     assert_eq!(r.len(), l.len());
     assert!(r.forgotten(&a.id()) > 0);
     answers(&mut r);
+}
+
+/// `l`'s snapshot written, read back through the file format and restored, then given the
+/// tail of what was delivered: what a node restarted from it holds.
+fn restart_from_snapshot(g: &Genesis, l: &Ledger, delivered: &[Event], now: u64) -> Ledger {
+    use web4fed_core::attest::GenesisVerifier;
+    use web4fed_core::snapshot::SnapshotFile;
+    let file = l.snapshot().expect("a certified base");
+    let read = SnapshotFile::decode(&file.encode(), l.network()).expect("decodes");
+    let certified = l.certificate(read.header.epoch).map(|c| c.body.root);
+    let (mut r, _) = Ledger::from_snapshot(
+        g.clone(),
+        Box::new(GenesisVerifier::new(g)),
+        &read,
+        certified,
+    )
+    .expect("a sound snapshot loads");
+    let tail = tail(&r, delivered);
+    assert!(tail.len() < delivered.len(), "only the tail is read again");
+    r.handle_batch(now, tail);
+    while r.poll_output().is_some() {}
+    r
 }
 
 /// The tail a restarted node reads from its log after loading a snapshot: every event
@@ -364,8 +372,6 @@ fn tail(restored: &Ledger, delivered: &[Event]) -> Vec<Event> {
 
 #[test]
 fn a_ledger_restored_from_its_snapshot_agrees_with_one_that_never_stopped() {
-    use web4fed_core::attest::GenesisVerifier;
-    use web4fed_core::snapshot::SnapshotFile;
     for seed in [1u64, 7] {
         let (g, _, input) = script(seed);
         let mut never = Ledger::new(g.clone());
@@ -391,23 +397,9 @@ fn a_ledger_restored_from_its_snapshot_agrees_with_one_that_never_stopped() {
             }
             if due > 0 && restored.len() < 3 {
                 // Written, read back through the file format, restored, given the tail.
-                let file = never.snapshot().expect("a certified base");
-                let bytes = file.encode();
-                let read = SnapshotFile::decode(&bytes, never.network()).expect("decodes");
-                let epoch = read.header.epoch;
-                let certified = never.certificate(epoch).map(|c| c.body.root);
-                let (mut r, _) = Ledger::from_snapshot(
-                    g.clone(),
-                    Box::new(GenesisVerifier::new(&g)),
-                    &read,
-                    certified,
-                )
-                .expect("a sound snapshot loads");
+                let epoch = never.snapshot_epoch().expect("a certified base");
+                let r = restart_from_snapshot(&g, &never, &delivered, now);
                 assert!(r.pruned() > 0, "the snapshot covers history");
-                let tail = tail(&r, &delivered);
-                assert!(tail.len() < delivered.len(), "only the tail is read again");
-                r.handle_batch(now, tail);
-                while r.poll_output().is_some() {}
                 assert_eq!(
                     r.state_root(),
                     never.state_root(),

@@ -613,11 +613,22 @@ impl Bench<'_> {
             let t = Instant::now();
             let target = nodes[0].handle();
             let (g2, rate, secs) = (g.clone(), args.sustain_rate, args.sustain_secs);
+            // The founders' keys (the three nodes'), for the generator to certify its own
+            // ledger's checkpoints with (see `load::Generator::certify_settled`).
+            let founders = nodes
+                .iter()
+                .map(|n| {
+                    web4fed_store::keyfile::read(
+                        &web4fed_store::node_dir::NodeDir::new(&n.dir).key(),
+                    )
+                    .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<Keypair>, String>>()?;
             let posted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
             let posted2 = posted.clone();
             let injector_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let injector = std::thread::spawn(move || {
-                stream_load(&target, &g2, SEED_SUSTAIN, rate, secs, &posted2)
+                stream_load(&target, &g2, &founders, SEED_SUSTAIN, rate, secs, &posted2)
             });
             // The load members have no nodes; without their votes no checkpoint reaches two
             // thirds of the trust, nothing becomes final and no history can leave memory. They

@@ -216,7 +216,7 @@ pub(super) fn stream_load(
             frame(&mut batch, ev.bytes());
             offered += 1;
         }
-        if t % 1_000 == 0 {
+        if t.is_multiple_of(1_000) {
             gen.certify_settled(t, founders);
         }
         t += 1;
@@ -336,7 +336,7 @@ mod tests {
         let mut generated = 0;
         for t in t0 + 1..t0 + 40_000 {
             generated += gen.slot(t, u64::MAX).len();
-            if t % 1_000 == 0 {
+            if t.is_multiple_of(1_000) {
                 gen.certify_settled(t, &[]);
             }
         }

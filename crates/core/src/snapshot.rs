@@ -366,6 +366,11 @@ pub(crate) struct Image {
     pub certs: Vec<(Vec<u8>, Weights)>,
     pub next_weights: Option<Weights>,
     pub floor: Option<u64>,
+    /// Refused events covered by the snapshot and kept as evidence (the newest
+    /// `eject_violations` per author; see the ledger's `History::refused`): each event in its
+    /// signed encoding and the rule it broke as JSON (the rule's serde form is internally
+    /// tagged, which postcard cannot read back).
+    pub refused: Vec<(Vec<u8>, String)>,
 }
 
 /// Postcard is not self-describing, so an internally tagged enum (as the API's JSON wants

@@ -2,10 +2,10 @@
 
 use crate::event::EventId;
 use crate::identity::MemberId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A rule an event broke. Each belongs to one of the nine defence layers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Rule {
     /// Layer 2: more thoughts in the sliding window than the author's factor allows.

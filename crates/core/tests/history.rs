@@ -56,6 +56,12 @@ fn script(seed: u64) -> (Genesis, Vec<Author>, Vec<Input>) {
 
 /// [`script`] with each member posting `per_second` events a second.
 fn script_paced(seed: u64, per_second: u64) -> (Genesis, Vec<Author>, Vec<Input>) {
+    script_with(seed, per_second, &[])
+}
+
+/// [`script_paced`] where the first member's first thought in each of `short_at` seconds is
+/// too short (a layer-3 violation, refused).
+fn script_with(seed: u64, per_second: u64, short_at: &[u64]) -> (Genesis, Vec<Author>, Vec<Input>) {
     let g = genesis();
     let slot = 1_000 / per_second;
     let mut rng = Rng(seed | 1);
@@ -71,6 +77,7 @@ fn script_paced(seed: u64, per_second: u64) -> (Genesis, Vec<Author>, Vec<Input>
         for (i, a) in authors.iter_mut().enumerate() {
             let t = T0 + s * 1_000 + j * slot + (i as u64 * 37 + rng.next() % 200) * slot / 1_000;
             let ev = match rng.next() % 10 {
+                _ if i == 0 && j == 0 && short_at.contains(&s) => a.thought(t, "short"),
                 0 if last_thought.is_some() => {
                     a.validate(t, last_thought.unwrap_or_default(), 700_000)
                 }
@@ -336,6 +343,41 @@ fn a_long_feed_keeps_a_count_not_an_id_per_pruned_event() {
     assert_eq!(r.len(), l.len());
     assert!(r.forgotten(&a.id()) > 0);
     answers(&mut r);
+}
+
+#[test]
+fn refused_events_kept_as_evidence_survive_a_restart_from_a_snapshot() {
+    // Two violations early (one short of an ejection), then enough history to prune them.
+    let (g, authors, input) = script_with(11, 1, &[2, 3]);
+    let mut l = Ledger::new(g.clone());
+    l.set_reorg_window(Some(1));
+    let mut delivered = Vec::new();
+    for i in &input {
+        feed(&mut l, i);
+        if let Input::Event(_, ev) = i {
+            delivered.push(ev.clone());
+        }
+    }
+    let offender = authors[0].id();
+    let ids = |l: &Ledger| -> Vec<_> {
+        l.refused_events(&offender)
+            .iter()
+            .map(|(e, v)| (e.id(), (*v).clone()))
+            .collect()
+    };
+    let before = ids(&l);
+    assert_eq!(before.len(), 2, "both violations are evidence");
+    assert!(
+        before.iter().all(|(id, _)| l.event(id).is_none()),
+        "the refused events have left memory"
+    );
+    let now = T0 + (SECONDS + 60) * 1_000;
+    let r = restart_from_snapshot(&g, &l, &delivered, now);
+    assert_eq!(
+        ids(&r),
+        before,
+        "the restarted node shows the same evidence"
+    );
 }
 
 /// `l`'s snapshot written, read back through the file format and restored, then given the

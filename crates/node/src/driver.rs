@@ -630,7 +630,9 @@ impl Node {
             return;
         };
         let over = |s: &Store| match r.quota_bytes {
-            Some(q) => s.log_bytes().is_ok_and(|b| b > q / 100 * QUOTA_TRIM_AT_PERCENT),
+            Some(q) => s
+                .log_bytes()
+                .is_ok_and(|b| b > q / 100 * QUOTA_TRIM_AT_PERCENT),
             None => false,
         };
         let before = r.max_age_ms.map(|a| now_ms().saturating_sub(a));

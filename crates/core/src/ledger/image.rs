@@ -11,6 +11,7 @@ use crate::genesis::Genesis;
 use crate::identity::MemberId;
 use crate::snapshot::{FeedImage, Image, SnapshotDraft, SnapshotError, SnapshotFile};
 use crate::state::check_evidence;
+use crate::verdict::{Rule, Verdict};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -61,6 +62,17 @@ impl Ledger {
         let mut covered_total = 0u64;
         let mut covered_ratings = 0u64;
         let mut registrations: Vec<&Arc<Event>> = Vec::new();
+        // Evidence for violation ejections: the refused events kept after pruning, then
+        // the covered ones still in memory, the newest `eject_violations` of each author.
+        let keep_refused = self.genesis.eject_violations as usize;
+        let mut refused: BTreeMap<MemberId, Vec<(&Arc<Event>, &Rule)>> = BTreeMap::new();
+        for (m, kept) in &self.history.refused {
+            let list = refused.entry(*m).or_default();
+            list.extend(kept.iter().filter_map(|(e, v)| match v {
+                Verdict::Refused(rule) => Some((e, rule)),
+                _ => None,
+            }));
+        }
         for (m, f) in &self.feeds {
             // The feed's events in memory ordered at or before the point: a prefix.
             let mut k = 0;
@@ -72,6 +84,9 @@ impl Ledger {
                 }
                 if ev.header.kind == Kind::Validate {
                     covered_ratings += 1;
+                }
+                if let Some(Verdict::Refused(rule)) = self.verdicts.get(held) {
+                    refused.entry(*m).or_default().push((ev, rule));
                 }
                 k += 1;
                 last = Some(ev);
@@ -163,6 +178,13 @@ impl Ledger {
                 .collect(),
             next_weights: self.next_weights.as_ref().map(pairs),
             floor: self.history.floor,
+            refused: refused
+                .values()
+                .flat_map(|list| list.iter().skip(list.len().saturating_sub(keep_refused)))
+                .filter_map(|(e, rule)| {
+                    Some((e.bytes().to_vec(), serde_json::to_string(rule).ok()?))
+                })
+                .collect(),
         };
         Some(SnapshotDraft::new(
             &self.genesis,
@@ -248,6 +270,19 @@ impl Ledger {
                 return Err(inconsistent(format!("{} is not a registration", ev.id())));
             }
             l.history.registrations.insert(ev.author(), ev);
+        }
+        for (bytes, rule) in &img.refused {
+            let ev = Event::decode(bytes)
+                .map_err(|e| inconsistent(format!("a refused event does not decode: {e}")))?;
+            let ev = super::VerifiedEvent::check(ev, &l.network)
+                .map_err(|e| inconsistent(format!("refused event {} is forged", e.id())))?;
+            let rule: Rule = serde_json::from_str(rule).map_err(|e| {
+                inconsistent(format!(
+                    "the rule of refused event {} does not decode: {e}",
+                    ev.event().id()
+                ))
+            })?;
+            l.keep_refused(&Arc::new(ev.event().clone()), Verdict::Refused(rule));
         }
         // Every covered event was folded: the feeds cannot cover more than the fold counted
         // (which also keeps a forged count from overflowing a feed's length).

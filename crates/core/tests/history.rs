@@ -282,15 +282,7 @@ fn a_long_feed_keeps_a_count_not_an_id_per_pruned_event() {
     use web4fed_core::ledger::PRUNED_IDS_KEPT;
     // Eight events a member a second: feeds of 1,600 events, most of them pruned.
     let (g, authors, input) = script_paced(5, 8);
-    let mut l = Ledger::new(g.clone());
-    l.set_reorg_window(Some(1));
-    let mut delivered = Vec::new();
-    for i in &input {
-        feed(&mut l, i);
-        if let Input::Event(_, ev) = i {
-            delivered.push(ev.clone());
-        }
-    }
+    let (mut l, delivered) = pruning_all_the_way(&g, &input);
     let now = T0 + (SECONDS + 60) * 1_000;
     for a in &authors {
         let forgotten = l.forgotten(&a.id());
@@ -349,15 +341,7 @@ fn a_long_feed_keeps_a_count_not_an_id_per_pruned_event() {
 fn refused_events_kept_as_evidence_survive_a_restart_from_a_snapshot() {
     // Two violations early (one short of an ejection), then enough history to prune them.
     let (g, authors, input) = script_with(11, 1, &[2, 3]);
-    let mut l = Ledger::new(g.clone());
-    l.set_reorg_window(Some(1));
-    let mut delivered = Vec::new();
-    for i in &input {
-        feed(&mut l, i);
-        if let Input::Event(_, ev) = i {
-            delivered.push(ev.clone());
-        }
-    }
+    let (l, delivered) = pruning_all_the_way(&g, &input);
     let offender = authors[0].id();
     let ids = |l: &Ledger| -> Vec<_> {
         l.refused_events(&offender)
@@ -378,6 +362,20 @@ fn refused_events_kept_as_evidence_survive_a_restart_from_a_snapshot() {
         before,
         "the restarted node shows the same evidence"
     );
+}
+
+/// A ledger that prunes as much as it may, handed the whole input; with the events delivered.
+fn pruning_all_the_way(g: &Genesis, input: &[Input]) -> (Ledger, Vec<Event>) {
+    let mut l = Ledger::new(g.clone());
+    l.set_reorg_window(Some(1));
+    let mut delivered = Vec::new();
+    for i in input {
+        feed(&mut l, i);
+        if let Input::Event(_, ev) = i {
+            delivered.push(ev.clone());
+        }
+    }
+    (l, delivered)
 }
 
 /// `l`'s snapshot written, read back through the file format and restored, then given the

@@ -293,11 +293,15 @@ impl SnapshotDraft {
         Ok(HEADER_LEN as u64 + len)
     }
 
-    /// The snapshot in memory (tests, and callers that hand it on whole).
+    /// The snapshot in memory (tests, and callers that hand it on whole): the same bytes
+    /// [`SnapshotDraft::write_to`] writes, split at the header (nothing hashed twice).
     pub fn into_file(self) -> Option<SnapshotFile> {
-        let mut bytes = std::io::Cursor::new(Vec::new());
-        self.write_to(&mut bytes).ok()?;
-        SnapshotFile::decode(bytes.get_ref(), &self.network).ok()
+        let mut out = std::io::Cursor::new(Vec::new());
+        self.write_to(&mut out).ok()?;
+        let mut bytes = out.into_inner();
+        let body = bytes.split_off(HEADER_LEN);
+        let header = Header::read(&bytes).ok()?;
+        Some(SnapshotFile { header, body })
     }
 }
 

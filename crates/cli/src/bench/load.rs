@@ -118,8 +118,7 @@ impl Generator {
     /// events/s in its first minute and 1,401 in its last, the nodes keeping up with both.
     fn certify_settled(&mut self, t: u64, founders: &[Keypair]) {
         let epoch_ms = self.ledger.genesis().epoch_ms;
-        let first = *self.next_checkpoint.get_or_insert(t / epoch_ms);
-        let mut e = first;
+        let mut e = *self.next_checkpoint.get_or_insert(t / epoch_ms);
         while (e + 1) * epoch_ms + CERTIFY_LAG_MS <= t {
             if self.ledger.is_checkpoint(e) && self.ledger.vote_body(e).is_some() {
                 // The set agreed in advance, or at height 0 of an open genesis the weights

@@ -32,6 +32,8 @@ pub struct RunArgs {
     pub state_sync_quorum: usize,
     /// Log retention.
     pub retention: web4fed_node::Retention,
+    /// Whether to fetch the history before a snapshot the node joined from.
+    pub history: web4fed_node::History,
     /// Attack behaviour.
     pub adversary: Option<String>,
     /// JSON logs.
@@ -101,6 +103,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         adversary,
         snapshots_kept: args.snapshots_kept,
         retention: args.retention,
+        history: args.history,
     };
     let rt = match args.threads {
         0 | 1 => tokio::runtime::Builder::new_current_thread()

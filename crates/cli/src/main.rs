@@ -148,6 +148,13 @@ enum Command {
         /// number of peers given).
         #[arg(long, default_value_t = 2)]
         state_sync_quorum: usize,
+        /// History before the snapshot a node joined from: `never` fetched (the state is
+        /// whole without it), or fetched `lazy`ly from peers in the background, newest first,
+        /// each page checked back from the snapshot's feed heads, until done or the log
+        /// reaches its retention limits. Progress: the log and
+        /// `web4fed_history_backfill_left`.
+        #[arg(long, value_enum, default_value_t = HistoryArg::Never)]
+        history: HistoryArg,
         /// Log retention: while events.db's pages hold more than this many MiB, remove the
         /// events the oldest snapshot kept covers (registrations, proofs and certificates
         /// stay). The log then no longer rebuilds the node alone: a snapshot must.
@@ -365,6 +372,15 @@ enum Command {
 }
 
 /// What to do with snapshots.
+/// `web4fed run --history`: see `web4fed_node::History`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum HistoryArg {
+    /// Never fetch the history before the snapshot.
+    Never,
+    /// Fetch it from peers in the background.
+    Lazy,
+}
+
 #[derive(Subcommand, Debug)]
 enum SnapshotAction {
     /// List DIR/snapshots with each file's epoch, root and size.
@@ -501,6 +517,7 @@ fn main() -> ExitCode {
             snapshots_kept,
             state_sync,
             state_sync_quorum,
+            history,
             log_quota_mb,
             retain_hours,
             archive,
@@ -516,6 +533,10 @@ fn main() -> ExitCode {
             snapshots_kept,
             state_sync,
             state_sync_quorum,
+            history: match history {
+                HistoryArg::Never => web4fed_node::History::Never,
+                HistoryArg::Lazy => web4fed_node::History::Lazy,
+            },
             retention: web4fed_node::Retention {
                 quota_bytes: log_quota_mb.map(|m| m.saturating_mul(1 << 20)),
                 max_age_ms: retain_hours.map(|h| (h.max(0.0) * 3_600_000.0) as u64),

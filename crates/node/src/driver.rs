@@ -57,6 +57,8 @@ pub struct NodeSettings {
     pub snapshots_kept: usize,
     /// What of the certified history leaves the log, if anything.
     pub retention: Retention,
+    /// Whether a node that joined from a snapshot fetches the history before it.
+    pub history: crate::backfill::History,
 }
 
 /// Log retention: events covered by the oldest snapshot kept may leave `events.db` (never
@@ -79,7 +81,7 @@ const TRIM_BATCH: usize = 5_000;
 /// and while a snapshot is being written (no pass runs then): at 4,000 events/s a log grows
 /// about 2 MB a second, and 5 % of a 200 MiB quota is 10 MiB. Trimming only above the quota
 /// left a one-hour soak's log up to 0.7 MB over it.
-const QUOTA_TRIM_AT_PERCENT: u64 = 95;
+pub(crate) const QUOTA_TRIM_AT_PERCENT: u64 = 95;
 
 /// Wall-clock ms: the daemon's one clock, passed into the replica.
 pub fn now_ms() -> u64 {
@@ -122,6 +124,8 @@ pub(crate) struct Node {
     next_inbound: u64,
     /// Our requests in flight, by libp2p's id.
     outbound: HashMap<OutboundRequestId, web4fed_replica::RequestId>,
+    /// History backfill progress, for the operator.
+    pub(crate) backfill_report: crate::backfill::Report,
 }
 
 /// How often a long rebuild says how far it has come.
@@ -244,7 +248,9 @@ pub async fn run(
         inbound_async: HashSet::new(),
         next_inbound: 0,
         outbound: HashMap::new(),
+        backfill_report: Default::default(),
     };
+    node.start_backfill();
     node.drain();
     let mut live_tick = tokio::time::interval(Duration::from_millis(LIVE_SNAPSHOT_PERIOD_MS));
     tokio::pin!(shutdown);
@@ -535,6 +541,8 @@ impl Node {
                     },
                 );
             }
+            // Stored by the drain's batch already.
+            ReplicaEvent::Backfilled { events, .. } => self.on_backfilled(&events),
             ReplicaEvent::Vouched { subject } => {
                 tracing::info!(%subject, "TPM answered the challenge; vouched");
             }
@@ -656,6 +664,7 @@ impl Node {
 
     fn on_live_tick(&mut self) {
         self.retain();
+        self.backfill_tick();
         let now = now_ms();
         let c = self.replica.counters().clone();
         metrics::absorb(&self.metrics, &c, &self.counters_seen);

@@ -24,6 +24,7 @@ pub mod address_limits;
 mod adversary;
 pub mod api;
 pub mod auth;
+mod backfill;
 pub mod command;
 pub mod driver;
 pub mod live;
@@ -37,4 +38,5 @@ pub mod swarm;
 pub mod tpm;
 mod views;
 
+pub use backfill::History;
 pub use driver::{now_ms, run, Adversary, NodeSettings, Retention};

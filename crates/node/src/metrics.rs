@@ -83,6 +83,11 @@ pub struct Metrics {
     pub log_trimmed: Counter,
     /// Inbound connections refused by the per-address limits (see `address_limits`).
     pub connections_refused: Counter,
+    /// Events of the history before the snapshot fetched, verified and stored (`--history
+    /// lazy`).
+    pub history_backfilled: Counter,
+    /// Events of the history before the snapshot still to fetch.
+    pub history_backfill_left: Gauge,
 }
 
 impl Metrics {
@@ -119,6 +124,8 @@ impl Metrics {
             log_bytes: Gauge::default(),
             log_trimmed: Counter::default(),
             connections_refused: Counter::default(),
+            history_backfilled: Counter::default(),
+            history_backfill_left: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -247,6 +254,16 @@ impl Metrics {
             "connections_refused",
             "Inbound connections refused by the per-address limits",
             m.connections_refused.clone(),
+        );
+        registry.register(
+            "history_backfilled",
+            "Events of the history before the snapshot fetched from peers, verified and stored",
+            m.history_backfilled.clone(),
+        );
+        registry.register(
+            "history_backfill_left",
+            "Events of the history before the snapshot still to fetch (--history lazy)",
+            m.history_backfill_left.clone(),
         );
         Self { registry, ..m }
     }

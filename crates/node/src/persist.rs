@@ -18,6 +18,8 @@ pub struct Batch {
     pub certificates: Vec<Certificate>,
     /// The latest agreement vote signed.
     pub vote: Option<web4fed_core::finality::LastVote>,
+    /// Pages of history before the snapshot, fetched and verified (see `backfill`).
+    pub(crate) backfill: Vec<crate::backfill::Page>,
 }
 
 impl Batch {
@@ -30,6 +32,12 @@ impl Batch {
                 ReplicaEvent::Proof(p) => b.proofs.push((**p).clone()),
                 ReplicaEvent::Certificate(c) => b.certificates.push(c.clone()),
                 ReplicaEvent::Voted(v) => b.vote = Some(*v),
+                ReplicaEvent::Backfilled { events, rest } => {
+                    b.backfill.push(crate::backfill::Page {
+                        events: events.clone(),
+                        rest: rest.clone(),
+                    })
+                }
                 _ => {}
             }
         }
@@ -50,6 +58,9 @@ impl Batch {
         }
         if let Some(v) = &self.vote {
             store.record_vote(v)?;
+        }
+        for p in &self.backfill {
+            p.write(store)?;
         }
         Ok(())
     }

@@ -7,7 +7,9 @@
 //! fetches the file chunk by chunk, checking each chunk's SHA-256 as it arrives, and finally
 //! runs every check a restart runs (the state hashes to the certified root, the certificate
 //! verifies against its validator set, registrations verify). The file is written to
-//! `DIR/snapshots`, where the node's start finds it; the events after it come by sync.
+//! `DIR/snapshots`, where the node's start finds it; the events after it come by sync. The
+//! log records each feed's covered length and head, what a history backfill (`--history
+//! lazy`) later fetches back to genesis.
 //!
 //! What it trusts: that `quorum` of the peers the operator named are honest about the root
 //! of one certified epoch (the weak-subjectivity assumption of every state-sync scheme; a
@@ -31,6 +33,7 @@ use web4fed_replica::wire::{Request, Response};
 use web4fed_store::keyfile;
 use web4fed_store::node_dir::{load_genesis, NodeDir};
 use web4fed_store::snapshots::SnapshotDir;
+use web4fed_store::Store;
 
 /// How long to wait for the peers' connections.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,12 +129,20 @@ pub async fn fetch_snapshot(
             Ok(bytes) => {
                 let file = SnapshotFile::decode(&bytes, &network)?;
                 let verifier = Box::new(GenesisVerifier::new(&genesis));
-                if let Err(e) = Ledger::from_snapshot(genesis.clone(), verifier, &file, None) {
-                    last_err = format!("snapshot from {} refused: {e}", o.peer);
-                    continue;
-                }
+                let ledger = match Ledger::from_snapshot(genesis.clone(), verifier, &file, None) {
+                    Ok((l, _)) => l,
+                    Err(e) => {
+                        last_err = format!("snapshot from {} refused: {e}", o.peer);
+                        continue;
+                    }
+                };
                 let snaps = SnapshotDir::new(nd.snapshots());
                 snaps.write(&file, usize::MAX)?;
+                // What the log lacks from here on: fetched later by `--history lazy`, or
+                // never. Recorded whichever the operator chose now, so a later restart with
+                // `lazy` still knows where each feed's history must end.
+                let heads = ledger.covered_heads();
+                Store::open(&nd.db(), &genesis)?.plan_backfill(&heads)?;
                 return Ok(Fetched {
                     epoch: o.header.epoch,
                     path: snaps.path_of(o.header.epoch),

@@ -165,6 +165,16 @@ pub enum Event {
         /// Most events.
         max: u64,
     },
+    /// A page of history from before the node's snapshot, fetched from a peer and verified
+    /// back from the snapshot's feed head (see [`crate::backfill`]): store the events in
+    /// the log (they are never folded: the snapshot holds their effect) and record `rest`
+    /// as what is still missing, in one transaction.
+    Backfilled {
+        /// The events, in seq order, each signed by the feed's author and linked.
+        events: Vec<Arc<SignedEvent>>,
+        /// What of the feed is still missing below them (`low` 0: nothing).
+        rest: crate::backfill::Gap,
+    },
     /// A member's TPM answered our challenge correctly: we published a vouch.
     Vouched {
         /// The member.
@@ -228,6 +238,13 @@ pub enum Command {
         request: RequestId,
         /// The released credential, or what went wrong.
         result: Result<Vec<u8>, String>,
+    },
+    /// Fetch the history before the snapshot from peers, lazily (see [`crate::backfill`]):
+    /// these feeds' missing ranges, as the log last recorded them. Replaces any plan
+    /// running; an empty one stops it.
+    Backfill {
+        /// The missing ranges.
+        gaps: Vec<crate::backfill::Gap>,
     },
     /// The durable log's answer to an [`Event::ReadArchive`].
     ArchiveRead {

@@ -27,6 +27,7 @@
 
 pub mod agreement;
 mod attest;
+pub mod backfill;
 pub mod budget;
 mod gossip;
 pub mod io;
@@ -40,6 +41,7 @@ mod sync;
 pub mod wire;
 
 pub use agreement::AgreementView;
+pub use backfill::{BackfillStatus, Gap};
 pub use io::{
     Acceptance, Challenge, Command, CommandError, Counters, Destination, DisconnectReason, Event,
     IngestReport, Reply, Source, Transmit, VotesReport,

@@ -189,3 +189,14 @@ pub const SNAPSHOT_BYTES_PER_SEC_PER_PEER: u64 = 16 * 1024 * 1024;
 pub const SNAPSHOT_BYTES_PER_SEC_TOTAL: u64 = 32 * 1024 * 1024;
 /// Snapshot reads in flight at once (each a chunk the driver reads from disk).
 pub const SNAPSHOT_READS_IN_FLIGHT: usize = 4;
+
+/// Events in one page of history backfill (see `backfill`): each is checked (Ed25519) on the
+/// node's task, about 6 ms a page here, and a page is held until it links to the verified
+/// event above it (at most this many events of `MAX_EVENT_BYTES`).
+pub const BACKFILL_PAGE_EVENTS: u64 = 128;
+/// Pause between backfill pages: at most about 2,500 events a second, a small share of a core,
+/// so backfill never competes with live traffic for long.
+pub const BACKFILL_PERIOD_MS: u64 = 50;
+/// Answers missed on one backfill page (empty, cut, refused or lost) before its feed is set
+/// aside for this run: at least this many, or one per connected peer if there are more.
+pub const BACKFILL_MISSES_PER_PAGE: u32 = 3;

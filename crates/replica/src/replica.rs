@@ -67,6 +67,8 @@ pub struct Replica {
     pub(crate) counters: Counters,
     pub(crate) next_request: u64,
     pub(crate) requests: BTreeMap<RequestId, Outstanding>,
+    /// History before the snapshot being fetched, when the driver asked for it.
+    pub(crate) backfill: crate::backfill::Backfill,
     pub(crate) next_heartbeat_ms: u64,
     pub(crate) next_tick_ms: u64,
     pub(crate) last_periodic_sync_ms: u64,
@@ -142,6 +144,7 @@ impl Replica {
             counters: Counters::default(),
             next_request: 0,
             requests: BTreeMap::new(),
+            backfill: crate::backfill::Backfill::default(),
             next_heartbeat_ms: now_ms,
             next_tick_ms: now_ms,
             last_periodic_sync_ms: now_ms,
@@ -345,6 +348,9 @@ impl Replica {
         if let Some(since) = self.sync_buffer_since_ms {
             t = t.min(since + SYNC_BUFFER_MAX_AGE_MS);
         }
+        if let Some(due) = self.backfill_due() {
+            t = t.min(due);
+        }
         t
     }
 
@@ -369,6 +375,9 @@ impl Replica {
             self.next_vote_due = self.next_vote_ms(now_ms);
         }
         self.drive_agreement(now_ms);
+        if self.backfill_due().is_some_and(|t| now_ms >= t) {
+            self.drive_backfill(now_ms);
+        }
         if now_ms >= self.next_heartbeat_ms {
             self.next_heartbeat_ms = now_ms + self.heartbeat_ms;
             self.retry_certs(now_ms);
@@ -392,6 +401,7 @@ impl Replica {
         self.challenge_claimants(now_ms);
         self.announce_presence(now_ms);
         self.rate_seats(now_ms);
+        self.drive_backfill(now_ms);
     }
 
     /// Writes a presence event when our member's feed has been silent for the genesis's
@@ -577,6 +587,10 @@ impl Replica {
                     },
                 };
                 self.respond(to, request, body);
+                Ok(Reply::Done)
+            }
+            Command::Backfill { gaps } => {
+                self.set_backfill(now_ms, gaps);
                 Ok(Reply::Done)
             }
             Command::ArchiveRead {
@@ -865,12 +879,24 @@ impl Replica {
 
     /// Sends a request and remembers it until it is answered, fails or expires.
     pub(crate) fn send_request(&mut self, now_ms: u64, peer: MemberId, body: Request) -> bool {
+        let kind = body.kind();
+        self.send_request_as(now_ms, peer, body, kind).is_some()
+    }
+
+    /// Sends a request counted and tracked as `kind` (a purpose of its own, such as a
+    /// backfill range, whose answer goes elsewhere than the usual one's). Returns its id.
+    pub(crate) fn send_request_as(
+        &mut self,
+        now_ms: u64,
+        peer: MemberId,
+        body: Request,
+        kind: &'static str,
+    ) -> Option<RequestId> {
         if self.requests.len() >= MAX_REQUESTS_IN_FLIGHT {
-            return false;
+            return None;
         }
         let id = RequestId(self.next_request);
         self.next_request += 1;
-        let kind = body.kind();
         Counters::bump(&mut self.counters.requests, kind);
         self.requests.insert(
             id,
@@ -884,7 +910,7 @@ impl Replica {
             to: Destination::Peer(peer),
             message: Message::Request { id, body },
         });
-        true
+        Some(id)
     }
 
     pub(crate) fn respond(&mut self, to: MemberId, id: RequestId, body: Response) {

@@ -394,6 +394,9 @@ impl Replica {
         }
         self.requests.remove(&id);
         self.request_done(now_ms, o, false);
+        if o.kind == "backfill" {
+            return self.on_backfill_answer(now_ms, id, resp);
+        }
         match resp {
             // Replicas reconcile rather than ask for every head; a summary is never asked for.
             Response::Summary { .. } => {

@@ -865,3 +865,270 @@ fn evidence_is_served_in_pages_and_a_client_takes_every_page() {
     assert_eq!(pages, 2, "{n} proofs take two pages");
     assert_eq!(c.ledger().proofs().count(), n, "the client has every proof");
 }
+
+/// Node 3 of four, cut off while the others post until node 0 prunes, comes back as a
+/// replica restored from node 0's snapshot (as `--state-sync` leaves it) and asked to
+/// backfill. Returns the net and the plan (each covered feed's length and head).
+fn joined_from_a_snapshot() -> (Net, Vec<web4fed_replica::Gap>) {
+    let mut net = Net::new(4);
+    for j in 0..3 {
+        net.cut_both(3, j);
+    }
+    let mut k = 0;
+    // Enough history that a feed spans several backfill pages.
+    let page = web4fed_replica::limits::BACKFILL_PAGE_EVENTS;
+    while !net.nodes[0]
+        .ledger()
+        .covered_lens()
+        .iter()
+        .any(|(_, n)| *n > 2 * page)
+    {
+        net.submit(k as usize % 3, k);
+        k += 1;
+        net.run_until(net.now + 100);
+        assert!(k < 5_000, "no pruning");
+    }
+    let g = genesis();
+    let file = net.nodes[0].ledger().snapshot().expect("a snapshot");
+    let verifier = Box::new(web4fed_core::attest::GenesisVerifier::new(&g));
+    let (ledger, _) = Ledger::from_snapshot(g.clone(), verifier, &file, None).unwrap();
+    let plan: Vec<web4fed_replica::Gap> = ledger
+        .covered_heads()
+        .into_iter()
+        .map(|(author, low, anchor)| web4fed_replica::Gap {
+            author,
+            low,
+            anchor,
+        })
+        .collect();
+    assert!(plan.iter().any(|g| g.low > 2 * page));
+    let cfg = Config {
+        keypair: Author::from_seed(&g, 4).keypair,
+        heartbeat_ms: HEARTBEAT_MS,
+        bootstrap: Vec::new(),
+        last_vote: None,
+        has_tpm: false,
+        rate_thoughts: true,
+    };
+    net.nodes[3] = Replica::new(cfg, ledger, net.now);
+    net.durable[3].clear();
+    (net, plan)
+}
+
+/// Events node `i` was handed as backfilled pages, by author and seq.
+fn backfilled(
+    net: &Net,
+    i: usize,
+) -> std::collections::BTreeMap<(MemberId, u64), std::sync::Arc<web4fed_core::event::Event>> {
+    let mut got = std::collections::BTreeMap::new();
+    for e in &net.durable[i] {
+        if let Event::Backfilled { events, .. } = e {
+            for ev in events {
+                assert!(
+                    got.insert((ev.author(), ev.seq()), ev.clone()).is_none(),
+                    "seq {} of {} backfilled twice",
+                    ev.seq(),
+                    ev.author()
+                );
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn a_node_restored_from_a_snapshot_backfills_the_history_before_it_verified_page_by_page() {
+    let (mut net, plan) = joined_from_a_snapshot();
+    net.nodes[3]
+        .handle_command(net.now, Command::Backfill { gaps: plan.clone() })
+        .unwrap();
+    net.cut.clear();
+    for j in 0..3 {
+        let (a, b) = (net.ids[j], net.ids[3]);
+        net.nodes[3].handle_connected(net.now, a, None);
+        net.nodes[j].handle_connected(net.now, b, None);
+    }
+    net.pump();
+    let total: u64 = plan.iter().map(|g| g.low).sum();
+    let deadline = net.now + 120_000;
+    while net.nodes[3].backfill_status().feeds_left > 0 {
+        net.run_until(net.now + 500);
+        assert!(
+            net.now < deadline,
+            "backfill stuck: {:?}",
+            net.nodes[3].backfill_status()
+        );
+    }
+    let s = net.nodes[3].backfill_status();
+    assert_eq!((s.stored, s.refused, s.set_aside), (total, 0, 0), "{s:?}");
+    // Every covered event, exactly the bytes node 0 admitted, newest page first.
+    let got = backfilled(&net, 3);
+    assert_eq!(got.len() as u64, total);
+    for e in &net.durable[0] {
+        if let Event::Admitted { event, .. } = e {
+            let covered = plan
+                .iter()
+                .any(|g| g.author == event.author() && event.seq() < g.low);
+            if covered {
+                let ours = &got[&(event.author(), event.seq())];
+                assert_eq!(ours.bytes(), event.bytes());
+            }
+        }
+    }
+    let first = net.durable[3].iter().find_map(|e| match e {
+        Event::Backfilled { events, .. } => Some(events[0].seq()),
+        _ => None,
+    });
+    assert!(
+        first.unwrap() > 0,
+        "the first page stored is not the newest"
+    );
+    // The state is the snapshot's plus the tail: backfill never touched the ledger.
+    assert_eq!(net.root(3), net.root(0));
+}
+
+/// The answer a backfilling replica gets back for its next request, built by `forge` from
+/// the honest events that request covers; returns whether a page was stored.
+fn answer_backfill_with(
+    net: &mut Net,
+    forge: impl Fn(&[web4fed_core::event::Event]) -> Vec<Vec<u8>>,
+) -> bool {
+    // Let the replica send its next backfill request and catch it.
+    let deadline = net.now + 10_000;
+    loop {
+        net.now += 50;
+        net.nodes[3].handle_timeout(net.now);
+        while net.nodes[3].poll_event().is_some() {}
+        let mut caught = None;
+        while let Some(t) = net.nodes[3].poll_transmit() {
+            if let (
+                Destination::Peer(to),
+                Message::Request {
+                    id,
+                    body:
+                        Request::Range {
+                            author,
+                            from_seq,
+                            max,
+                        },
+                },
+            ) = (&t.to, &t.message)
+            {
+                let a = MemberId(<[u8; 32]>::try_from(author.as_slice()).unwrap());
+                let covered = net.nodes[3].ledger().feed_len(&a) > *from_seq;
+                if covered {
+                    caught = Some((*to, *id, a, *from_seq, *max));
+                }
+            }
+        }
+        if let Some((to, id, author, from_seq, max)) = caught {
+            let j = net.index(&to);
+            let honest: Vec<web4fed_core::event::Event> = net.durable[j]
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Admitted { event, .. }
+                        if event.author() == author
+                            && (from_seq..from_seq + u64::from(max)).contains(&event.seq()) =>
+                    {
+                        Some((**event).clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let events = forge(&honest).into_iter().map(Into::into).collect();
+            let before = backfilled(net, 3).len();
+            net.nodes[3].handle_message(
+                net.now,
+                to,
+                Message::Response {
+                    id,
+                    body: Response::Events { events },
+                },
+            );
+            while let Some(e) = net.nodes[3].poll_event() {
+                net.durable[3].push(e);
+            }
+            while net.nodes[3].poll_transmit().is_some() {}
+            return backfilled(net, 3).len() > before;
+        }
+        assert!(net.now < deadline, "no backfill request");
+    }
+}
+
+#[test]
+fn forged_backfill_answers_are_refused_and_nothing_of_them_is_stored() {
+    let (mut net, plan) = joined_from_a_snapshot();
+    let g = genesis();
+    net.nodes[3]
+        .handle_command(net.now, Command::Backfill { gaps: plan })
+        .unwrap();
+    for j in 0..3 {
+        let a = net.ids[j];
+        net.nodes[3].handle_connected(net.now, a, None);
+    }
+    while net.nodes[3].poll_event().is_some() {}
+    while net.nodes[3].poll_transmit().is_some() {}
+    let stranger = Author::from_seed(&g, 99);
+    let refused = |net: &Net, why: &str| net.nodes[3].counters().rejected.get(why).copied();
+    // A flipped signature byte.
+    let flipped = |evs: &[web4fed_core::event::Event]| {
+        evs.iter()
+            .map(|e| {
+                let mut b = e.bytes().to_vec();
+                b[web4fed_core::event::HEADER_LEN] ^= 1;
+                b
+            })
+            .collect()
+    };
+    assert!(!answer_backfill_with(&mut net, flipped));
+    assert_eq!(refused(&net, "backfill_bad_signature"), Some(1));
+    // Another member's events, validly signed, at the seqs asked for.
+    let other = |evs: &[web4fed_core::event::Event]| {
+        evs.iter()
+            .map(|e| {
+                let body = Body::Thought(format!("not yours {}", e.seq()));
+                stranger
+                    .sign_at(e.seq(), e.header.prev, e.timestamp_ms(), body)
+                    .bytes()
+                    .to_vec()
+            })
+            .collect()
+    };
+    assert!(!answer_backfill_with(&mut net, other));
+    assert_eq!(refused(&net, "backfill_other_author"), Some(1));
+    // The author's own signature on another branch: the page links up but does not end at
+    // the head the snapshot certifies (re-signed by the genuine author's key).
+    let forks = |evs: &[web4fed_core::event::Event]| {
+        let author = (1..=3)
+            .map(|s| Author::from_seed(&genesis(), s))
+            .find(|a| a.id() == evs[0].author())
+            .unwrap();
+        let mut out = Vec::new();
+        let mut prev = evs[0].header.prev;
+        for e in evs {
+            let body = Body::Thought(format!("another branch {}", e.seq()));
+            let f = author.sign_at(e.seq(), prev, e.timestamp_ms(), body);
+            prev = f.id();
+            out.push(f.bytes().to_vec());
+        }
+        out
+    };
+    assert!(!answer_backfill_with(&mut net, forks));
+    assert_eq!(refused(&net, "backfill_not_certified"), Some(1));
+    // A gap in the middle.
+    let gapped = |evs: &[web4fed_core::event::Event]| {
+        evs.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, e)| e.bytes().to_vec())
+            .collect()
+    };
+    assert!(!answer_backfill_with(&mut net, gapped));
+    assert_eq!(refused(&net, "backfill_out_of_order"), Some(1));
+    // None of that was stored; the honest answer is.
+    assert!(backfilled(&net, 3).is_empty());
+    assert!(answer_backfill_with(&mut net, |evs| evs
+        .iter()
+        .map(|e| e.bytes().to_vec())
+        .collect()));
+}

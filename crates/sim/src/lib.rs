@@ -547,7 +547,8 @@ impl Sim {
             | ReplicaEvent::Disconnect { .. }
             | ReplicaEvent::Dial { .. }
             | ReplicaEvent::Liveness { .. }
-            | ReplicaEvent::Vouched { .. } => {}
+            | ReplicaEvent::Vouched { .. }
+            | ReplicaEvent::Backfilled { .. } => {}
         }
     }
 

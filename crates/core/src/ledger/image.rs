@@ -5,7 +5,7 @@
 
 use super::{Feed, Item, Ledger, Snapshot};
 use crate::attest::{claim_for, Verifier};
-use crate::event::{Body, Event, Evidence, Kind};
+use crate::event::{Body, Event, EventId, Evidence, Kind};
 use crate::finality::Certificate;
 use crate::genesis::Genesis;
 use crate::identity::MemberId;
@@ -384,6 +384,20 @@ impl Ledger {
             .map(|(m, f)| (*m, f.pruned()))
             .collect();
         v.sort();
+        v
+    }
+
+    /// Each feed's covered part as a history backfill starts from it: the member, how many
+    /// of its events the base covers, and the id of the last of them (the event the fetched
+    /// history must end with). What a node restored from a snapshot lacks in its log.
+    pub fn covered_heads(&self) -> Vec<(MemberId, u64, EventId)> {
+        let mut v: Vec<(MemberId, u64, EventId)> = self
+            .feeds
+            .iter()
+            .filter_map(|(m, f)| f.pruned_head.map(|(id, _)| (*m, f.pruned(), id)))
+            .filter(|(_, n, _)| *n > 0)
+            .collect();
+        v.sort_by_key(|(m, _, _)| *m);
         v
     }
 }

@@ -21,14 +21,18 @@ const IMPORT_KEEP: usize = usize::MAX;
 fn check(nd: &NodeDir, file: &Path) -> Result<(u64, &'static str), String> {
     let genesis = load_genesis(&nd.genesis()).map_err(|e| e.to_string())?;
     let f = snapshots::read(file, &genesis.network_id()).map_err(|e| e.to_string())?;
-    check_file(nd, &genesis, &f).map_err(|e| format!("{}: {e}", file.display()))
+    check_file(nd, &genesis, &f)
+        .map(|(epoch, against, _)| (epoch, against))
+        .map_err(|e| format!("{}: {e}", file.display()))
 }
 
+/// [`check`] for a file already read; also returns the ledger it restores (what its feeds
+/// cover is what the log must hold or fetch).
 fn check_file(
     nd: &NodeDir,
     genesis: &web4fed_core::genesis::Genesis,
     f: &SnapshotFile,
-) -> Result<(u64, &'static str), String> {
+) -> Result<(u64, &'static str, Ledger), String> {
     let epoch = f.header.epoch;
     let certified = if nd.db().exists() {
         Store::open(&nd.db(), genesis)
@@ -38,7 +42,8 @@ fn check_file(
         None
     };
     let verifier = Box::new(GenesisVerifier::new(genesis));
-    Ledger::from_snapshot(genesis.clone(), verifier, f, certified).map_err(|e| e.to_string())?;
+    let (ledger, _) = Ledger::from_snapshot(genesis.clone(), verifier, f, certified)
+        .map_err(|e| e.to_string())?;
     Ok((
         epoch,
         if certified.is_some() {
@@ -46,6 +51,7 @@ fn check_file(
         } else {
             "the certificate inside it (this log holds none of that epoch)"
         },
+        ledger,
     ))
 }
 
@@ -135,12 +141,20 @@ pub fn import(dir: &Path, file: &Path) -> CmdResult {
     let nd = NodeDir::new(dir);
     let genesis = load_genesis(&nd.genesis())?;
     let f = snapshots::read(file, &genesis.network_id())?;
-    let (epoch, against) = check_file(&nd, &genesis, &f)?;
+    let (epoch, against, ledger) = check_file(&nd, &genesis, &f)?;
     SnapshotDir::new(nd.snapshots()).write(&f, IMPORT_KEEP)?;
+    // History this log lacks before the snapshot: `run --history lazy` fetches it.
+    let lacking = Store::open(&nd.db(), &genesis)?.plan_backfill(&ledger.covered_heads())?;
     println!(
         "imported the snapshot of epoch {epoch} (root checked against {against}); \
          the next `web4fed run` starts from it"
     );
+    if lacking > 0 {
+        println!(
+            "the log lacks the history before it of {lacking} feeds: \
+             `web4fed run --history lazy` fetches it from peers"
+        );
+    }
     Ok(())
 }
 

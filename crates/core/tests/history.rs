@@ -190,6 +190,20 @@ fn pruning_final_history_changes_no_root_and_no_verdict() {
             prunes.len()
         );
         assert_eq!(keeps.pruned(), 0);
+        // The certificate chain keeps only what can still be read, not one entry per
+        // certificate ever.
+        println!(
+            "seed {seed}: chain {} of {} certificates",
+            prunes.chain_len(),
+            keeps.chain_len()
+        );
+        assert_eq!(keeps.chain_len(), certs.len());
+        assert!(
+            prunes.chain_len() * 2 < keeps.chain_len(),
+            "seed {seed}: chain {} of {}",
+            prunes.chain_len(),
+            keeps.chain_len()
+        );
         // Pruned events keep an 8-byte id prefix instead of the whole id.
         assert!(
             prunes.feed_index_bytes() * 2 < keeps.feed_index_bytes(),

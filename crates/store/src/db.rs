@@ -215,19 +215,27 @@ impl Store {
 
     /// Records what a node that joined from a snapshot lacks of each feed's history: events
     /// `0..low`, the one at `low - 1` having id `anchor` (from the snapshot's feed heads).
-    /// A history backfill fetches them later, or never; see [`Store::store_backfill`].
-    pub fn plan_backfill(&mut self, gaps: &[(MemberId, u64, EventId)]) -> Result<(), StoreError> {
+    /// A feed whose anchor event the log already holds is left out (a node restored from
+    /// its own backup has that history, or retention removed it on purpose). A history
+    /// backfill fetches the rest later, or never; see [`Store::store_backfill`]. Returns the
+    /// feeds recorded.
+    pub fn plan_backfill(
+        &mut self,
+        gaps: &[(MemberId, u64, EventId)],
+    ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction()?;
+        let mut n = 0;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO backfill (author, low, anchor) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO backfill (author, low, anchor)
+                 SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?3)",
             )?;
             for (m, low, anchor) in gaps.iter().filter(|g| g.1 > 0) {
-                stmt.execute(params![m.0, *low as i64, anchor.0])?;
+                n += stmt.execute(params![m.0, *low as i64, anchor.0])?;
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(n)
     }
 
     /// History still missing before the snapshot this node joined from, per feed.

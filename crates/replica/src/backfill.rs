@@ -189,13 +189,16 @@ impl Replica {
             if e.author() != gap.author {
                 return Err(Miss::Refused("backfill_other_author"));
             }
-            if e.seq() != want + i as u64 {
-                // A peer whose own log lacks these events answers from further on.
-                return Err(if i == 0 && e.seq() > want {
-                    Miss::Lacks
-                } else {
-                    Miss::Refused("backfill_out_of_order")
-                });
+            let expected = want + i as u64;
+            if e.seq() > expected {
+                // A hole in the peer's own log (retention removes rows in the order they
+                // were stored, which is not always seq order): what came before it stands,
+                // and the rest is asked again, of the next peer if this one lacks it.
+                break;
+            }
+            if e.seq() < expected {
+                // Repeated or going backwards: no honest log answers so.
+                return Err(Miss::Refused("backfill_out_of_order"));
             }
             let prev = part
                 .last()
@@ -208,6 +211,9 @@ impl Replica {
                 return Err(Miss::Refused("backfill_bad_signature"));
             }
             part.push(e);
+        }
+        if part.is_empty() {
+            return Err(Miss::Lacks);
         }
         self.backfill.page.extend(part);
         Ok(())

@@ -1115,16 +1115,35 @@ fn forged_backfill_answers_are_refused_and_nothing_of_them_is_stored() {
     };
     assert!(!answer_backfill_with(&mut net, forks));
     assert_eq!(refused(&net, "backfill_not_certified"), Some(1));
-    // A gap in the middle.
-    let gapped = |evs: &[web4fed_core::event::Event]| {
+    // An event repeated (no honest log answers so).
+    let repeated = |evs: &[web4fed_core::event::Event]| {
+        let mut out: Vec<Vec<u8>> = evs.iter().map(|e| e.bytes().to_vec()).collect();
+        out.insert(1, out[0].clone());
+        out
+    };
+    assert!(!answer_backfill_with(&mut net, repeated));
+    assert_eq!(refused(&net, "backfill_out_of_order"), Some(1));
+    // A hole in an honest peer's log (its retention removed a row): the part before it is
+    // kept, nothing is refused, and the rest of the page is asked for again.
+    let holed = |evs: &[web4fed_core::event::Event]| {
         evs.iter()
             .enumerate()
-            .filter(|(i, _)| *i != 1)
+            .filter(|(i, _)| *i != 2)
             .map(|(_, e)| e.bytes().to_vec())
             .collect()
     };
-    assert!(!answer_backfill_with(&mut net, gapped));
-    assert_eq!(refused(&net, "backfill_out_of_order"), Some(1));
+    let refusals = |net: &Net| -> u64 {
+        net.nodes[3]
+            .counters()
+            .rejected
+            .iter()
+            .filter(|(k, _)| k.starts_with("backfill_"))
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    let before = refusals(&net);
+    assert!(!answer_backfill_with(&mut net, holed));
+    assert_eq!(refusals(&net), before);
     // None of that was stored; the honest answer is.
     assert!(backfilled(&net, 3).is_empty());
     assert!(answer_backfill_with(&mut net, |evs| evs

@@ -68,6 +68,9 @@ pub(crate) struct Backfill {
     turn: usize,
     /// Misses on the current page.
     misses: u32,
+    /// No peer was connected at the last try: the tick tries again, not a timer of its own
+    /// (a node left without peers would otherwise wake every pause for nothing).
+    no_peers: bool,
     stored: u64,
     refused: u64,
     set_aside: Vec<MemberId>,
@@ -109,11 +112,12 @@ impl Replica {
         }
     }
 
-    /// When the next backfill request is due, if one is to be sent (none is out and a feed
-    /// has history missing); lost requests are noticed at the next tick.
+    /// When the next backfill request is due, if one is to be sent (none is out, a feed has
+    /// history missing and a peer was there at the last try); lost requests and peers coming
+    /// back are noticed at the next tick.
     pub(crate) fn backfill_due(&self) -> Option<u64> {
         let b = &self.backfill;
-        (b.in_flight.is_none() && !b.gaps.is_empty()).then_some(b.next_ms)
+        (b.in_flight.is_none() && !b.gaps.is_empty() && !b.no_peers).then_some(b.next_ms)
     }
 
     /// Asks the next peer for the next part of the current page, unless a request is out or
@@ -134,8 +138,8 @@ impl Replica {
             return;
         }
         let connected = self.peers.connected();
+        self.backfill.no_peers = connected.is_empty();
         if connected.is_empty() {
-            self.backfill.next_ms = now_ms + BACKFILL_PERIOD_MS;
             return;
         }
         let want = Backfill::page_from(&gap) + self.backfill.page.len() as u64;

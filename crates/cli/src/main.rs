@@ -371,7 +371,6 @@ enum Command {
     },
 }
 
-/// What to do with snapshots.
 /// `web4fed run --history`: see `web4fed_node::History`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum HistoryArg {
@@ -381,6 +380,7 @@ enum HistoryArg {
     Lazy,
 }
 
+/// What to do with snapshots.
 #[derive(Subcommand, Debug)]
 enum SnapshotAction {
     /// List DIR/snapshots with each file's epoch, root and size.

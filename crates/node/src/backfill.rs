@@ -48,8 +48,8 @@ pub(crate) struct Report {
     total: u64,
     /// Tenths of `total` already logged.
     tenths: u64,
-    /// Why it stopped early, once said.
-    stopped: Option<&'static str>,
+    /// Stopped early, and said why.
+    stopped: bool,
 }
 
 impl Node {
@@ -156,7 +156,7 @@ impl Node {
     }
 
     fn stop_backfill(&mut self, why: &'static str) {
-        if self.backfill_report.stopped.is_none() {
+        if !self.backfill_report.stopped {
             let s = self.replica.backfill_status();
             tracing::info!(
                 stored = s.stored,
@@ -165,7 +165,7 @@ impl Node {
             );
         }
         self.backfill_report = Report {
-            stopped: Some(why),
+            stopped: true,
             ..Report::default()
         };
         let _ = self

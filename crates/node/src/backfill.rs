@@ -87,11 +87,17 @@ impl Node {
             feeds = gaps.len(),
             "history backfill: fetching the history before the snapshot from peers"
         );
-        self.backfill_report = Report {
+        let report = Report {
             total: missing,
             ..Report::default()
         };
-        // Called on the node task's own path (start, drain): the loop drains after it.
+        self.set_plan(report, gaps);
+    }
+
+    /// Hands the replica a new plan (empty: stop) and resets the progress shown. Called on
+    /// the node task's own path (start, drain): the loop drains after it.
+    fn set_plan(&mut self, report: Report, gaps: Vec<Gap>) {
+        self.backfill_report = report;
         let _ = self
             .replica
             .handle_command(now_ms(), ReplicaCommand::Backfill { gaps });
@@ -164,12 +170,10 @@ impl Node {
                 "history backfill stopped: {why}"
             );
         }
-        self.backfill_report = Report {
+        let report = Report {
             stopped: true,
             ..Report::default()
         };
-        let _ = self
-            .replica
-            .handle_command(now_ms(), ReplicaCommand::Backfill { gaps: Vec::new() });
+        self.set_plan(report, Vec::new());
     }
 }

@@ -151,7 +151,18 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             tracing::error!(grace_s = SHUTDOWN_GRACE.as_secs(), "node did not stop in time; exiting");
             std::process::exit(1);
         });
-        web4fed_node::run(settings, async move { stop.notified().await }).await
+        // The node task runs on a worker, not on this thread: woken by its connections and
+        // the API (which run on the workers), it is scheduled on the waking worker's queue
+        // instead of unparking the main thread for every message (idle hundred: 1.09 →
+        // see BENCHMARKS.md "Scale").
+        match tokio::spawn(web4fed_node::run(settings, async move {
+            stop.notified().await
+        }))
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => Err(format!("node task failed: {e}").into()),
+        }
     })
     .map_err(|e| e.to_string())?;
     Ok(())

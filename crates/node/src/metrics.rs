@@ -39,6 +39,8 @@ pub struct Metrics {
     pub replication_latency: Histogram,
     /// Sync requests sent.
     pub sync_requests: Family<KindLabel, Counter>,
+    /// Sync rounds started, by trigger (heartbeat difference, periodic, finality lag, ...).
+    pub sync_rounds: Family<KindLabel, Counter>,
     /// Requests received from peers (answered or not), by kind.
     pub requests_received: Family<KindLabel, Counter>,
     /// Gossip messages handed to the replica (new to this node: the transport drops
@@ -103,6 +105,7 @@ impl Metrics {
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
             ]),
             sync_requests: Family::default(),
+            sync_rounds: Family::default(),
             requests_received: Family::default(),
             gossip_received: Family::default(),
             gossip_sent: Family::default(),
@@ -157,6 +160,11 @@ impl Metrics {
             "sync_requests",
             "Sync requests sent, by kind",
             m.sync_requests.clone(),
+        );
+        registry.register(
+            "sync_rounds",
+            "Sync rounds started, by what started them",
+            m.sync_rounds.clone(),
         );
         registry.register(
             "requests_received",
@@ -313,6 +321,7 @@ pub fn absorb(m: &Metrics, now: &web4fed_replica::Counters, seen: &web4fed_repli
     };
     family(&m.events_rejected, &now.rejected, &seen.rejected);
     family(&m.sync_requests, &now.requests, &seen.requests);
+    family(&m.sync_rounds, &now.sync_rounds, &seen.sync_rounds);
     family(&m.evidence_found, &now.evidence_found, &seen.evidence_found);
     family(&m.attestations, &now.attestations, &seen.attestations);
     m.heartbeats

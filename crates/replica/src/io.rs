@@ -367,6 +367,8 @@ pub struct Counters {
     pub rejected: BTreeMap<&'static str, u64>,
     /// Requests sent, by kind.
     pub requests: BTreeMap<&'static str, u64>,
+    /// Sync rounds started, by what started them.
+    pub sync_rounds: BTreeMap<&'static str, u64>,
     /// Evidence found here, by kind.
     pub evidence_found: BTreeMap<&'static str, u64>,
     /// Attestation outcomes, by kind.

@@ -487,7 +487,7 @@ impl Replica {
         }
         if !was {
             self.send_request(now_ms, peer, Request::Peers);
-            self.start_sync(now_ms, peer);
+            self.start_sync(now_ms, peer, "connected");
             self.flush_queue(now_ms, peer);
         }
     }

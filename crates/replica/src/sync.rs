@@ -29,8 +29,10 @@ fn decode_all(items: &[ByteBuf]) -> Vec<SignedEvent> {
 }
 
 impl Replica {
-    /// Starts a sync round with a peer unless one is running or ran very recently.
-    pub(crate) fn start_sync(&mut self, now_ms: u64, peer: MemberId) {
+    /// Starts a sync round with a peer unless one is running or ran very recently; `why`
+    /// names the trigger in the counters (what starts rounds is what an idle federation
+    /// pays for).
+    pub(crate) fn start_sync(&mut self, now_ms: u64, peer: MemberId, why: &'static str) {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -50,6 +52,7 @@ impl Replica {
         if !self.send_reconcile(now_ms, peer, msg) {
             return;
         }
+        Counters::bump(&mut self.counters.sync_rounds, why);
         self.ask_evidence(now_ms, peer, true);
         let after = self.ledger.final_epoch();
         self.send_request(now_ms, peer, Request::Certificates { after });
@@ -64,7 +67,7 @@ impl Replica {
         let connected = self.peers.connected();
         if !connected.is_empty() {
             let pick = (now_ms / SYNC_PERIOD_MS) as usize % connected.len();
-            self.start_sync(now_ms, connected[pick]);
+            self.start_sync(now_ms, connected[pick], "periodic");
         }
     }
 
@@ -89,7 +92,7 @@ impl Replica {
         }
         self.catch_up_turn = self.catch_up_turn.wrapping_add(1);
         let pick = live[self.catch_up_turn % live.len()];
-        self.start_sync(now_ms, pick);
+        self.start_sync(now_ms, pick, "finality_lags");
     }
 
     /// Asks a few connected peers whom they know (rotating through them).

@@ -1398,7 +1398,9 @@ fn check(mut sim: Sim, seed: u64) -> Outcome {
                 // roots and certificates compared below cover them.
                 if !l.holds(ev) && ev.seq() >= l.forgotten(&ev.author()) {
                     failures.push(format!(
-                        "node {i} lacks acknowledged event {id} of node {h}"
+                        "node {i} lacks acknowledged event {id} of node {h} ({:?}, written {} ms before the end)",
+                        ev.body.kind(),
+                        (T0 + sim.cfg.fault_ms + sim.cfg.heal_ms).saturating_sub(ev.timestamp_ms())
                     ));
                     break;
                 }

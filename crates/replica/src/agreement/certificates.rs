@@ -43,7 +43,7 @@ impl Replica {
             }
             Err(e) if retry_later(&e) => {
                 self.hold_certificate(c);
-                self.start_sync(now_ms, from);
+                self.start_sync(now_ms, from, "certificate_early");
                 Acceptance::Ignore
             }
             Err(_) => Acceptance::Reject,

@@ -802,7 +802,7 @@ impl Replica {
         let cur = self.agreement.height;
         if p.at.height > cur.height && p.at.height >= self.ledger.next_height() {
             // We are behind: the certificates we lack come with a sync.
-            self.start_sync(now_ms, from);
+            self.start_sync(now_ms, from, "proposal_ahead");
             return Acceptance::Ignore;
         }
         let Some(driver) = self.agreement.driver.as_ref() else {
@@ -878,7 +878,7 @@ impl Replica {
                 self.agreement.held.push(p.clone());
             }
             if let Some(f) = from {
-                self.start_sync(now_ms, f);
+                self.start_sync(now_ms, f, "proposal_unknown_value");
             }
             return;
         };
@@ -918,7 +918,7 @@ impl Replica {
         }
         let cur = self.agreement.height;
         if v.height > cur.height && v.height >= self.ledger.next_height() {
-            self.start_sync(now_ms, from);
+            self.start_sync(now_ms, from, "vote_ahead");
             return Acceptance::Ignore;
         }
         let Some(driver) = self.agreement.driver.as_ref() else {

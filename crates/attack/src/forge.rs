@@ -131,6 +131,8 @@ pub fn stranger_heartbeat(network: &[u8; 32], now_ms: u64, epoch: u64) -> Heartb
         random32(),
         random32(),
         1_000_000,
+        Some(epoch),
+        1_000,
     )
 }
 

@@ -142,12 +142,23 @@ pub struct Heartbeat {
     pub vv_digest: [u8; 32],
     /// Events in its log.
     pub events: u64,
+    /// The latest epoch it holds a certificate for: a peer that differs from us asks for
+    /// certificates only when this is ahead of its own.
+    pub final_epoch: Option<u64>,
+    /// Items of evidence it holds: a peer that differs from us asks for evidence only when
+    /// this is more than its own (a periodic sync round asks whatever the counts).
+    pub evidence: u64,
     /// The sender's signature.
     pub signature: [u8; SIGNATURE_LEN],
 }
 
 /// Encoded size of a heartbeat.
-pub const HEARTBEAT_LEN: usize = 1 + 32 + 8 + 8 + 32 + 32 + 8 + SIGNATURE_LEN;
+pub const HEARTBEAT_LEN: usize = 1 + 32 + 8 + 8 + 32 + 32 + 8 + 8 + 8 + SIGNATURE_LEN;
+
+/// A final epoch on the wire: 0 for none, else the epoch plus one.
+fn final_on_wire(e: Option<u64>) -> u64 {
+    e.map_or(0, |e| e.saturating_add(1))
+}
 
 impl Heartbeat {
     fn body(&self, network: &[u8; 32]) -> Vec<u8> {
@@ -160,6 +171,8 @@ impl Heartbeat {
         w.raw(&self.root);
         w.raw(&self.vv_digest);
         w.u64(self.events);
+        w.u64(final_on_wire(self.final_epoch));
+        w.u64(self.evidence);
         w.finish()
     }
 
@@ -173,6 +186,8 @@ impl Heartbeat {
         root: [u8; 32],
         vv_digest: [u8; 32],
         events: u64,
+        final_epoch: Option<u64>,
+        evidence: u64,
     ) -> Self {
         let mut h = Self {
             sender: keypair.id(),
@@ -181,6 +196,8 @@ impl Heartbeat {
             root,
             vv_digest,
             events,
+            final_epoch,
+            evidence,
             signature: [0; SIGNATURE_LEN],
         };
         h.signature = keypair.sign(&h.body(network));
@@ -202,6 +219,8 @@ impl Heartbeat {
         w.raw(&self.root);
         w.raw(&self.vv_digest);
         w.u64(self.events);
+        w.u64(final_on_wire(self.final_epoch));
+        w.u64(self.evidence);
         w.raw(&self.signature);
         w.finish()
     }
@@ -223,6 +242,8 @@ impl Heartbeat {
             root: r.array("root")?,
             vv_digest: r.array("vv_digest")?,
             events: r.u64("events")?,
+            final_epoch: r.u64("final_epoch")?.checked_sub(1),
+            evidence: r.u64("evidence")?,
             signature: r.array("signature")?,
         };
         r.finish("heartbeat")?;
@@ -282,10 +303,17 @@ mod tests {
     fn heartbeat_round_trip() {
         let net = [2u8; 32];
         let kp = Keypair::from_secret([1; 32]);
-        let h = Heartbeat::sign(&kp, &net, 5, 4, [7; 32], [8; 32], 99);
-        let d = Heartbeat::decode(&h.encode()).unwrap();
-        assert_eq!(d, h);
-        assert!(d.verify(&net));
-        assert!(!d.verify(&[0; 32]));
+        for (fin, evidence) in [(None, 0), (Some(0), 3), (Some(1_796_684_715), 1)] {
+            let h = Heartbeat::sign(&kp, &net, 5, 4, [7; 32], [8; 32], 99, fin, evidence);
+            assert_eq!(h.encode().len(), HEARTBEAT_LEN);
+            let d = Heartbeat::decode(&h.encode()).unwrap();
+            assert_eq!(d, h);
+            assert!(d.verify(&net));
+            assert!(!d.verify(&[0; 32]));
+            // What it says about finality and evidence is signed too.
+            let mut other = d.clone();
+            other.evidence += 1;
+            assert!(!other.verify(&net));
+        }
     }
 }

@@ -1993,6 +1993,12 @@ impl Ledger {
         self.forgeries.values()
     }
 
+    /// Items of evidence held (equivocation proofs, double votes, forged envelopes): what a
+    /// heartbeat reports, so that a peer asks for evidence only when it may lack some.
+    pub fn evidence_count(&self) -> u64 {
+        (self.proofs.len() + self.double_votes.len() + self.forgeries.len()) as u64
+    }
+
     /// Every item of evidence held, in a stable order, each with its cursor, starting after
     /// `after`: equivocation proofs by accused, then double votes by signer, then forged
     /// envelopes by hash. Anti-entropy pages through evidence with these cursors, so an

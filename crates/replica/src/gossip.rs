@@ -99,12 +99,15 @@ impl Replica {
         let matches = self.ledger.epoch_root(hb.epoch).map(|r| r == hb.root);
         // Any difference of version vectors starts a sync round (unless the peer is
         // delivering). Narrower rules (a settled epoch's roots only; only a peer holding at
-        // least as many events; or a difference seen at two heartbeats in a row, which
-        // cut an idle hundred's rounds from 1.4 to 1.0 a second per node) left the
-        // simulator's `scale-100-idle` with nodes short of an event written a second or two
-        // before its end: a relay that cannot admit an event yet does not pass it on, and
-        // the nodes behind it learn it from the next round.
+        // least as many events; a difference seen at two heartbeats in a row, or still
+        // there 200 ms later) left the simulator's `scale-100-idle` with a node short of an
+        // event written 1.2-2.5 s before its end: a relay that cannot admit an event yet
+        // does not pass it on, and the nodes behind it learn it from a round, so whatever
+        // delays the round delays them. What a round asks for is narrowed instead:
+        // certificates only if the peer holds a later one, evidence only if it holds more.
         let differs = hb.vv_digest != vv_digest(&self.ledger.feed_heads());
+        let certificates = hb.final_epoch > self.ledger.final_epoch();
+        let evidence = hb.evidence > self.ledger.evidence_count();
         let p = self.peers.entry(sender, now_ms);
         p.last_heartbeat_ms = Some(now_ms);
         p.root_matches = matches;
@@ -113,12 +116,7 @@ impl Replica {
             now_ms.saturating_sub(t) < crate::limits::SYNC_QUIET_AFTER_DELIVERY_MS
         });
         if differs && !delivering {
-            let target = if self.peers.is_connected(&sender) {
-                sender
-            } else {
-                from
-            };
-            self.start_sync(now_ms, target, "heartbeat_differs");
+            self.start_heads_sync(now_ms, sender, certificates, evidence);
         }
         // Heartbeats are for the peers they were sent to and are never relayed: a node hears
         // its connections' heartbeats only, O(degree) a second rather than O(members), and
@@ -137,6 +135,8 @@ impl Replica {
             root,
             vv_digest(&self.ledger.feed_heads()),
             self.ledger.len() as u64,
+            self.ledger.final_epoch(),
+            self.ledger.evidence_count(),
         );
         self.gossip(Gossip::Heartbeat(hb));
     }

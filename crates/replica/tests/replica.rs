@@ -453,7 +453,17 @@ fn heartbeats_count_once_and_only_from_their_sender() {
         s
     });
     assert_eq!(kp.id(), net.ids[1]);
-    let hb = Heartbeat::sign(&kp, net.nodes[0].network(), net.now, 0, [0; 32], [1; 32], 1);
+    let hb = Heartbeat::sign(
+        &kp,
+        net.nodes[0].network(),
+        net.now,
+        0,
+        [0; 32],
+        [1; 32],
+        1,
+        None,
+        0,
+    );
     let msg = || Message::Gossip(Gossip::Heartbeat(hb.clone()));
     let from = net.ids[1];
     // Heard (it counts, and records the peer's root) but not relayed: heartbeats are for
@@ -626,6 +636,8 @@ fn an_ejected_members_messages_are_refused() {
         [0; 32],
         [2; 32],
         9,
+        None,
+        0,
     );
     let verdict =
         net.nodes[0].handle_message(net.now, evil_id, Message::Gossip(Gossip::Heartbeat(hb)));
@@ -647,6 +659,8 @@ fn strangers_heartbeats_and_votes_are_dropped_before_they_cost_anything() {
         [0; 32],
         [3; 32],
         1,
+        None,
+        0,
     );
     let v = net.nodes[0].handle_message(net.now, from, Message::Gossip(Gossip::Heartbeat(hb)));
     assert_eq!(v, Acceptance::Ignore);

@@ -151,18 +151,12 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             tracing::error!(grace_s = SHUTDOWN_GRACE.as_secs(), "node did not stop in time; exiting");
             std::process::exit(1);
         });
-        // The node task runs on a worker, not on this thread: woken by its connections and
-        // the API (which run on the workers), it is scheduled on the waking worker's queue
-        // instead of unparking the main thread for every message (idle hundred: 1.09 →
-        // see BENCHMARKS.md "Scale").
-        match tokio::spawn(web4fed_node::run(settings, async move {
-            stop.notified().await
-        }))
-        .await
-        {
-            Ok(r) => r,
-            Err(e) => Err(format!("node task failed: {e}").into()),
-        }
+        // The node task runs on this thread, not spawned on a worker. Spawned, an idle
+        // hundred on one 2-core host used less CPU (0.89 against 1.0-1.2 cores), but five
+        // thoughts took 2.6 s to reach all hundred instead of 0.5-0.8 s: on a saturated
+        // host the node task waited in the workers' queues with every connection's task
+        // (`web4fed bench --nodes 100`, BENCHMARKS.md "Scale").
+        web4fed_node::run(settings, async move { stop.notified().await }).await
     })
     .map_err(|e| e.to_string())?;
     Ok(())

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 /// allocates and frees events, persistent-map nodes and snapshot buffers from several threads;
 /// jemalloc bounds fragmentation across threads and hands pages freed by a burst back to the
 /// system on a timer, which is what keeps a long-lived node's resident memory near its live
-/// heap (docs/BENCHMARKS.md, "Four thousand events a second, with a disk quota", has both
+/// heap (BENCHMARKS.md, "Four thousand events a second, with a disk quota", has both
 /// allocators' figures). It is the allocator long-running Rust servers use for this.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

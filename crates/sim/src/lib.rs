@@ -192,10 +192,11 @@ pub struct Config {
 
 #[derive(Debug)]
 enum Item {
+    /// Boxed: a message is large beside the other items, and the queue holds many.
     Deliver {
         from: usize,
         to: usize,
-        msg: Message,
+        msg: Box<Message>,
     },
     Post(usize),
     Attack(usize),
@@ -383,7 +384,7 @@ impl Sim {
                 Item::Deliver {
                     from,
                     to,
-                    msg: msg.clone(),
+                    msg: Box::new(msg.clone()),
                 },
             );
         }
@@ -1209,7 +1210,7 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
         }
         sim.now = t;
         match item {
-            Item::Deliver { from, to, msg } => sim.deliver(from, to, msg),
+            Item::Deliver { from, to, msg } => sim.deliver(from, to, *msg),
             Item::Post(i) => sim.on_post(i),
             Item::Wake(i) => sim.on_wake(i),
             Item::Attack(i) => sim.on_attack(i),

@@ -502,6 +502,70 @@ fn heartbeats_count_once_and_only_from_their_sender() {
 }
 
 #[test]
+fn a_differing_heartbeat_asks_for_certificates_and_evidence_only_when_its_sender_holds_more() {
+    let mut net = Net::new(2);
+    let kp = Keypair::from_secret({
+        let mut s = [0u8; 32];
+        s[..8].copy_from_slice(&2u64.to_be_bytes());
+        s[31] = 0x5a;
+        s
+    });
+    assert_eq!(kp.id(), net.ids[1]);
+    let from = net.ids[1];
+    // Past the start (registrations delivered, so node 1 is not "delivering").
+    net.run_until(net.now + 3 * HEARTBEAT_MS);
+    let asked = |net: &Net, kind: &str| {
+        let c = net.nodes[0].counters();
+        (
+            c.requests.get(kind).copied().unwrap_or(0),
+            c.sync_rounds.get("heartbeat_differs").copied().unwrap_or(0),
+        )
+    };
+    // Newer than any heartbeat node 1 sends during the test, and naming feeds nobody has.
+    let heartbeat = |sent_ms: u64, final_epoch: Option<u64>, evidence: u64| {
+        let hb = Heartbeat::sign(
+            &kp,
+            net.nodes[0].network(),
+            sent_ms,
+            0,
+            [0; 32],
+            [9; 32],
+            1,
+            final_epoch,
+            evidence,
+        );
+        Message::Gossip(Gossip::Heartbeat(hb))
+    };
+    let far = net.now + 1_000_000;
+    let ours = net.nodes[0].ledger().final_epoch();
+    let before = [asked(&net, "certificates"), asked(&net, "evidence")];
+    let (m1, m2) = (
+        heartbeat(far, ours, 0),
+        heartbeat(far + 1, Some(u64::MAX / 2), 3),
+    );
+    // The same certified epoch and no evidence: the feed heads only.
+    // Past the least interval between two rounds with one peer (the replica takes the
+    // time as an argument; the net's other messages wait).
+    let gap = web4fed_replica::limits::SYNC_MIN_INTERVAL_MS;
+    assert!(!net.nodes[0].peers().get(&from).unwrap().reconcile_in_flight);
+    net.nodes[0].handle_message(net.now + gap, from, m1);
+    let after = [asked(&net, "certificates"), asked(&net, "evidence")];
+    assert_eq!(after[0].1, before[0].1 + 1, "a round started");
+    assert_eq!(after[0].0, before[0].0, "no certificates asked");
+    assert_eq!(after[1].0, before[1].0, "no evidence asked");
+    // Once that round is answered: a later certificate and more evidence, so both are asked.
+    net.pump();
+    net.run_until(net.now + 2 * gap);
+    let before = [asked(&net, "certificates"), asked(&net, "evidence")];
+    assert!(!net.nodes[0].peers().get(&from).unwrap().reconcile_in_flight);
+    net.nodes[0].handle_message(net.now + gap, from, m2);
+    let after = [asked(&net, "certificates"), asked(&net, "evidence")];
+    assert_eq!(after[0].1, before[0].1 + 1, "a second round started");
+    assert_eq!(after[0].0, before[0].0 + 1, "certificates asked");
+    assert_eq!(after[1].0, before[1].0 + 1, "evidence asked");
+}
+
+#[test]
 fn peer_exchange_answers_cannot_grow_the_peer_book_without_bound() {
     let mut net = Net::new(2);
     let a = &mut net.nodes[0];

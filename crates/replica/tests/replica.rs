@@ -443,15 +443,21 @@ fn a_request_never_answered_expires_and_sync_starts_again() {
     assert_eq!(net.root(0), net.root(1));
 }
 
-#[test]
-fn heartbeats_count_once_and_only_from_their_sender() {
-    let mut net = Net::new(2);
-    let kp = Keypair::from_secret({
+/// The key pair of the net's second node (made from the testkit's seed 2), for tests that
+/// sign what it would send.
+fn second_node_key() -> Keypair {
+    Keypair::from_secret({
         let mut s = [0u8; 32];
         s[..8].copy_from_slice(&2u64.to_be_bytes());
         s[31] = 0x5a;
         s
-    });
+    })
+}
+
+#[test]
+fn heartbeats_count_once_and_only_from_their_sender() {
+    let mut net = Net::new(2);
+    let kp = second_node_key();
     assert_eq!(kp.id(), net.ids[1]);
     let hb = Heartbeat::sign(
         &kp,
@@ -504,12 +510,7 @@ fn heartbeats_count_once_and_only_from_their_sender() {
 #[test]
 fn a_differing_heartbeat_asks_for_certificates_and_evidence_only_when_its_sender_holds_more() {
     let mut net = Net::new(2);
-    let kp = Keypair::from_secret({
-        let mut s = [0u8; 32];
-        s[..8].copy_from_slice(&2u64.to_be_bytes());
-        s[31] = 0x5a;
-        s
-    });
+    let kp = second_node_key();
     assert_eq!(kp.id(), net.ids[1]);
     let from = net.ids[1];
     // Past the start (registrations delivered, so node 1 is not "delivering").

@@ -41,8 +41,9 @@ impl Replica {
 
     /// The round a heartbeat's differing feed digest starts: the feed heads, and evidence or
     /// certificates only if the heartbeat says the peer holds more of them. Most such rounds
-    /// are an event in flight; asking for evidence and certificates every time tripled what
-    /// an idle hundred's rounds cost (1.4 rounds a second per node).
+    /// are an event in flight; asking for evidence and certificates every time tripled the
+    /// requests of an idle hundred's rounds (about 1.2 rounds a second per node). The CPU
+    /// this saves was below what the idle measurements could resolve (BENCHMARKS.md).
     pub(crate) fn start_heads_sync(
         &mut self,
         now_ms: u64,

@@ -201,6 +201,9 @@ pub async fn run(
         format!("cannot listen on {}: {why}", settings.listen)
     })?;
     let metrics = Arc::new(Metrics::new());
+    // The swarm starts subscribed to every topic; the replica's first events may leave the
+    // agreement's.
+    metrics.agreement_subscribed.set(1);
     let (tx, mut rx) = mpsc::channel::<Command>(COMMAND_QUEUE);
     let (live_tx, _) = broadcast::channel::<Arc<str>>(LIVE_BUFFER);
     let (tpm, mut answers) = TpmWorker::new(config.tpm.as_ref());
@@ -546,7 +549,25 @@ impl Node {
             ReplicaEvent::Vouched { subject } => {
                 tracing::info!(%subject, "TPM answered the challenge; vouched");
             }
+            ReplicaEvent::AgreementTopics { subscribed } => self.agreement_topics(subscribed),
         }
+    }
+
+    /// Joins or leaves the votes and proposals topics as the replica enters or leaves the
+    /// validator committee.
+    fn agreement_topics(&mut self, subscribed: bool) {
+        let gs = &mut self.swarm.behaviour_mut().gossipsub;
+        for t in web4fed_replica::wire::Topic::AGREEMENT {
+            let topic = self.names.topic(t);
+            if subscribed {
+                // Only fails when the topic name cannot be built, which ours always can.
+                let _ = gs.subscribe(&topic);
+            } else {
+                gs.unsubscribe(&topic);
+            }
+        }
+        self.metrics.agreement_subscribed.set(i64::from(subscribed));
+        tracing::info!(subscribed, "agreement topics (votes, proposals)");
     }
 
     fn on_admitted(

@@ -75,6 +75,9 @@ pub struct Metrics {
     pub finality_latency: Histogram,
     /// The latest certified epoch.
     pub final_epoch: Gauge,
+    /// 1 while this node is subscribed to the agreement's topics (it is in the validator
+    /// committee, or does not know it yet), 0 while it learns finality from certificates.
+    pub agreement_subscribed: Gauge,
     /// The certified epoch of the newest snapshot written.
     pub snapshot_epoch: Gauge,
     /// Bytes of the newest snapshot written.
@@ -122,6 +125,7 @@ impl Metrics {
             attestations: Family::default(),
             finality_latency: Histogram::new([0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 60.0]),
             final_epoch: Gauge::default(),
+            agreement_subscribed: Gauge::default(),
             snapshot_epoch: Gauge::default(),
             snapshot_bytes: Gauge::default(),
             log_bytes: Gauge::default(),
@@ -237,6 +241,11 @@ impl Metrics {
             "final_epoch",
             "The latest certified epoch",
             m.final_epoch.clone(),
+        );
+        registry.register(
+            "agreement_subscribed",
+            "1 while subscribed to votes and proposals (in the validator committee), else 0",
+            m.agreement_subscribed.clone(),
         );
         registry.register(
             "snapshot_epoch",

@@ -313,6 +313,8 @@ impl Node {
             "round": v.at.round,
             "running": v.running,
             "proposal_epoch": v.proposal.as_ref().map(|b| b.epoch),
+            "committee_size": self.replica.committee().map(|c| c.len()),
+            "hears_votes": self.replica.hears_agreement(),
             "counts": self.replica.counters().agreement,
         })
     }

@@ -180,6 +180,14 @@ pub enum Event {
         /// The member.
         subject: MemberId,
     },
+    /// Join (`true`) or leave the agreement's topics (votes and proposals). Only the
+    /// validator committee needs them: every other node learns finality from certificates,
+    /// so a node outside the committee stops receiving and relaying some dozen votes a
+    /// second it has no use for. A driver starts subscribed to every topic.
+    AgreementTopics {
+        /// Whether to be subscribed.
+        subscribed: bool,
+    },
 }
 
 /// What the driver asks of the replica.

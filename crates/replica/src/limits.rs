@@ -37,6 +37,19 @@ pub const TARGET_PEERS: usize = 8;
 /// in (a bootstrap address every operator was given gets dialled by every newcomer), and
 /// without a ceiling that node would hold a connection to everyone.
 pub const MAX_PEERS: usize = 24;
+/// Members of the validator committee a committee member keeps as neighbours besides its
+/// other peers: votes and proposals travel only among the committee (the rest leave those
+/// topics), so its members must be linked among themselves. Four out-links each (its most
+/// preferred, see `peers::committee_neighbours`) keep the committee's graph connected
+/// (a random 4-out graph is) and fill gossipsub's lower mesh bound (`mesh_n_low` = 4).
+pub const COMMITTEE_PEERS: usize = 4;
+/// How long a node stays on the agreement's topics after it left the validator committee.
+/// Joining is at once; leaving waits, because a member can drop out of the committee for a
+/// checkpoint or two (registered after the checkpoint its set is drawn from, a generation
+/// change) and one that left and came back missed the votes in between: three nodes on a
+/// 200 ms epoch that left and rejoined within 250 ms stalled a round (about 3 s of
+/// finality, `voting_weight` test). Staying costs only the votes it hears meanwhile.
+pub const AGREEMENT_LEAVE_AFTER_MS: u64 = 30_000;
 /// A connection younger than this is never dropped for the ceiling above: its peer may know
 /// only us yet, and peer exchange (every few seconds) needs time to tell it of others.
 pub const EVICT_GRACE_MS: u64 = 10_000;

@@ -133,6 +133,25 @@ pub fn preference(me: &MemberId, peer: &MemberId) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
+/// The `k` members of a committee (other than `me`) that `me` prefers most: the committee
+/// neighbours a committee member keeps linked (see [`crate::limits::COMMITTEE_PEERS`]).
+/// One function for the replica's dials and the simulator's links, so both build the same
+/// graph: `k` random-looking out-links from each member make the committee's own graph
+/// connected whatever the rest of the peer set looks like.
+pub fn committee_neighbours<'a>(
+    me: &MemberId,
+    committee: impl IntoIterator<Item = &'a MemberId>,
+    k: usize,
+) -> Vec<MemberId> {
+    let mut order: Vec<(u64, MemberId)> = committee
+        .into_iter()
+        .filter(|m| *m != me)
+        .map(|m| (preference(me, m), *m))
+        .collect();
+    order.sort_unstable();
+    order.into_iter().take(k).map(|(_, m)| m).collect()
+}
+
 /// An address the operator asked us to keep dialling (its peer is unknown until it answers).
 #[derive(Debug, Clone)]
 pub struct Bootstrap {

@@ -105,6 +105,13 @@ pub struct Replica {
     pub(crate) rate_thoughts: bool,
     /// Committee seats waiting for our rating.
     pub(crate) seats: crate::rating::Seats,
+    /// The validator committee of the next height (see [`Replica::committee`]).
+    pub(crate) committee: Option<BTreeSet<MemberId>>,
+    /// Whether the driver is subscribed to the agreement's topics (see
+    /// [`Event::AgreementTopics`]); drivers start subscribed.
+    pub(crate) agreement_topics: bool,
+    /// Since when this member has been outside the committee (while it is).
+    pub(crate) out_of_committee_since: Option<u64>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -169,7 +176,11 @@ impl Replica {
             next_vote_due: now_ms,
             rate_thoughts: config.rate_thoughts,
             seats: Default::default(),
+            committee: None,
+            agreement_topics: true,
+            out_of_committee_since: None,
         };
+        r.update_committee(now_ms);
         r.note_ejections();
         r.queue_unrated_seats();
         r
@@ -393,6 +404,7 @@ impl Replica {
             self.drain_ledger(now_ms, Source::Local);
         }
         self.expire_requests(now_ms);
+        self.update_committee(now_ms);
         self.redial(now_ms);
         self.drop_surplus_peers(now_ms);
         self.exchange_peers(now_ms);
@@ -973,20 +985,30 @@ impl Replica {
         let mut dials = Vec::new();
         let want = TARGET_PEERS.saturating_sub(self.connected_members());
         let me = self.me;
+        let dialable = |m: &MemberId, p: &crate::peers::Peer| {
+            !p.connected
+                && !p.addrs.is_empty()
+                && now_ms >= p.next_dial_ms
+                && !self.peers.blocked.contains(m)
+                && self.is_member(m)
+        };
+        // A committee member's committee neighbours are dialled whatever the peer count:
+        // the agreement's gossip travels among the committee only.
+        let keep = self.committee_neighbours();
+        let mut chosen: Vec<MemberId> = keep
+            .iter()
+            .filter(|m| self.peers.get(m).is_some_and(|p| dialable(m, p)))
+            .copied()
+            .collect();
         let mut candidates: Vec<(u64, MemberId)> = self
             .peers
             .iter()
-            .filter(|(m, p)| {
-                !p.connected
-                    && !p.addrs.is_empty()
-                    && now_ms >= p.next_dial_ms
-                    && !self.peers.blocked.contains(m)
-                    && self.is_member(m)
-            })
+            .filter(|(m, p)| dialable(m, p) && !keep.contains(m))
             .map(|(m, _)| (crate::peers::preference(&me, m), *m))
             .collect();
         candidates.sort_unstable();
-        for (_, m) in candidates.into_iter().take(want) {
+        chosen.extend(candidates.into_iter().take(want).map(|(_, m)| m));
+        for m in chosen {
             if let Some(p) = self.peers.get_mut(&m) {
                 dials.push((Some(m), p.addrs.iter().cloned().collect()));
                 p.back_off(now_ms);
@@ -1019,11 +1041,13 @@ impl Replica {
             return;
         }
         let me = self.me;
+        let keep = self.committee_neighbours();
         let mut old: Vec<(u64, MemberId)> = self
             .peers
             .iter()
             .filter(|(m, p)| {
                 p.connected
+                    && !keep.contains(m)
                     && self.is_member(m)
                     && p.connected_since_ms
                         .is_some_and(|t| now_ms >= t.saturating_add(EVICT_GRACE_MS))

@@ -24,6 +24,10 @@ pub enum Topic {
 }
 
 impl Topic {
+    /// The agreement's topics: only the validator committee subscribes to them (see
+    /// [`crate::Event::AgreementTopics`]).
+    pub const AGREEMENT: [Topic; 2] = [Topic::Votes, Topic::Proposals];
+
     /// Every topic, for subscribing.
     pub const ALL: [Topic; 5] = [
         Topic::Events,

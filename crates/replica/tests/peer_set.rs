@@ -7,8 +7,10 @@ use web4fed_core::genesis::Genesis;
 use web4fed_core::identity::MemberId;
 use web4fed_core::ledger::Ledger;
 use web4fed_core::testkit::{sentence, Author};
-use web4fed_replica::limits::{EVICT_GRACE_MS, MAX_PEERS, TARGET_PEERS, TICK_MS};
-use web4fed_replica::peers::preference;
+use web4fed_replica::limits::{
+    AGREEMENT_LEAVE_AFTER_MS, COMMITTEE_PEERS, EVICT_GRACE_MS, MAX_PEERS, TARGET_PEERS, TICK_MS,
+};
+use web4fed_replica::peers::{committee_neighbours, preference};
 use web4fed_replica::{Command, Config, DisconnectReason, Event, Replica};
 
 const T0: u64 = 1_767_225_600_000;
@@ -150,6 +152,131 @@ fn surplus_neighbours_are_dropped_least_preferred_first_after_a_grace() {
         e,
         Event::Dial { peer: Some(p), .. } if dropped.contains(p)
     )));
+}
+
+/// Founders (the genesis's validator committee) of a federation of `MEMBERS` members.
+const FOUNDERS: usize = 6;
+
+/// Replica `me` of a federation of `MEMBERS` registered members whose first `FOUNDERS` are
+/// the genesis's founders, every other member known with an address.
+fn replica_with_committee(me: usize) -> (Replica, Vec<MemberId>, BTreeSet<MemberId>) {
+    let mut g = Genesis::with_pow_bits(4);
+    g.rate_base_thoughts = 1_000;
+    // Keys do not depend on the genesis, proofs of work do: name the founders first, then
+    // make the authors for the genesis that names them.
+    g.founders = (0..FOUNDERS)
+        .map(|i| Author::from_seed(&g, i as u64 + 1).id().to_hex())
+        .collect();
+    let mut authors: Vec<Author> = (0..MEMBERS)
+        .map(|i| Author::from_seed(&g, i as u64 + 1))
+        .collect();
+    let regs: Vec<_> = authors
+        .iter_mut()
+        .enumerate()
+        .map(|(i, a)| a.register(&g, &format!("n{i}"), T0))
+        .collect();
+    let committee: BTreeSet<MemberId> = authors[..FOUNDERS].iter().map(Author::id).collect();
+    let mut l = Ledger::new(g);
+    l.handle_batch(T0, regs);
+    while l.poll_output().is_some() {}
+    let cfg = Config {
+        keypair: authors[me].keypair.clone(),
+        heartbeat_ms: 1_000,
+        bootstrap: Vec::new(),
+        last_vote: None,
+        has_tpm: false,
+        rate_thoughts: false,
+    };
+    let mut r = Replica::new(cfg, l, T0);
+    let others: Vec<MemberId> = authors
+        .iter()
+        .map(Author::id)
+        .filter(|m| *m != r.me())
+        .collect();
+    for (k, m) in others.iter().enumerate() {
+        r.handle_addresses(T0, *m, vec![format!("/ip4/127.0.0.1/tcp/{}", 40_000 + k)]);
+    }
+    (r, others, committee)
+}
+
+fn dialled(events: &[Event]) -> BTreeSet<MemberId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Dial { peer, .. } => *peer,
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_committee_member_keeps_committee_neighbours_and_the_rest_leave_the_agreement_topics() {
+    // A founder: in the committee, it stays on the agreement's topics and dials its
+    // COMMITTEE_PEERS most preferred committee members besides its TARGET_PEERS neighbours.
+    let (mut r, others, committee) = replica_with_committee(0);
+    assert_eq!(r.committee(), Some(&committee));
+    assert!(r.hears_agreement());
+    let evs = events(&mut r);
+    assert!(!evs
+        .iter()
+        .any(|e| matches!(e, Event::AgreementTopics { .. })));
+    r.handle_timeout(T0 + TICK_MS);
+    let got = dialled(&events(&mut r));
+    let near = committee_neighbours(&r.me(), &committee, COMMITTEE_PEERS);
+    assert_eq!(near.len(), COMMITTEE_PEERS.min(FOUNDERS - 1));
+    assert!(near.iter().all(|m| committee.contains(m) && *m != r.me()));
+    let mut want: BTreeSet<MemberId> = near.iter().copied().collect();
+    let rest: Vec<MemberId> = others
+        .iter()
+        .copied()
+        .filter(|m| !want.contains(m))
+        .collect();
+    want.extend(ranked(&r, &rest).into_iter().take(TARGET_PEERS));
+    assert_eq!(
+        got, want,
+        "the committee neighbours and the {TARGET_PEERS} most preferred"
+    );
+    // Everyone dials in: above MAX_PEERS the committee neighbours are never the ones dropped.
+    for m in &others {
+        r.handle_connected(T0 + TICK_MS, *m, None);
+    }
+    let _ = events(&mut r);
+    r.handle_timeout(T0 + TICK_MS + EVICT_GRACE_MS + TICK_MS);
+    let dropped: Vec<MemberId> = events(&mut r)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Disconnect {
+                peer,
+                why: DisconnectReason::Surplus,
+            } => Some(peer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped.len(), others.len() - MAX_PEERS);
+    assert!(dropped.iter().all(|m| !near.contains(m)));
+
+    // A member outside the committee dials only its TARGET_PEERS most preferred, and leaves
+    // the agreement's topics once it has been outside for AGREEMENT_LEAVE_AFTER_MS.
+    let (mut r, others, committee) = replica_with_committee(FOUNDERS + 3);
+    assert!(!committee.contains(&r.me()));
+    r.handle_timeout(T0 + TICK_MS);
+    let evs = events(&mut r);
+    let want: BTreeSet<MemberId> = ranked(&r, &others).into_iter().take(TARGET_PEERS).collect();
+    assert_eq!(dialled(&evs), want);
+    let left = |evs: &[Event]| {
+        evs.iter()
+            .any(|e| matches!(e, Event::AgreementTopics { subscribed: false }))
+    };
+    assert!(!left(&evs) && r.hears_agreement(), "not at once");
+    r.handle_timeout(T0 + AGREEMENT_LEAVE_AFTER_MS - TICK_MS);
+    assert!(!left(&events(&mut r)) && r.hears_agreement());
+    r.handle_timeout(T0 + AGREEMENT_LEAVE_AFTER_MS + TICK_MS);
+    assert!(left(&events(&mut r)) && !r.hears_agreement());
+    // Told once: later ticks say nothing more while the committee stands.
+    r.handle_timeout(T0 + AGREEMENT_LEAVE_AFTER_MS + 10 * TICK_MS);
+    assert!(!events(&mut r)
+        .iter()
+        .any(|e| matches!(e, Event::AgreementTopics { .. })));
 }
 
 #[test]

@@ -227,6 +227,10 @@ struct Node {
     attack_step: u64,
     /// The global time of the wake-up scheduled for it, if any.
     wake_at: Option<u64>,
+    /// Whether it is subscribed to the agreement's topics (see
+    /// `web4fed_replica::Event::AgreementTopics`): votes and proposals reach only those that
+    /// are, as gossipsub delivers a topic only to its subscribers.
+    hears_agreement: bool,
 }
 
 /// Counters of a run, all deterministic.
@@ -406,7 +410,10 @@ impl Sim {
 
     /// Publishes a gossip message from `n` (or relays one it accepted from `relayed_from`).
     fn publish(&mut self, n: usize, msg: Message, relayed_from: Option<usize>) {
-        let peers = self.links[n].clone();
+        let mut peers = self.links[n].clone();
+        if is_agreement(&msg) {
+            peers.retain(|p| self.nodes[*p].hears_agreement);
+        }
         let targets = match (self.cfg.dissemination, relayed_from) {
             (Dissemination::FullMesh, None) => peers,
             (Dissemination::FullMesh, Some(f)) => self.pick(&peers, MESH_DEGREE, Some(f)),
@@ -484,6 +491,9 @@ impl Sim {
                 }
             }
             ReplicaEvent::Voted(v) => self.nodes[n].last_vote = Some(v),
+            ReplicaEvent::AgreementTopics { subscribed } => {
+                self.nodes[n].hears_agreement = subscribed;
+            }
             ReplicaEvent::ReadArchive {
                 to,
                 request,
@@ -598,6 +608,12 @@ impl Sim {
             *c = c.saturating_sub(1);
         }
         if !self.nodes[to].up || !self.nodes[from].up || self.blocked(from, to) {
+            self.stats.dropped += 1;
+            return;
+        }
+        // Gossipsub drops a message on a topic its node is not subscribed to (an adversary
+        // may still send one).
+        if is_agreement(&msg) && !self.nodes[to].hears_agreement {
             self.stats.dropped += 1;
             return;
         }
@@ -1008,11 +1024,45 @@ impl Sim {
     }
 }
 
+/// Whether a message travels on one of the agreement's topics (votes, proposals).
+fn is_agreement(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::Gossip(Gossip::Vote(_)) | Message::Gossip(Gossip::Proposal(_))
+    )
+}
+
 /// The links a federation's replicas make when each knows every member: node `i` dials its
-/// [`web4fed_replica::limits::TARGET_PEERS`] most preferred, and a link serves both ends.
+/// [`web4fed_replica::limits::TARGET_PEERS`] most preferred, a member of the validator
+/// committee also its [`web4fed_replica::limits::COMMITTEE_PEERS`] most preferred committee
+/// members (the committee each replica computes at the start), and a link serves both ends.
 fn peer_set_links(nodes: &[Node]) -> Vec<Vec<usize>> {
     let n = nodes.len();
     let mut links = vec![BTreeSet::new(); n];
+    let index: BTreeMap<MemberId, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (x.keypair.id(), i))
+        .collect();
+    for (i, node) in nodes.iter().enumerate() {
+        let Some(committee) = node.replica.committee() else {
+            continue;
+        };
+        if !committee.contains(&node.keypair.id()) {
+            continue;
+        }
+        let near = web4fed_replica::peers::committee_neighbours(
+            &node.keypair.id(),
+            committee,
+            web4fed_replica::limits::COMMITTEE_PEERS,
+        );
+        for m in near {
+            if let Some(&j) = index.get(&m) {
+                links[i].insert(j);
+                links[j].insert(i);
+            }
+        }
+    }
     for i in 0..n {
         let me = nodes[i].keypair.id();
         let mut order: Vec<(u64, usize)> = (0..n)
@@ -1095,6 +1145,7 @@ pub fn run(cfg: &Config, seed: u64) -> Outcome {
                 posted: 0,
                 attack_step: 0,
                 wake_at: None,
+                hears_agreement: true,
             }
         })
         .collect();

@@ -23,8 +23,8 @@ pub mod context;
 
 use crate::io::{Acceptance, Counters, Event};
 use crate::limits::{
-    HELD_PROPOSALS_MAX, PROPOSE_TIMEOUT_MS, ROUND_TIMEOUT_STEP_MS, ROUND_WINDOW, STALLED_STEP_MS,
-    VOTE_TIMEOUT_MS,
+    AGREEMENT_LEAVE_AFTER_MS, HELD_PROPOSALS_MAX, PROPOSE_TIMEOUT_MS, ROUND_TIMEOUT_STEP_MS,
+    ROUND_WINDOW, STALLED_STEP_MS, VOTE_TIMEOUT_MS,
 };
 use crate::replica::Replica;
 use crate::wire::Gossip;
@@ -33,7 +33,7 @@ use malachitebft_core_driver::{Driver, Input, Output, ThresholdParams};
 use malachitebft_core_types::{
     self as mc, Context as _, NilOrVal, Round, SignedMessage, Timeout, TimeoutKind, Validity,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use web4fed_core::finality::{At, CertError, Certificate, LastVote, Proposal, Vote, VoteKind};
 use web4fed_core::identity::MemberId;
@@ -224,6 +224,63 @@ impl Replica {
         }
         let period = self.genesis().inactivity_grace_ms.max(1);
         u32::try_from(1 + (now_ms - start) / period).unwrap_or(u32::MAX)
+    }
+
+    /// The members whose votes the next height counts: generation 0's committee and that of
+    /// the generation now due; `None` when a set is not agreed in advance here (a genesis
+    /// without founders, or a later generation's checkpoint not in this fold).
+    fn committee_now(&self, now_ms: u64) -> Option<BTreeSet<MemberId>> {
+        let mut committee = BTreeSet::new();
+        let gen = self.generation_at(now_ms);
+        for g in if gen == 0 { vec![0] } else { vec![0, gen] } {
+            let weights = self.ledger.validators(g)?;
+            committee.extend(weights.into_iter().filter(|(_, w)| *w > 0).map(|(m, _)| m));
+        }
+        Some(committee)
+    }
+
+    /// Keeps [`Replica::committee`] current and asks the driver to join the agreement's
+    /// topics as soon as this member is in the committee, and to leave them once it has been
+    /// out of it for [`AGREEMENT_LEAVE_AFTER_MS`]. Not knowing the committee counts as being
+    /// in it: a node never leaves on a guess.
+    pub(crate) fn update_committee(&mut self, now_ms: u64) {
+        self.committee = self.committee_now(now_ms);
+        let inside = self.committee.as_ref().is_none_or(|c| c.contains(&self.me));
+        let wanted = if inside {
+            self.out_of_committee_since = None;
+            true
+        } else {
+            let since = *self.out_of_committee_since.get_or_insert(now_ms);
+            self.agreement_topics && now_ms.saturating_sub(since) < AGREEMENT_LEAVE_AFTER_MS
+        };
+        if wanted != self.agreement_topics {
+            self.agreement_topics = wanted;
+            self.events
+                .push_back(Event::AgreementTopics { subscribed: wanted });
+        }
+    }
+
+    /// The validator committee of the next height, as of the last tick (`None`: not agreed
+    /// in advance here).
+    pub fn committee(&self) -> Option<&BTreeSet<MemberId>> {
+        self.committee.as_ref()
+    }
+
+    /// Whether this node takes part in the agreement's gossip (it is in the committee, or
+    /// does not know the committee).
+    pub fn hears_agreement(&self) -> bool {
+        self.agreement_topics
+    }
+
+    /// The committee members this one keeps as neighbours (none when it is not in the
+    /// committee): see [`crate::limits::COMMITTEE_PEERS`].
+    pub(crate) fn committee_neighbours(&self) -> Vec<MemberId> {
+        match &self.committee {
+            Some(c) if c.contains(&self.me) => {
+                crate::peers::committee_neighbours(&self.me, c, crate::limits::COMMITTEE_PEERS)
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Runs the agreement forward: enters a new height or generation when one is due,

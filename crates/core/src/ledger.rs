@@ -33,7 +33,7 @@ use crate::identity::{Keypair, MemberId};
 use crate::pow::{self, PowError};
 use crate::state::{check_evidence, State};
 use crate::verdict::Verdict;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 mod image;
@@ -443,6 +443,8 @@ pub struct Ledger {
     /// them by themselves, so operators and tests that count what they posted leave them out.
     ratings_held: u64,
     genesis: Genesis,
+    /// The genesis's founders, parsed once (see [`State::weights_with`]).
+    founders: BTreeSet<MemberId>,
     network: [u8; 32],
     verifier: Box<dyn Verifier>,
     events: HashMap<EventId, Arc<Event>>,
@@ -551,6 +553,7 @@ impl Ledger {
     pub fn with_verifier(genesis: Genesis, verifier: Box<dyn Verifier>) -> Self {
         let network = genesis.network_id();
         Self {
+            founders: genesis.founder_ids(),
             genesis,
             network,
             verifier,
@@ -1369,7 +1372,7 @@ impl Ledger {
         Checkpoint {
             root,
             frontier: self.state.frontier().clone(),
-            weights: self.state.weights_at(&self.genesis, end),
+            weights: self.state.weights_with(&self.genesis, &self.founders, end),
             trust: self
                 .state
                 .accounts()
@@ -1450,10 +1453,14 @@ impl Ledger {
             if let Some(w) = &self.next_weights {
                 return Some(w.clone());
             }
-            if self.genesis.founder_ids().is_empty() {
+            if self.founders.is_empty() {
                 return None;
             }
-            let w = State::default().weights_at(&self.genesis, self.genesis.genesis_time_ms);
+            let w = State::default().weights_with(
+                &self.genesis,
+                &self.founders,
+                self.genesis.genesis_time_ms,
+            );
             return Some(w);
         }
         let e = self.generation_epoch(gen)?;
@@ -1463,7 +1470,7 @@ impl Ledger {
     /// Whether the next height has no validator set agreed in advance: height 0 of a genesis
     /// without founders.
     pub fn open_height(&self) -> bool {
-        self.next_weights.is_none() && self.genesis.founder_ids().is_empty()
+        self.next_weights.is_none() && self.founders.is_empty()
     }
 
     /// Checks a proposed value against this node's own fold without adopting it: it must

@@ -16,35 +16,10 @@ use web4fed_replica::{Command, Config, DisconnectReason, Event, Replica};
 const T0: u64 = 1_767_225_600_000;
 const MEMBERS: usize = 40;
 
-/// Replica 0 of a federation of `MEMBERS` registered members, none connected yet, each
-/// known with an address.
+/// Replica 0 of a federation of `MEMBERS` registered members (a genesis naming no
+/// founders), none connected yet, each known with an address.
 fn replica() -> (Replica, Vec<MemberId>) {
-    let mut g = Genesis::with_pow_bits(4);
-    g.rate_base_thoughts = 1_000;
-    let mut authors: Vec<Author> = (0..MEMBERS)
-        .map(|i| Author::from_seed(&g, i as u64 + 1))
-        .collect();
-    let regs: Vec<_> = authors
-        .iter_mut()
-        .enumerate()
-        .map(|(i, a)| a.register(&g, &format!("n{i}"), T0))
-        .collect();
-    let mut l = Ledger::new(g);
-    l.handle_batch(T0, regs);
-    while l.poll_output().is_some() {}
-    let cfg = Config {
-        keypair: authors[0].keypair.clone(),
-        heartbeat_ms: 1_000,
-        bootstrap: Vec::new(),
-        last_vote: None,
-        has_tpm: false,
-        rate_thoughts: false,
-    };
-    let mut r = Replica::new(cfg, l, T0);
-    let others: Vec<MemberId> = authors[1..].iter().map(Author::id).collect();
-    for (k, m) in others.iter().enumerate() {
-        r.handle_addresses(T0, *m, vec![format!("/ip4/127.0.0.1/tcp/{}", 40_000 + k)]);
-    }
+    let (r, others, _) = federation(0, 0);
     (r, others)
 }
 
@@ -63,13 +38,7 @@ fn ranked(r: &Replica, members: &[MemberId]) -> Vec<MemberId> {
 fn a_replica_dials_only_its_most_preferred_neighbours() {
     let (mut r, others) = replica();
     r.handle_timeout(T0 + TICK_MS);
-    let dialled: BTreeSet<MemberId> = events(&mut r)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Dial { peer, .. } => peer,
-            _ => None,
-        })
-        .collect();
+    let dialled = dialled(&events(&mut r));
     let want: BTreeSet<MemberId> = ranked(&r, &others).into_iter().take(TARGET_PEERS).collect();
     assert_eq!(
         dialled, want,
@@ -112,16 +81,7 @@ fn surplus_neighbours_are_dropped_least_preferred_first_after_a_grace() {
         .any(|e| matches!(e, Event::Disconnect { .. })));
     let now = T0 + EVICT_GRACE_MS + TICK_MS;
     r.handle_timeout(now);
-    let dropped: BTreeSet<MemberId> = events(&mut r)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Disconnect {
-                peer,
-                why: DisconnectReason::Surplus,
-            } => Some(peer),
-            _ => None,
-        })
-        .collect();
+    let dropped: BTreeSet<MemberId> = surplus(events(&mut r));
     let order = ranked(&r, &others);
     let least: BTreeSet<MemberId> = order[MAX_PEERS..].iter().copied().collect();
     assert_eq!(dropped, least, "the least preferred beyond {MAX_PEERS}");
@@ -154,17 +114,18 @@ fn surplus_neighbours_are_dropped_least_preferred_first_after_a_grace() {
     )));
 }
 
-/// Founders (the genesis's validator committee) of a federation of `MEMBERS` members.
+/// Founders (the genesis's validator committee) in the committee tests.
 const FOUNDERS: usize = 6;
 
-/// Replica `me` of a federation of `MEMBERS` registered members whose first `FOUNDERS` are
-/// the genesis's founders, every other member known with an address.
-fn replica_with_committee(me: usize) -> (Replica, Vec<MemberId>, BTreeSet<MemberId>) {
+/// Replica `me` of a federation of `MEMBERS` registered members whose first `founders` are
+/// the genesis's founders (none: an open genesis), none connected yet, every other member
+/// known with an address; with the founders' ids.
+fn federation(me: usize, founders: usize) -> (Replica, Vec<MemberId>, BTreeSet<MemberId>) {
     let mut g = Genesis::with_pow_bits(4);
     g.rate_base_thoughts = 1_000;
     // Keys do not depend on the genesis, proofs of work do: name the founders first, then
     // make the authors for the genesis that names them.
-    g.founders = (0..FOUNDERS)
+    g.founders = (0..founders)
         .map(|i| Author::from_seed(&g, i as u64 + 1).id().to_hex())
         .collect();
     let mut authors: Vec<Author> = (0..MEMBERS)
@@ -175,7 +136,7 @@ fn replica_with_committee(me: usize) -> (Replica, Vec<MemberId>, BTreeSet<Member
         .enumerate()
         .map(|(i, a)| a.register(&g, &format!("n{i}"), T0))
         .collect();
-    let committee: BTreeSet<MemberId> = authors[..FOUNDERS].iter().map(Author::id).collect();
+    let committee: BTreeSet<MemberId> = authors[..founders].iter().map(Author::id).collect();
     let mut l = Ledger::new(g);
     l.handle_batch(T0, regs);
     while l.poll_output().is_some() {}
@@ -199,6 +160,21 @@ fn replica_with_committee(me: usize) -> (Replica, Vec<MemberId>, BTreeSet<Member
     (r, others, committee)
 }
 
+/// The members a replica dropped as surplus in these events.
+fn surplus<C: FromIterator<MemberId>>(events: Vec<Event>) -> C {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Disconnect {
+                peer,
+                why: DisconnectReason::Surplus,
+            } => Some(peer),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The members a replica dialled in these events.
 fn dialled(events: &[Event]) -> BTreeSet<MemberId> {
     events
         .iter()
@@ -213,7 +189,7 @@ fn dialled(events: &[Event]) -> BTreeSet<MemberId> {
 fn a_committee_member_keeps_committee_neighbours_and_the_rest_leave_the_agreement_topics() {
     // A founder: in the committee, it stays on the agreement's topics and dials its
     // COMMITTEE_PEERS most preferred committee members besides its TARGET_PEERS neighbours.
-    let (mut r, others, committee) = replica_with_committee(0);
+    let (mut r, others, committee) = federation(0, FOUNDERS);
     assert_eq!(r.committee(), Some(&committee));
     assert!(r.hears_agreement());
     let evs = events(&mut r);
@@ -242,22 +218,13 @@ fn a_committee_member_keeps_committee_neighbours_and_the_rest_leave_the_agreemen
     }
     let _ = events(&mut r);
     r.handle_timeout(T0 + TICK_MS + EVICT_GRACE_MS + TICK_MS);
-    let dropped: Vec<MemberId> = events(&mut r)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Disconnect {
-                peer,
-                why: DisconnectReason::Surplus,
-            } => Some(peer),
-            _ => None,
-        })
-        .collect();
+    let dropped: Vec<MemberId> = surplus(events(&mut r));
     assert_eq!(dropped.len(), others.len() - MAX_PEERS);
     assert!(dropped.iter().all(|m| !near.contains(m)));
 
     // A member outside the committee dials only its TARGET_PEERS most preferred, and leaves
     // the agreement's topics once it has been outside for AGREEMENT_LEAVE_AFTER_MS.
-    let (mut r, others, committee) = replica_with_committee(FOUNDERS + 3);
+    let (mut r, others, committee) = federation(FOUNDERS + 3, FOUNDERS);
     assert!(!committee.contains(&r.me()));
     r.handle_timeout(T0 + TICK_MS);
     let evs = events(&mut r);

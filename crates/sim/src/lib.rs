@@ -53,7 +53,7 @@ use web4fed_core::testkit::sentence;
 use web4fed_core::verdict::{EjectCause, Verdict};
 use web4fed_replica::{
     Acceptance, Command, Destination, Event as ReplicaEvent, Gossip, Message, Replica, Reply,
-    Request,
+    Request, Topic,
 };
 
 /// Messages in flight on one directed link; beyond this new ones are dropped and counted.
@@ -1026,10 +1026,7 @@ impl Sim {
 
 /// Whether a message travels on one of the agreement's topics (votes, proposals).
 fn is_agreement(m: &Message) -> bool {
-    matches!(
-        m,
-        Message::Gossip(Gossip::Vote(_)) | Message::Gossip(Gossip::Proposal(_))
-    )
+    matches!(m, Message::Gossip(g) if Topic::AGREEMENT.contains(&g.topic()))
 }
 
 /// The links a federation's replicas make when each knows every member: node `i` dials its

@@ -232,7 +232,7 @@ impl Replica {
     fn committee_now(&self, now_ms: u64) -> Option<BTreeSet<MemberId>> {
         let mut committee = BTreeSet::new();
         let gen = self.generation_at(now_ms);
-        for g in if gen == 0 { vec![0] } else { vec![0, gen] } {
+        for g in std::iter::once(0).chain((gen > 0).then_some(gen)) {
             let weights = self.ledger.validators(g)?;
             committee.extend(weights.into_iter().filter(|(_, w)| *w > 0).map(|(m, _)| m));
         }
